@@ -1,0 +1,5 @@
+"""Allow `python -m hailoc`."""
+
+from hailoc.cli import main
+
+main()

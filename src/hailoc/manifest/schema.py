@@ -1,0 +1,212 @@
+"""The models.yaml schema: strict pydantic models, unknown keys rejected."""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+HwArch = Literal["hailo8", "hailo8l", "hailo8r", "hailo10h", "hailo15h", "hailo15m", "hailo15l"]
+HW_ARCHS: tuple[str, ...] = HwArch.__args__  # type: ignore[attr-defined]
+
+Precision = Literal["int8", "int16-final", "int16-all", "custom"]
+PRECISIONS: tuple[str, ...] = Precision.__args__  # type: ignore[attr-defined]
+
+Backend = Literal["onnxruntime", "hailo"]
+Family = Literal["generic", "insightface", "magface", "adaface", "faceplugin"]
+
+# Names become folder names under hef/ and calibration/: no separators, no dot-dot, no leading dot.
+SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+SafeName = Annotated[str, StringConstraints(pattern=SAFE_NAME)]
+
+
+def _no_dotdot(value: str) -> str:
+    if ".." in value:
+        raise ValueError("must not contain '..'")
+    return value
+
+
+ModelName = Annotated[SafeName, AfterValidator(_no_dotdot)]
+
+
+def _relative_path(value: str) -> str:
+    path = PurePosixPath(value)
+    if not value or "\x00" in value:
+        raise ValueError("must be a non-empty path")
+    if ".." in path.parts and path.is_absolute():
+        raise ValueError("must not mix an absolute path with '..'")
+    return value
+
+
+RelPath = Annotated[str, AfterValidator(_relative_path)]
+
+
+class Strict(BaseModel):
+    """Base for every manifest section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputSpec(Strict):
+    """The network input as the ONNX file declares it."""
+
+    name: str = Field(min_length=1)
+    shape: tuple[int, int, int, int]
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    color: Literal["RGB", "BGR"] = "RGB"
+
+    @field_validator("shape")
+    @classmethod
+    def _positive(cls, shape: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        if any(dim <= 0 for dim in shape):
+            raise ValueError("every dimension must be a positive integer")
+        return shape
+
+    @model_validator(mode="after")
+    def _three_channels(self) -> InputSpec:
+        channels = self.shape[1] if self.layout == "NCHW" else self.shape[3]
+        if channels != 3:
+            raise ValueError(
+                f"layout {self.layout} puts channels at "
+                f"{'shape[1]' if self.layout == 'NCHW' else 'shape[3]'} = {channels}, expected 3"
+            )
+        return self
+
+    @property
+    def height_width(self) -> tuple[int, int]:
+        """Spatial size (H, W) of the input."""
+        if self.layout == "NCHW":
+            return self.shape[2], self.shape[3]
+        return self.shape[1], self.shape[2]
+
+
+Triple = tuple[float, float, float]
+
+
+def _triple(value: object) -> object:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (float(value),) * 3
+    return value
+
+
+class Normalization(Strict):
+    """Either per-channel mean/std applied by the DFC, or `in_graph: true`."""
+
+    mean: Triple | None = None
+    std: Triple | None = None
+    in_graph: bool = False
+
+    _expand = field_validator("mean", "std", mode="before")(_triple)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Normalization:
+        has_values = self.mean is not None or self.std is not None
+        if self.in_graph and has_values:
+            raise ValueError("give either mean/std or in_graph: true, not both")
+        if not self.in_graph and (self.mean is None or self.std is None):
+            raise ValueError("needs both mean and std, or in_graph: true")
+        if self.std is not None and any(s <= 0 for s in self.std):
+            raise ValueError("std values must be > 0")
+        return self
+
+
+class Finetune(Strict):
+    """post_quantization_optimization(finetune, ...) settings."""
+
+    learning_rate: float = Field(default=1e-4, gt=0)
+    epochs: int = Field(default=4, ge=1)
+    dataset_size: int = Field(default=4000, ge=1)
+
+
+class Optimization(Strict):
+    """Model-optimization settings rendered into the .alls."""
+
+    optimization_level: int = Field(default=2, ge=0, le=4)
+    compression_level: int = Field(default=0, ge=0, le=5)
+    calib_batch_size: int = Field(default=8, ge=1)
+    calibset_size: int = Field(default=1024, ge=1)
+    finetune: Finetune | None = None
+    compiler_optimization_level: Literal["max"] | int | None = None
+
+
+class Gate(Strict):
+    """Accuracy-gate thresholds: a build that misses them is recorded as failed."""
+
+    min_mean_agreement: float = Field(default=0.98, ge=-1, le=1)
+    min_worst_agreement: float = Field(default=0.90, ge=-1, le=1)
+    max_impostor_similarity: float = Field(default=0.60, ge=-1, le=1)
+    min_norm_cv: float = Field(default=0.01, ge=0)
+    face_sizes: tuple[int, ...] = (112, 64, 40, 24, 16)
+
+
+class Defaults(Strict):
+    """Values every model inherits unless its own entry overrides them."""
+
+    hw_arch: HwArch = "hailo8"
+    precision: Precision = "int8"
+    backend: Backend = "onnxruntime"
+    suite_image: str = "hailo8_ai_sw_suite_2025-10:1"
+    calibration_dir: RelPath = "calibration"
+    hef_dir: RelPath = "hef"
+    alls_templates: RelPath = "alls_templates"
+    optimization: Optimization = Optimization()
+    gate: Gate = Gate()
+
+
+class ModelEntry(Strict):
+    """One face model: where it is, how to feed it, how to compile it."""
+
+    family: Family = "generic"
+    onnx: RelPath
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
+    input: InputSpec
+    normalization: Normalization
+    hw_arch: HwArch | None = None
+    calib_set: SafeName | None = None
+    precision: Precision | None = None
+    start_nodes: tuple[str, ...] = ()
+    end_nodes: tuple[str, ...] = ()
+    embedding_output: str | None = None
+    a16_layers: tuple[str, ...] = ()
+    alls_template: SafeName | None = None
+    alls_extra: tuple[str, ...] = ()
+    optimization: Optimization | None = None
+    gate: Gate | None = None
+    notes: str | None = None
+
+    @field_validator("alls_extra")
+    @classmethod
+    def _single_lines(cls, lines: tuple[str, ...]) -> tuple[str, ...]:
+        for line in lines:
+            if "\n" in line or "\r" in line:
+                raise ValueError("each entry must be a single .alls line")
+        return lines
+
+    @model_validator(mode="after")
+    def _custom_needs_layers(self) -> ModelEntry:
+        if self.precision == "custom" and not self.a16_layers:
+            raise ValueError("precision 'custom' needs a16_layers (ONNX or HN layer names)")
+        return self
+
+
+class Manifest(Strict):
+    """The whole models.yaml."""
+
+    version: Literal[1] = 1
+    defaults: Defaults = Defaults()
+    models: dict[ModelName, ModelEntry]
+
+
+def is_safe_name(name: str) -> bool:
+    """True when `name` can be used as a folder name under hef/ or calibration/."""
+    return re.fullmatch(SAFE_NAME, name) is not None and ".." not in name

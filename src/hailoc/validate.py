@@ -1,0 +1,169 @@
+"""Check a manifest entry against its ONNX graph: inputs, normalization, parser nodes."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from hailoc.errors import HailocError, ManifestError, OnnxError
+from hailoc.fsutil import sha256_file
+from hailoc.manifest import ModelConfig
+from hailoc.manifest.families import FAMILIES
+from hailoc.onnxgraph import GraphInfo, inspect_model, load_onnx
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelCheck:
+    """The outcome of validating one model: graph facts, problems, warnings."""
+
+    config: ModelConfig
+    graph: GraphInfo | None = None
+    problems: list[HailocError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing blocks compiling this model."""
+        return self.graph is not None and not self.problems
+
+
+def _where(cfg: ModelConfig, key: str) -> str:
+    return f"models.{cfg.name}.{key}"
+
+
+def load_graph(cfg: ModelConfig) -> GraphInfo:
+    """Load the model's ONNX and inspect it, or raise one clear error."""
+    where = f"{_where(cfg, 'onnx')} ({cfg.onnx_field})"
+    if not cfg.onnx.is_file():
+        raise OnnxError(
+            f"file {cfg.onnx} not found",
+            where=where,
+            fix="put the model there or correct the path in models.yaml",
+        )
+    if cfg.sha256 is not None:
+        actual = sha256_file(cfg.onnx)
+        if actual != cfg.sha256:
+            raise OnnxError(
+                f"sha256 is {actual[:12]}..., manifest says {cfg.sha256[:12]}...",
+                where=_where(cfg, "sha256"),
+                fix="restore the original file, or update sha256 if the model changed on purpose",
+            )
+    model = load_onnx(cfg.onnx, where=where)
+    return inspect_model(model, cfg.onnx, cfg.embedding_output)
+
+
+def check_model(cfg: ModelConfig) -> ModelCheck:
+    """Validate one model entry against its graph; never raises for model problems."""
+    check = ModelCheck(cfg)
+    try:
+        graph = load_graph(cfg)
+    except HailocError as exc:
+        check.problems.append(exc)
+        return check
+    check.graph = graph
+    check.problems.extend(_input_problems(cfg, graph))
+    check.problems.extend(_normalization_problems(cfg, graph))
+    check.problems.extend(_node_problems(cfg, graph))
+    check.warnings.extend(_family_warnings(cfg))
+    if graph.static_batch(cfg.input.name) not in (None, 1):
+        check.warnings.append(
+            f"static batch {graph.static_batch(cfg.input.name)}: the DFC compiles batch 1"
+        )
+    return check
+
+
+def _input_problems(cfg: ModelConfig, graph: GraphInfo) -> list[HailocError]:
+    declared = cfg.input
+    if declared.name not in graph.inputs:
+        return [
+            ManifestError(
+                f"input {declared.name!r} is not in the graph (graph inputs: "
+                f"{', '.join(graph.inputs) or 'none'})",
+                where=_where(cfg, "input.name"),
+                fix="set input.name to one of the graph inputs",
+            )
+        ]
+    dims = graph.inputs[declared.name]
+    mismatch = len(dims) != len(declared.shape) or any(
+        isinstance(g, int) and g > 0 and g != d for g, d in zip(dims, declared.shape, strict=False)
+    )
+    if mismatch:
+        shown = "[" + ", ".join(str(d) for d in dims) + "]"
+        return [
+            ManifestError(
+                f"shape {list(declared.shape)} does not match the graph's {shown}",
+                where=_where(cfg, "input.shape"),
+                fix=f"set input.shape to {shown} (symbolic dims may be any positive size)",
+            )
+        ]
+    return []
+
+
+def _normalization_problems(cfg: ModelConfig, graph: GraphInfo) -> list[HailocError]:
+    baked = graph.in_graph_normalization
+    if baked and not cfg.normalization.in_graph:
+        return [
+            ManifestError(
+                f"double normalization: the graph already normalizes its input "
+                f"({', '.join(baked)}) and the manifest adds mean/std",
+                where=_where(cfg, "normalization"),
+                fix="set normalization: {in_graph: true}",
+            )
+        ]
+    if cfg.normalization.in_graph and not baked:
+        return [
+            ManifestError(
+                "in_graph: true, but the graph has no Sub/Add/Mul/Div on its input before the "
+                "first Conv, so raw pixels would reach the network",
+                where=_where(cfg, "normalization"),
+                fix="declare the mean and std the model was trained with",
+            )
+        ]
+    return []
+
+
+def _node_problems(cfg: ModelConfig, graph: GraphInfo) -> list[HailocError]:
+    problems: list[HailocError] = []
+    names = set(graph.node_names) | set(graph.inputs)
+    for key, wanted in (("start_nodes", cfg.start_nodes), ("end_nodes", cfg.end_nodes)):
+        missing = [n for n in wanted if n not in names]
+        if missing:
+            problems.append(
+                ManifestError(
+                    f"{', '.join(missing)} not found among the graph's nodes",
+                    where=_where(cfg, key),
+                    fix="use node names as shown by Netron or `hailoc models validate -v`",
+                )
+            )
+    if cfg.embedding_output is not None and cfg.embedding_output not in graph.tensors:
+        problems.append(
+            ManifestError(
+                f"tensor {cfg.embedding_output!r} is not produced by the graph (outputs: "
+                f"{', '.join(graph.outputs)})",
+                where=_where(cfg, "embedding_output"),
+                fix="name the tensor that holds the embedding, or remove the key",
+            )
+        )
+    return problems
+
+
+def _family_warnings(cfg: ModelConfig) -> list[str]:
+    family = FAMILIES.get(cfg.family)
+    norm = cfg.normalization
+    if family is None or norm.in_graph or norm.mean is None or norm.std is None:
+        return []
+    warnings = []
+    if any(abs(m - family.mean) > 1e-6 for m in norm.mean) or any(
+        abs(s - family.std) > 1e-6 for s in norm.std
+    ):
+        warnings.append(
+            f"normalization mean {list(norm.mean)} / std {list(norm.std)} differs from the "
+            f"{cfg.family} family's {family.mean} / {family.std} ({family.source})"
+        )
+    if cfg.input.color != family.color:
+        warnings.append(
+            f"input.color {cfg.input.color} differs from the {cfg.family} family's {family.color}"
+        )
+    return warnings

@@ -1,0 +1,96 @@
+"""Render a model's .alls from its manifest entry and a (resolved or unresolved) plan."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+
+from hailoc import __version__
+from hailoc.errors import HailocError
+from hailoc.manifest import ModelConfig
+from hailoc.plan import PrecisionPlan, ResolvedPlan
+
+BASE_TEMPLATE = "base.alls.j2"
+
+
+def templates_search_path(project_dir: Path) -> list[Path]:
+    """Project templates first, then the copy shipped inside the wheel."""
+    paths = [project_dir]
+    packaged = Path(str(resources.files("hailoc"))) / "alls_templates"
+    if packaged.is_dir():
+        paths.append(packaged)
+    return [p for p in paths if p.is_dir()]
+
+
+def _fmt(value: float) -> str:
+    return repr(float(value))
+
+
+def render_alls(
+    cfg: ModelConfig,
+    plan: ResolvedPlan | PrecisionPlan,
+    templates_dir: Path,
+) -> str:
+    """Render the .alls text; an unresolved plan is marked as not compilable."""
+    search = templates_search_path(templates_dir)
+    if not search:
+        raise HailocError(
+            f"no .alls templates at {templates_dir}",
+            where="defaults.alls_templates",
+            fix="point it at a folder holding base.alls.j2 (the repo's alls_templates/)",
+        )
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(p) for p in search]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    name = cfg.alls_template or f"{cfg.family}.alls.j2"
+    if not name.endswith(".j2"):
+        name = f"{name}.alls.j2"
+    try:
+        template = env.get_template(name)
+    except jinja2.TemplateNotFound:
+        if cfg.alls_template:
+            raise HailocError(
+                f"template {name} not found in {', '.join(map(str, search))}",
+                where=f"models.{cfg.name}.alls_template",
+                fix="add the template or remove the key to use the family default",
+            ) from None
+        template = env.get_template(BASE_TEMPLATE)
+
+    if isinstance(plan, ResolvedPlan):
+        layers, unresolved, precision = plan.a16_layers, False, plan.plan.precision
+    else:
+        layers = plan.onnx_nodes + plan.hn_names
+        if plan.include_output:
+            layers += ("<output layer>",)
+        unresolved, precision = not plan.is_int8, plan.precision
+
+    norm = cfg.normalization
+    normalization = None
+    if not norm.in_graph and norm.mean is not None and norm.std is not None:
+        normalization = {"mean": [_fmt(v) for v in norm.mean], "std": [_fmt(v) for v in norm.std]}
+    try:
+        return template.render(
+            version=__version__,
+            model=cfg.name,
+            family=cfg.family,
+            precision=precision,
+            hw_arch=cfg.hw_arch,
+            unresolved=unresolved,
+            normalization=normalization,
+            a16_layers=list(layers),
+            optimization=cfg.optimization,
+            extra=list(cfg.alls_extra),
+        )
+    except jinja2.TemplateError as exc:
+        raise HailocError(
+            f"template {template.name} failed to render: {exc}",
+            where=str(templates_dir),
+            fix="fix the template",
+        ) from None

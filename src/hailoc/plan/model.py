@@ -1,0 +1,42 @@
+"""The precision plan: one object, rendered to .alls for Hailo and to tensor overrides for ORT."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """A layer the plan wanted in 16-bit but had to leave out, and why."""
+
+    name: str
+    kind: str
+    why: str
+
+
+@dataclass(frozen=True)
+class PrecisionPlan:
+    """Which layers run a16_w16, named in ONNX terms (or HN terms for custom lists)."""
+
+    model: str
+    precision: str
+    onnx_nodes: tuple[str, ...]
+    hn_names: tuple[str, ...] = ()
+    include_output: bool = False
+    excluded: tuple[Excluded, ...] = ()
+
+    @property
+    def is_int8(self) -> bool:
+        """True when nothing runs in 16-bit."""
+        return not (self.onnx_nodes or self.hn_names or self.include_output)
+
+
+@dataclass(frozen=True)
+class ResolvedPlan:
+    """A plan whose layers are HN names from a parsed network: what a .alls may name."""
+
+    plan: PrecisionPlan
+    net_name: str
+    a16_layers: tuple[str, ...]
+    mapping: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    excluded: tuple[Excluded, ...] = ()

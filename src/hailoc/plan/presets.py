@@ -1,0 +1,66 @@
+"""Turn a precision preset (int8, int16-final, int16-all, custom) into a PrecisionPlan."""
+
+from __future__ import annotations
+
+import logging
+
+from hailoc.errors import PlanError
+from hailoc.manifest import ModelConfig
+from hailoc.onnxgraph import GraphInfo
+from hailoc.plan.model import Excluded, PrecisionPlan
+from hailoc.plan.support import a16_refusal, kind_for_onnx
+
+log = logging.getLogger(__name__)
+
+PRESET_HELP = {
+    "int8": "everything a8_w8",
+    "int16-final": "a16_w16 on the final embedding block and the output layer",
+    "int16-all": "a16_w16 on every weight layer that supports it, and the output layer",
+    "custom": "a16_w16 on the manifest's a16_layers (ONNX or HN names)",
+}
+
+
+def build_plan(cfg: ModelConfig, graph: GraphInfo, precision: str | None = None) -> PrecisionPlan:
+    """Build the plan for `precision` (default: the model's) over the graph's nodes."""
+    chosen = precision or cfg.precision
+    if chosen == "int8":
+        return PrecisionPlan(cfg.name, chosen, ())
+    if chosen == "int16-final":
+        return _filtered(cfg.name, chosen, graph, list(graph.final_block), include_output=True)
+    if chosen == "int16-all":
+        names = [n.name for n in graph.weight_nodes]
+        return _filtered(cfg.name, chosen, graph, names, include_output=True)
+    if chosen == "custom":
+        if not cfg.a16_layers:
+            raise PlanError(
+                "precision custom without a16_layers",
+                where=f"models.{cfg.name}.a16_layers",
+                fix="list the ONNX node or HN layer names to run in 16-bit",
+            )
+        onnx_names = [n for n in cfg.a16_layers if graph.node(n) is not None]
+        hn_names = tuple(n for n in cfg.a16_layers if graph.node(n) is None)
+        plan = _filtered(cfg.name, chosen, graph, onnx_names, include_output=False)
+        return PrecisionPlan(plan.model, chosen, plan.onnx_nodes, hn_names, False, plan.excluded)
+    raise PlanError(
+        f"unknown precision {chosen!r}",
+        where="--precision",
+        fix=f"use one of: {', '.join(PRESET_HELP)}",
+    )
+
+
+def _filtered(
+    model: str, precision: str, graph: GraphInfo, names: list[str], *, include_output: bool
+) -> PrecisionPlan:
+    keep: list[str] = []
+    excluded: list[Excluded] = []
+    for name in names:
+        node = graph.node(name)
+        op = node.op_type if node else "?"
+        why = a16_refusal(kind_for_onnx(op))
+        if why is None:
+            keep.append(name)
+        else:
+            excluded.append(Excluded(name, op, why))
+    for item in excluded:
+        log.warning("%s: %s (%s) stays 8-bit: %s", model, item.name, item.kind, item.why)
+    return PrecisionPlan(model, precision, tuple(keep), (), include_output, tuple(excluded))

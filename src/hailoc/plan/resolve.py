@@ -1,0 +1,91 @@
+"""Map a plan's ONNX node names to HN layer names: the only names a .alls may use."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+
+from hailoc.errors import PlanError
+from hailoc.plan.hn import HnNetwork
+from hailoc.plan.model import Excluded, PrecisionPlan, ResolvedPlan
+from hailoc.plan.support import a16_refusal, kind_for_hn
+
+log = logging.getLogger(__name__)
+
+_SUFFIX = re.compile(r"(.*?)(\d+)")
+
+
+def _nearest(hn: HnNetwork, name: str, count: int = 3) -> list[str]:
+    """HN layers ranked by their best similarity to `name`, over their own and ONNX names."""
+
+    wanted = _SUFFIX.fullmatch(name.lower())
+
+    def score(candidate: str) -> float:
+        text = difflib.SequenceMatcher(None, name.lower(), candidate.lower()).ratio()
+        other = _SUFFIX.fullmatch(candidate.lower())
+        if wanted and other and wanted[1] == other[1]:
+            # Same op prefix: exporters number nodes in graph order, so near numbers are near.
+            gap = abs(int(wanted[2]) - int(other[2]))
+            return max(text, 1.0 - min(gap, 50) / 100)
+        return text
+
+    ranked = sorted(
+        (
+            (max(score(c) for c in (layer.name, *layer.original_names)), layer.name)
+            for layer in hn.layers
+        ),
+        key=lambda item: -item[0],
+    )
+    return [layer for best, layer in ranked[:count] if best >= 0.4]
+
+
+def resolve_plan(plan: PrecisionPlan, hn: HnNetwork) -> ResolvedPlan:
+    """Resolve every planned layer to HN names, or raise naming the nearest HN layers."""
+    owners: dict[str, list[str]] = {}
+    for layer in hn.layers:
+        for original in layer.original_names:
+            owners.setdefault(original, []).append(layer.name)
+
+    mapping: dict[str, tuple[str, ...]] = {}
+    wanted: set[str] = set()
+    for node in plan.onnx_nodes:
+        found = owners.get(node)
+        if not found:
+            near = _nearest(hn, node)
+            raise PlanError(
+                f"ONNX node {node!r} maps to no HN layer"
+                + (f"; nearest HN layers: {', '.join(near)}" if near else ""),
+                where=f"{plan.model} ({plan.precision})",
+                fix="name HN layers from the parsed network, or check start/end nodes",
+            )
+        mapping[node] = tuple(found)
+        wanted.update(found)
+    for name in plan.hn_names:
+        named = hn.layer(name)
+        if named is None:
+            near = _nearest(hn, name)
+            raise PlanError(
+                f"{name!r} is neither an ONNX node nor an HN layer"
+                + (f"; nearest HN layers: {', '.join(near)}" if near else ""),
+                where=f"models.{plan.model}.a16_layers",
+                fix="use names from the parsed HN (conv53, fc1, ...) or the ONNX graph",
+            )
+        wanted.add(named.name)
+    if plan.include_output:
+        wanted.update(hn.output_layers)
+
+    excluded: list[Excluded] = []
+    ordered: list[str] = []
+    for layer in hn.layers:  # HN order is topological; keep it so the .alls reads naturally
+        if layer.name not in wanted:
+            continue
+        why = a16_refusal(kind_for_hn(layer.type))
+        if why is None:
+            ordered.append(layer.name)
+        else:
+            excluded.append(Excluded(layer.name, layer.type, why))
+            log.warning(
+                "%s: HN layer %s (%s) stays 8-bit: %s", plan.model, layer.name, layer.type, why
+            )
+    return ResolvedPlan(plan, hn.net_name, tuple(ordered), mapping, plan.excluded + tuple(excluded))

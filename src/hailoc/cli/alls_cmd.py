@@ -1,0 +1,63 @@
+"""`hailoc alls`: render the DFC model script for a model and precision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from hailoc.alls import render_alls
+from hailoc.cli.state import state
+from hailoc.errors import HailocError
+from hailoc.fsutil import atomic_write_text
+from hailoc.plan import PrecisionPlan, ResolvedPlan, build_plan, read_hn, resolve_plan
+from hailoc.validate import load_graph
+
+app = typer.Typer(help="Render .alls model scripts from alls_templates/.", no_args_is_help=True)
+
+PRECISION_HELP = "int8 | int16-final | int16-all | custom (default: the model's precision)."
+
+
+@app.command("render")
+def render(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Model name from models.yaml."),
+    precision: str | None = typer.Option(None, "--precision", "-p", help=PRECISION_HELP),
+    hn: Path | None = typer.Option(
+        None, "--hn", help="HN JSON of the parsed network; 16-bit layers are named from it."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write to this file (atomically) instead of stdout."
+    ),
+    unresolved: bool = typer.Option(
+        False,
+        "--unresolved",
+        help="Without --hn, render ONNX node names; the file is marked NOT compilable.",
+    ),
+) -> None:
+    """Print the .alls the DFC runs for NAME at a precision.
+
+    quantization_param names HN layers (conv53, fc1), which exist only after parsing: pass the
+    parse stage's HN JSON with --hn. int8 needs no HN.
+    """
+    st = state(ctx)
+    manifest = st.manifest()
+    cfg = manifest.model(name)
+    plan = build_plan(cfg, load_graph(cfg), precision)
+    chosen: ResolvedPlan | PrecisionPlan
+    if hn is not None:
+        chosen = resolve_plan(plan, read_hn(hn))
+    elif plan.is_int8 or unresolved:
+        chosen = plan
+    else:
+        raise HailocError(
+            f"precision {plan.precision} names 16-bit layers, which need the parsed HN",
+            where="--hn",
+            fix="pass --hn parsed.hn.json, or --unresolved for a non-compilable preview",
+        )
+    text = render_alls(cfg, chosen, manifest.templates_dir)
+    if output is None:
+        st.out.out(text, end="", highlight=False)
+    else:
+        atomic_write_text(output, text)
+        st.err.print(f"wrote {output}")

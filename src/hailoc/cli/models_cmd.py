@@ -1,0 +1,96 @@
+"""`hailoc models`: list and validate the manifest's models."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hailoc.cli.output import error_line, warning_line
+from hailoc.cli.state import state
+from hailoc.validate import ModelCheck, check_model
+
+app = typer.Typer(
+    help="List the models in models.yaml and validate them against their ONNX graphs.",
+    no_args_is_help=True,
+)
+
+
+@app.command("list")
+def list_models(ctx: typer.Context) -> None:
+    """Show every model: family, target, precision, calibration set, whether its ONNX exists."""
+    st = state(ctx)
+    manifest = st.manifest()
+    table = Table(title=f"models in {manifest.path}")
+    for column in ("name", "family", "hw_arch", "precision", "calib_set", "onnx"):
+        table.add_column(column)
+    for cfg in manifest.models():
+        present = "[green]present[/]" if cfg.onnx.is_file() else "[red]missing[/]"
+        table.add_row(
+            cfg.name,
+            cfg.family,
+            cfg.hw_arch,
+            cfg.precision,
+            cfg.calib_set or "-",
+            f"{present} {cfg.onnx_field}",
+        )
+    st.out.print(table)
+
+
+@app.command("validate")
+def validate(
+    ctx: typer.Context,
+    names: list[str] = typer.Argument(None, help="Models to check (default: all)."),
+    skip_missing: bool = typer.Option(
+        False, "--skip-missing", help="Skip models whose ONNX file is not there yet."
+    ),
+) -> None:
+    """Check each model's ONNX against its entry: input name/shape, normalization, nodes.
+
+    Fails on double normalization (graph normalizes and the manifest adds mean/std), warns
+    when mean/std or colour differ from the model family's known values, and reports static
+    batch, opset and the final embedding block that int16-final runs in 16-bit.
+    """
+    st = state(ctx)
+    manifest = st.manifest()
+    failed = 0
+    for cfg in manifest.models(names or None):
+        if skip_missing and not cfg.onnx.is_file():
+            st.err.print(f"[dim]{cfg.name}: skipped, {cfg.onnx_field} not present[/]")
+            continue
+        check = check_model(cfg)
+        _report(st.out, st.err, check, manifest.path.name)
+        failed += not check.ok
+    if failed:
+        raise typer.Exit(1)
+
+
+def _report(out: Console, err: Console, check: ModelCheck, manifest_name: str) -> None:
+    cfg = check.config
+    for problem in check.problems:
+        error_line(err, problem, prefix=f"{manifest_name}: ")
+    for warning in check.warnings:
+        warning_line(err, f"{cfg.name}: {warning}")
+    graph = check.graph
+    if graph is None or check.problems:
+        return
+    batch = graph.static_batch(cfg.input.name)
+    norm = (
+        f"in graph ({', '.join(graph.in_graph_normalization)})"
+        if graph.in_graph_normalization
+        else "by the DFC (mean/std in .alls)"
+    )
+    out.print(f"[bold green]ok[/] {cfg.name}: {cfg.onnx_field}")
+    out.print(
+        f"  opset {graph.opset}, IR {graph.ir_version}, "
+        f"batch {'static ' + str(batch) if batch else 'dynamic'}, "
+        f"{len(graph.nodes)} nodes, {len(graph.weight_nodes)} weight layers"
+    )
+    out.print(
+        f"  input {cfg.input.name} {list(cfg.input.shape)} {cfg.input.layout} "
+        f"{cfg.input.color}; normalization {norm}"
+    )
+    out.print(
+        f"  embedding output {graph.embedding_output}; final block: "
+        f"{', '.join(graph.final_block) or 'none found'}"
+    )

@@ -1,0 +1,62 @@
+"""Shared fixtures: a scratch project around the real example model, CLI runner helpers."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hailoc.cli import run
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+STANDIN = Path(__file__).resolve().parent / "standin"
+
+
+@dataclass
+class CliResult:
+    """Exit code and captured output of one `hailoc` invocation."""
+
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., CliResult]:
+    """Run the real CLI entry point in-process and capture what it prints."""
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("HAILOC_MANIFEST", raising=False)
+
+    def invoke(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = run(list(args))
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return invoke
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A scratch copy of the repo's manifest, templates and example model."""
+    (tmp_path / "models").mkdir()
+    shutil.copy(REPO / "models" / "fr_feature.onnx", tmp_path / "models" / "fr_feature.onnx")
+    shutil.copytree(REPO / "alls_templates", tmp_path / "alls_templates")
+    shutil.copy(REPO / "models.yaml", tmp_path / "models.yaml")
+    return tmp_path
+
+
+@pytest.fixture
+def standin_path(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Make the stand-in `hailo_sdk_client` importable for this test only."""
+    monkeypatch.syspath_prepend(str(STANDIN))
+    for mod in [m for m in sys.modules if m.startswith("hailo_sdk_client")]:
+        monkeypatch.delitem(sys.modules, mod)
+    return STANDIN

@@ -1,0 +1,1 @@
+"""Build backends: hailo (the DFC in the suite container) and onnxruntime (host emulation)."""

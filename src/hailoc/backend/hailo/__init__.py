@@ -1,0 +1,1 @@
+"""The Hailo backend: parse -> optimize -> compile in the suite container, driven from the host."""

@@ -1,0 +1,173 @@
+"""Run one worker stage in a container: mounts, user, logs, timeout, kill on Ctrl-C."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+WORK = "/local/workspace/work"
+NON_ROOT_UID = 10001
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host folder bound into the container."""
+
+    host: Path
+    target: str
+    read_only: bool = True
+
+
+@dataclass
+class StageOutcome:
+    """What happened to a stage container, as the host saw it."""
+
+    result: dict[str, Any] | None
+    exit_code: int | None
+    timed_out: bool = False
+    oom_killed: bool = False
+    log_tail: list[str] = field(default_factory=list)
+
+
+def container_user() -> str:
+    """Run as the invoking user, or as an unprivileged uid when hailoc itself runs as root."""
+    uid = os.getuid()
+    if uid == 0:
+        return f"{NON_ROOT_UID}:{NON_ROOT_UID}"
+    return f"{uid}:{os.getgid()}"
+
+
+def prepare_workdir(path: Path) -> None:
+    """Create the writable work folder so the container's non-root user can write to it."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.getuid() == 0:
+        os.chown(path, NON_ROOT_UID, NON_ROOT_UID)
+
+
+def run_stage(
+    client: Any,
+    image: str,
+    job: dict[str, Any],
+    workdir: Path,
+    mounts: list[Mount],
+    *,
+    timeout: float,
+    gpus: bool,
+    gpu_index: int | None = None,
+    on_line: Callable[[str], None],
+    labels: dict[str, str] | None = None,
+) -> StageOutcome:
+    """Run the worker on `job` (written to workdir/job.json) and collect its result."""
+    import requests
+    from docker.types import DeviceRequest
+
+    prepare_workdir(workdir)
+    job_path = workdir / "job.json"
+    job_path.write_text(json.dumps(job, indent=1), encoding="utf-8")
+    volumes = {
+        str(m.host.resolve()): {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
+        for m in mounts
+    }
+    volumes[str(workdir.resolve())] = {"bind": WORK, "mode": "rw"}
+    environment = {"HOME": "/tmp"}
+    if not gpus:
+        environment["CUDA_VISIBLE_DEVICES"] = ""
+    container = client.containers.run(
+        image,
+        command=[f"{WORK}/job.json"],
+        detach=True,
+        volumes=volumes,
+        user=container_user(),
+        environment=environment,
+        network_disabled=True,
+        labels={"org.hailoc": "stage", **(labels or {})},
+        device_requests=[_gpu_request(DeviceRequest, gpu_index)] if gpus else None,
+    )
+    tail: deque[str] = deque(maxlen=40)
+
+    def pump() -> None:
+        buffer = b""
+        for chunk in container.logs(stream=True, follow=True):
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for raw in lines:
+                line = raw.decode("utf-8", "replace")
+                tail.append(line)
+                on_line(line)
+        if buffer:
+            line = buffer.decode("utf-8", "replace")
+            tail.append(line)
+            on_line(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    timed_out = False
+    exit_code: int | None = None
+    try:
+        try:
+            exit_code = int(container.wait(timeout=timeout)["StatusCode"])
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            timed_out = True
+            _kill(container)
+            container.wait(timeout=60)
+    except BaseException:
+        _kill(container)  # Ctrl-C or anything else: never leave a DFC container running
+        raise
+    finally:
+        reader.join(timeout=10)
+        state = _state(container)
+        _remove(container)
+    result_path = workdir / "out" / "result.json"
+    result = None
+    if result_path.is_file():
+        try:
+            result = json.loads(result_path.read_text(encoding="utf-8"))
+        except ValueError:
+            result = None
+    return StageOutcome(
+        result=result,
+        exit_code=None if timed_out else exit_code,
+        timed_out=timed_out,
+        oom_killed=bool(state.get("OOMKilled")),
+        log_tail=list(tail),
+    )
+
+
+def _gpu_request(request_type: Any, index: int | None) -> Any:
+    if index is None:
+        return request_type(count=-1, capabilities=[["gpu"]])
+    return request_type(device_ids=[str(index)], capabilities=[["gpu"]])
+
+
+def _kill(container: Any) -> None:
+    from docker.errors import APIError, NotFound
+
+    with contextlib.suppress(APIError, NotFound):
+        container.kill()
+
+
+def _state(container: Any) -> dict[str, Any]:
+    from docker.errors import APIError, NotFound
+
+    try:
+        container.reload()
+        return dict(container.attrs.get("State", {}))
+    except (APIError, NotFound):
+        return {}
+
+
+def _remove(container: Any) -> None:
+    from docker.errors import APIError, NotFound
+
+    with contextlib.suppress(APIError, NotFound):
+        container.remove(force=True)

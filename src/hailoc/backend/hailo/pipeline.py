@@ -1,0 +1,362 @@
+"""Build one model with the Hailo DFC: parse -> render .alls -> optimize -> compile, cached."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hailoc import __version__
+from hailoc.alls import render_alls
+from hailoc.backend.hailo import docker_env
+from hailoc.backend.hailo.container import Mount, StageOutcome, run_stage
+from hailoc.build.layout import BuildTarget, output_dir
+from hailoc.build.options import BuildOptions
+from hailoc.build.reporter import Reporter
+from hailoc.cache import StageCache, cache_key
+from hailoc.errors import HailocError
+from hailoc.failures import KILLED, TIMEOUT, UNKNOWN, classify
+from hailoc.fsutil import atomic_write_bytes, atomic_write_text, sha256_file
+from hailoc.manifest import LoadedManifest, ModelConfig
+from hailoc.plan import build_plan, read_hn, resolve_plan
+from hailoc.records import BuildRecord, StageRecord
+from hailoc.validate import check_model
+
+log = logging.getLogger(__name__)
+
+STANDIN_MAGIC = b"HAILOC-STANDIN-NOT-A-HEF"
+WS = "/local/workspace"
+
+
+@dataclass(frozen=True)
+class HailoSession:
+    """A connected engine with the suite and hailoc's DFC image ready."""
+
+    client: Any
+    image: str
+    suite_ref: str
+    suite_id: str
+    gpus: bool
+    worker: str
+
+
+def open_session(manifest: LoadedManifest, options: BuildOptions) -> HailoSession:
+    """Check the daemon and the suite image, build the DFC image if needed."""
+    target = docker_env.DockerTarget(options.docker_host, options.docker_context)
+    client = docker_env.connect(target)
+    suite_ref = options.suite_image or manifest.data.defaults.suite_image
+    suite_id = docker_env.suite_image_id(client, suite_ref)
+    image = docker_env.ensure_dfc_image(client, suite_ref, suite_id, manifest.root)
+    gpus = docker_env.has_gpu_runtime(client) if options.gpus is None else options.gpus
+    return HailoSession(client, image, suite_ref, suite_id, gpus, docker_env.worker_digest())
+
+
+class StageFailed(Exception):
+    """A stage ended without its outputs; the record already says why."""
+
+
+def _net_name(model: str) -> str:
+    return re.sub(r"\W", "_", model)
+
+
+class HailoBuilder:
+    """Builds targets one at a time against an open session."""
+
+    def __init__(
+        self,
+        manifest: LoadedManifest,
+        options: BuildOptions,
+        session: HailoSession,
+        reporter: Reporter,
+    ) -> None:
+        self.manifest = manifest
+        self.options = options
+        self.session = session
+        self.reporter = reporter
+        self.cache = StageCache(manifest.root / ".hailoc" / "cache")
+        self.work_root = manifest.root / ".hailoc" / "work"
+
+    # -- public -----------------------------------------------------------------------------
+    def build(self, target: BuildTarget, slot: int | None = None) -> BuildRecord:
+        """Build one target; failures end up in the returned record, never as exceptions."""
+        started = time.monotonic()
+        out = output_dir(self.manifest.hef_dir, target)
+        out.mkdir(parents=True, exist_ok=True)
+        record = BuildRecord(target.model, "hailo", target.hw_arch, target.precision)
+        log_lines: list[str] = []
+        try:
+            self._build(target, record, out, log_lines, slot)
+        except StageFailed:
+            pass
+        except HailocError as exc:
+            record.fail("input", str(exc), exc.fix or "fix the input named in the message")
+        record.seconds = round(time.monotonic() - started, 3)
+        record.log_tail = log_lines[-30:]
+        self._finish(out, record, log_lines)
+        self.reporter.done(record)
+        return record
+
+    # -- steps ------------------------------------------------------------------------------
+    def _build(
+        self,
+        target: BuildTarget,
+        record: BuildRecord,
+        out: Path,
+        log_lines: list[str],
+        slot: int | None,
+    ) -> None:
+        cfg = self.manifest.model(target.model)
+        check = check_model(cfg)
+        if check.problems:
+            raise check.problems[0]
+        assert check.graph is not None
+        calib = self._calibration(cfg)
+        record.inputs = {
+            "onnx": str(cfg.onnx),
+            "onnx_sha256": sha256_file(cfg.onnx),
+            "manifest_entry": self.manifest.data.models[cfg.name].model_dump(mode="json"),
+            "calibration": str(calib),
+            "calibration_sha256": sha256_file(calib),
+            "suite_image": self.session.suite_ref,
+            "suite_image_id": self.session.suite_id,
+            "dfc_image": self.session.image,
+            "worker_sha256": self.session.worker,
+            "hailoc_version": __version__,
+        }
+        parse_key = cache_key(
+            "parse",
+            {
+                k: record.inputs[k]
+                for k in ("onnx_sha256", "suite_image_id", "worker_sha256", "hailoc_version")
+            }
+            | {
+                "hw_arch": target.hw_arch,
+                "net": _net_name(cfg.name),
+                "input": cfg.input.model_dump(mode="json"),
+                "start_nodes": cfg.start_nodes,
+                "end_nodes": cfg.end_nodes,
+            },
+        )
+        parse_dir = self._stage(
+            target,
+            record,
+            log_lines,
+            slot,
+            "parse",
+            parse_key,
+            job={
+                "onnx": f"{WS}/models/{cfg.onnx.name}",
+                "net_name": _net_name(cfg.name),
+                "hw_arch": target.hw_arch,
+                "start_nodes": list(cfg.start_nodes),
+                "end_nodes": list(cfg.end_nodes),
+                "input_name": cfg.input.name,
+                "input_shape": list(cfg.input.shape),
+            },
+            mounts=[Mount(cfg.onnx.parent, f"{WS}/models")],
+            outputs=("parsed.har", "parsed.hn.json"),
+        )
+        hn_path = parse_dir / "parsed.hn.json"
+        plan = build_plan(cfg, check.graph, target.precision)
+        resolved = resolve_plan(plan, read_hn(hn_path))
+        alls = render_alls(cfg, resolved, self.manifest.templates_dir)
+        record.plan = {
+            "onnx_nodes": list(plan.onnx_nodes),
+            "a16_layers": list(resolved.a16_layers),
+            "excluded": [e.__dict__ for e in resolved.excluded],
+        }
+        record.inputs["alls"] = alls
+        record.inputs["alls_sha256"] = hashlib.sha256(alls.encode()).hexdigest()
+
+        optimize_key = cache_key(
+            "optimize",
+            {
+                "parse": parse_key,
+                "alls_sha256": record.inputs["alls_sha256"],
+                "calibration_sha256": record.inputs["calibration_sha256"],
+                "channel_order": cfg.input.color,
+            },
+        )
+        optimize_dir = self._stage(
+            target,
+            record,
+            log_lines,
+            slot,
+            "optimize",
+            optimize_key,
+            job={
+                "har_in": f"{WS}/in/parsed.har",
+                "alls": f"{WS}/work/model.alls",
+                "calib": f"{WS}/calibration/{calib.name}",
+                "hw_arch": target.hw_arch,
+                "channel_order": cfg.input.color,
+            },
+            mounts=[Mount(parse_dir, f"{WS}/in"), Mount(calib.parent, f"{WS}/calibration")],
+            outputs=("optimized.har",),
+            extra_files={"model.alls": alls},
+        )
+        compile_key = cache_key("compile", {"optimize": optimize_key})
+        compile_dir = self._stage(
+            target,
+            record,
+            log_lines,
+            slot,
+            "compile",
+            compile_key,
+            job={"har_in": f"{WS}/in/optimized.har", "hw_arch": target.hw_arch},
+            mounts=[Mount(optimize_dir, f"{WS}/in")],
+            outputs=("model.hef",),
+        )
+        self._promote(cfg, record, out, alls, hn_path, compile_dir / "model.hef")
+
+    def _calibration(self, cfg: ModelConfig) -> Path:
+        if cfg.calib_set is None:
+            raise HailocError(
+                "no calibration set",
+                where=f"models.{cfg.name}.calib_set",
+                fix="name a set under calibration/ (build one with `hailoc calib build`)",
+            )
+        path = self.manifest.calibration_dir / cfg.calib_set / "calib.npy"
+        if not path.is_file():
+            raise HailocError(
+                f"calibration set {cfg.calib_set!r} not found at {path}",
+                where=f"models.{cfg.name}.calib_set",
+                fix=f"run `hailoc calib build {cfg.calib_set} --images DIR`",
+            )
+        return path
+
+    def _stage(
+        self,
+        target: BuildTarget,
+        record: BuildRecord,
+        log_lines: list[str],
+        slot: int | None,
+        stage: str,
+        key: str,
+        *,
+        job: dict[str, Any],
+        mounts: list[Mount],
+        outputs: tuple[str, ...],
+        extra_files: dict[str, str] | None = None,
+    ) -> Path:
+        cached = None if self.options.rerun(stage) else self.cache.lookup(stage, key)
+        self.reporter.stage(target, stage, cached is not None)
+        if cached is not None:
+            record.stages.append(StageRecord(stage, "ok", 0.0, cache_hit=True, cache_key=key))
+            return cached
+        workdir = self.work_root / uuid.uuid4().hex[:12]
+        try:
+            docker_env_prepare(workdir, extra_files or {})
+            started = time.monotonic()
+
+            def on_line(text: str) -> None:
+                log_lines.append(text)
+                self.reporter.line(target, text)
+
+            outcome = run_stage(
+                self.session.client,
+                self.session.image,
+                {**job, "stage": stage, "out_dir": f"{WS}/work/out"},
+                workdir,
+                mounts,
+                timeout=self.options.stage_timeout,
+                gpus=self.session.gpus,
+                gpu_index=slot,
+                on_line=on_line,
+                labels={"org.hailoc.model": target.model, "org.hailoc.stage": stage},
+            )
+            seconds = round(time.monotonic() - started, 3)
+            stage_record = _stage_record(stage, key, seconds, outcome)
+            record.stages.append(stage_record)
+            if stage_record.status != "ok":
+                _fail(record, stage_record, outcome, self.options.stage_timeout)
+                raise StageFailed(stage)
+            files = {name: workdir / "out" / name for name in outputs}
+            missing = [n for n, p in files.items() if not p.is_file()]
+            if missing:
+                record.fail(
+                    "unknown",
+                    f"{stage} reported ok but wrote no {', '.join(missing)}",
+                    UNKNOWN.hint,
+                )
+                raise StageFailed(stage)
+            return self.cache.store(stage, key, files, {"stage": stage, "result": outcome.result})
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _promote(
+        self, cfg: ModelConfig, record: BuildRecord, out: Path, alls: str, hn: Path, hef: Path
+    ) -> None:
+        data = hef.read_bytes()
+        standin = data.startswith(STANDIN_MAGIC)
+        # A stand-in's output must never pass for a HEF: different name, flagged in the record.
+        name = f"{cfg.name}.standin-not-a-hef" if standin else f"{cfg.name}.hef"
+        atomic_write_text(out / "model.alls", alls)
+        atomic_write_bytes(out / "parsed.hn.json", hn.read_bytes())
+        atomic_write_bytes(out / name, data)
+        record.artifacts = {
+            "hef" if not standin else "standin_output": {
+                "path": str(out / name),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                **({"note": "produced by the test stand-in DFC: NOT a HEF"} if standin else {}),
+            },
+            "alls": {"path": str(out / "model.alls"), "sha256": record.inputs["alls_sha256"]},
+        }
+        record.status = "ok"
+        if standin:
+            log.warning("%s: built with the stand-in DFC; %s is NOT a HEF", cfg.name, name)
+
+    def _finish(self, out: Path, record: BuildRecord, log_lines: list[str]) -> None:
+        if record.status != "ok":
+            # What sits beside record.json always matches it: no stale HEF after a failure.
+            for stale in (f"{record.model}.hef", f"{record.model}.standin-not-a-hef"):
+                (out / stale).unlink(missing_ok=True)
+        atomic_write_text(out / "build.log", "\n".join(log_lines) + ("\n" if log_lines else ""))
+        record.write(out / "record.json")
+
+
+def docker_env_prepare(workdir: Path, files: dict[str, str]) -> None:
+    """Create a stage's work folder holding the host-rendered inputs."""
+    from hailoc.backend.hailo.container import prepare_workdir
+
+    prepare_workdir(workdir)
+    for name, text in files.items():
+        (workdir / name).write_text(text, encoding="utf-8")
+
+
+def _stage_record(stage: str, key: str, seconds: float, outcome: StageOutcome) -> StageRecord:
+    result = outcome.result or {}
+    ok = result.get("status") == "ok" and outcome.exit_code == 0 and not outcome.timed_out
+    return StageRecord(
+        name=stage,
+        status="ok" if ok else "failed",
+        seconds=seconds,
+        cache_key=key,
+        peak_rss_mb=result.get("peak_rss_mb"),
+        error_type=result.get("error_type"),
+        message=result.get("message"),
+        traceback_tail=list(result.get("traceback_tail", [])),
+    )
+
+
+def _fail(record: BuildRecord, stage: StageRecord, outcome: StageOutcome, timeout: float) -> None:
+    if outcome.timed_out:
+        record.fail(TIMEOUT.name, f"{stage.name} exceeded its {timeout:g} s timeout", TIMEOUT.hint)
+    elif outcome.result is None:
+        how = (
+            "out of memory (OOMKilled)"
+            if outcome.oom_killed
+            else (f"exit code {outcome.exit_code}")
+        )
+        record.fail(
+            KILLED.name, f"{stage.name} container died without a result: {how}", KILLED.hint
+        )
+    else:
+        known = classify(stage.error_type or "", stage.message or "")
+        record.fail(known.name, f"{stage.name}: {stage.error_type}: {stage.message}", known.hint)

@@ -1,0 +1,66 @@
+"""The one thin adapter over the Hailo DFC (`hailo_sdk_client`).
+
+Runs inside the suite container. Uses only the API surface listed in DFC_NOTES.md; every
+other file talks to the DFC through these functions. Standard library + numpy only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def parse(
+    onnx_path: str,
+    net_name: str,
+    hw_arch: str,
+    start_nodes: list[str],
+    end_nodes: list[str],
+    input_name: str,
+    input_shape: list[int],
+    har_out: str,
+) -> dict[str, Any]:
+    """Translate the ONNX into a HAR; return the HN dict."""
+    from hailo_sdk_client import ClientRunner
+
+    runner = ClientRunner(hw_arch=hw_arch)
+    kwargs: dict[str, Any] = {"net_input_shapes": {input_name: list(input_shape)}}
+    if start_nodes:
+        kwargs["start_node_names"] = list(start_nodes)
+    if end_nodes:
+        kwargs["end_node_names"] = list(end_nodes)
+    runner.translate_onnx_model(onnx_path, net_name, **kwargs)
+    runner.save_har(har_out)
+    hn = runner.get_hn_dict() if hasattr(runner, "get_hn_dict") else runner.get_hn()
+    return hn if isinstance(hn, dict) else json.loads(hn)
+
+
+def optimize(har_in: str, hw_arch: str, alls_text: str, calib: Any, har_out: str) -> Any:
+    """Load the model script, quantize with the calibration array, save the optimized HAR."""
+    from hailo_sdk_client import ClientRunner
+
+    runner = ClientRunner(hw_arch=hw_arch, har=har_in)
+    runner.load_model_script(alls_text)
+    runner.optimize_full_precision(calib)
+    runner.optimize(calib)
+    runner.save_har(har_out)
+    return runner
+
+
+def emulate(runner: Any, faces: Any) -> tuple[Any, Any]:
+    """Embeddings of `faces` under SDK_FP_OPTIMIZED and SDK_QUANTIZED emulation."""
+    from hailo_sdk_client import InferenceContext
+
+    outputs = []
+    for context in (InferenceContext.SDK_FP_OPTIMIZED, InferenceContext.SDK_QUANTIZED):
+        with runner.infer_context(context) as ctx:
+            outputs.append(runner.infer(ctx, faces))
+    return outputs[0], outputs[1]
+
+
+def compile_hef(har_in: str, hw_arch: str) -> bytes:
+    """Compile an optimized HAR and return the HEF bytes."""
+    from hailo_sdk_client import ClientRunner
+
+    runner = ClientRunner(hw_arch=hw_arch, har=har_in)
+    return bytes(runner.compile())

@@ -1,0 +1,148 @@
+"""hailoc's in-container worker: run one DFC stage from a job file, report a result file.
+
+Standard library + numpy + hailo_sdk_client only, so it runs in the suite's Python without
+hailoc's host dependencies. Usage: python3 worker.py /path/to/job.json
+
+Every artifact is written to a temp name and renamed when whole; a failed stage removes what
+it wrote, so the host never sees a partial HAR or HEF. The result file is the contract with
+the host: status, seconds, peak memory, error type, message and the traceback's tail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dfc
+
+MARK = "@@hailoc"
+
+
+def say(stage: str, event: str, **fields: Any) -> None:
+    """A line the host parses from the log stream to follow stage progress."""
+    extra = " ".join(f"{k}={v}" for k, v in fields.items())
+    print(f"{MARK} stage={stage} event={event} {extra}".rstrip(), flush=True)
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    tmp = f"{path}.partial"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_save_npy(path: str, array: Any) -> None:
+    tmp = f"{path}.partial.npy"
+    np.save(tmp, array)
+    os.replace(tmp, path)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def load_faces(path: str, channel_order: str) -> Any:
+    """uint8 NHWC RGB faces -> float32 NHWC in the model's channel order, raw pixel range."""
+    faces = np.load(path, mmap_mode="r")
+    if faces.ndim != 4 or faces.shape[-1] != 3:
+        raise ValueError(f"calibration array {path} has shape {faces.shape}, expected (N,H,W,3)")
+    faces = np.asarray(faces, dtype=np.float32)
+    return faces[..., ::-1].copy() if channel_order == "BGR" else faces
+
+
+def stage_parse(job: dict[str, Any], out: str) -> dict[str, Any]:
+    har = os.path.join(out, "parsed.har")
+    hn = dfc.parse(
+        job["onnx"],
+        job["net_name"],
+        job["hw_arch"],
+        job.get("start_nodes", []),
+        job.get("end_nodes", []),
+        job["input_name"],
+        job["input_shape"],
+        har + ".tmp",
+    )
+    os.replace(har + ".tmp", har)
+    atomic_write(os.path.join(out, "parsed.hn.json"), json.dumps(hn, indent=1).encode())
+    return {"artifacts": ["parsed.har", "parsed.hn.json"]}
+
+
+def stage_optimize(job: dict[str, Any], out: str) -> dict[str, Any]:
+    with open(job["alls"], encoding="utf-8") as fh:
+        alls = fh.read()
+    calib = load_faces(job["calib"], job.get("channel_order", "RGB"))
+    har = os.path.join(out, "optimized.har")
+    runner = dfc.optimize(job["har_in"], job["hw_arch"], alls, calib, har + ".tmp")
+    os.replace(har + ".tmp", har)
+    artifacts = ["optimized.har"]
+    if job.get("eval"):
+        faces = load_faces(job["eval"], job.get("channel_order", "RGB"))
+        say("optimize", "emulate", faces=len(faces))
+        fp, quant = dfc.emulate(runner, faces)
+        atomic_save_npy(os.path.join(out, "emulate_fp.npy"), np.asarray(fp).reshape(len(faces), -1))
+        atomic_save_npy(
+            os.path.join(out, "emulate_q.npy"), np.asarray(quant).reshape(len(faces), -1)
+        )
+        artifacts += ["emulate_fp.npy", "emulate_q.npy"]
+    return {"artifacts": artifacts}
+
+
+def stage_compile(job: dict[str, Any], out: str) -> dict[str, Any]:
+    hef = dfc.compile_hef(job["har_in"], job["hw_arch"])
+    atomic_write(os.path.join(out, "model.hef"), hef)
+    return {"artifacts": ["model.hef"]}
+
+
+STAGES: dict[str, Callable[[dict[str, Any], str], dict[str, Any]]] = {
+    "parse": stage_parse,
+    "optimize": stage_optimize,
+    "compile": stage_compile,
+}
+
+
+def run(job_path: str) -> int:
+    with open(job_path, encoding="utf-8") as fh:
+        job = json.load(fh)
+    stage, out = job["stage"], job["out_dir"]
+    os.makedirs(out, exist_ok=True)
+    before = set(os.listdir(out))
+    result: dict[str, Any] = {"stage": stage, "status": "running"}
+    say(stage, "start")
+    started = time.monotonic()
+    try:
+        result.update(STAGES[stage](job, out))
+        result["status"] = "ok"
+    except BaseException as exc:  # the host classifies; the worker only reports
+        for name in set(os.listdir(out)) - before:
+            try:
+                os.remove(os.path.join(out, name))
+            except OSError:
+                pass
+        tail = traceback.format_exc().strip().splitlines()[-12:]
+        result.update(
+            status="failed",
+            error_type=type(exc).__name__,
+            message=str(exc).strip()[:2000],
+            traceback_tail=tail,
+        )
+        traceback.print_exc()
+    result["seconds"] = round(time.monotonic() - started, 3)
+    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    atomic_write(os.path.join(out, "result.json"), json.dumps(result, indent=1).encode())
+    say(stage, "end", status=result["status"], seconds=result["seconds"])
+    return 0 if result["status"] == "ok" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1]))

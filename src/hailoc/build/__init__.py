@@ -1,0 +1,1 @@
+"""Build orchestration shared by the backends: options, output layout, batches."""

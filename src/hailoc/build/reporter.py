@@ -1,0 +1,34 @@
+"""How builds tell the outside world what they are doing (the CLI draws it; tests record it)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from hailoc.build.layout import BuildTarget
+from hailoc.records import BuildRecord
+
+
+class Reporter(Protocol):
+    """Receives progress events from builders."""
+
+    def stage(self, target: BuildTarget, stage: str, cached: bool) -> None:
+        """A stage starts (or is taken from the cache)."""
+
+    def line(self, target: BuildTarget, text: str) -> None:
+        """One line of a stage's log."""
+
+    def done(self, record: BuildRecord) -> None:
+        """A build finished, successfully or not."""
+
+
+class SilentReporter:
+    """A reporter that ignores everything (library use, tests)."""
+
+    def stage(self, target: BuildTarget, stage: str, cached: bool) -> None:
+        """Ignore."""
+
+    def line(self, target: BuildTarget, text: str) -> None:
+        """Ignore."""
+
+    def done(self, record: BuildRecord) -> None:
+        """Ignore."""

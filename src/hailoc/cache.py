@@ -1,0 +1,56 @@
+"""Content-addressed stage cache: a stage's outputs keyed by a hash of exactly its inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hailoc.fsutil import atomic_write_text
+
+
+def cache_key(stage: str, inputs: dict[str, Any]) -> str:
+    """sha256 over the stage name and its inputs in canonical JSON."""
+    blob = json.dumps({"stage": stage, "inputs": inputs}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class StageCache:
+    """Completed stage outputs under `<root>/<stage>/<key>/`; an entry exists only whole."""
+
+    root: Path
+
+    def entry(self, stage: str, key: str) -> Path:
+        """Folder of a cache entry (which may not exist)."""
+        return self.root / stage / key
+
+    def lookup(self, stage: str, key: str) -> Path | None:
+        """The entry folder when a completed entry exists."""
+        path = self.entry(stage, key)
+        return path if (path / "stage.json").is_file() else None
+
+    def store(self, stage: str, key: str, files: dict[str, Path], meta: dict[str, Any]) -> Path:
+        """Copy `files` into a new entry and publish it with one rename."""
+        final = self.entry(stage, key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{key[:12]}.", dir=final.parent))
+        try:
+            # Entries are mounted read-only into containers that run as another, unprivileged
+            # user: they must be world-readable (mkdtemp makes 0700).
+            staging.chmod(0o755)
+            for name, src in files.items():
+                shutil.copyfile(src, staging / name)
+                (staging / name).chmod(0o644)
+            atomic_write_text(staging / "stage.json", json.dumps(meta, indent=1, default=str))
+            if final.exists():
+                shutil.rmtree(final)
+            staging.rename(final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return final

@@ -1,0 +1,168 @@
+"""Numpy interpreter for the stand-in's emulation: fp32 and fake-quantized (a8 / a16) runs.
+
+Only what face embedders use: Conv (any group), Gemm/MatMul, BatchNormalization, PRelu/Relu,
+elementwise ops, pooling and shape ops. Quantization: symmetric per-channel weights,
+asymmetric per-tensor activations from calibrated ranges, 16-bit where the .alls says a16_w16.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import onnx
+from numpy.lib.stride_tricks import sliding_window_view
+from onnx import numpy_helper
+
+_NORM = re.compile(r"normalization\(\s*\[([^\]]*)\]\s*,\s*\[([^\]]*)\]\s*\)")
+_A16 = re.compile(r"quantization_param\(\s*(\[[^\]]*\]|[\w/]+)\s*,\s*precision_mode\s*=\s*a16_w16")
+_CHUNK = 8
+
+
+def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, at: dict[str, Any]) -> np.ndarray:
+    kh, kw = w.shape[2:]
+    sh, sw = at.get("strides", [1, 1])
+    pt, pl, pb, pr = at.get("pads", [0, 0, 0, 0])
+    group = at.get("group", 1)
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    win = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+    if group == 1:
+        y = np.einsum("nchwij,ocij->nohw", win, w, optimize=True)
+    elif group == x.shape[1] == w.shape[0]:
+        y = np.einsum("nchwij,cij->nchw", win, w[:, 0], optimize=True)
+    else:
+        cin, cout = x.shape[1] // group, w.shape[0] // group
+        y = np.concatenate([
+            np.einsum("nchwij,ocij->nohw", win[:, g * cin:(g + 1) * cin],
+                      w[g * cout:(g + 1) * cout], optimize=True)
+            for g in range(group)], axis=1)
+    if b is not None:
+        y = y + b[None, :, None, None]
+    return y.astype(np.float32)
+
+
+def _gemm(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, at: dict[str, Any]) -> np.ndarray:
+    x = x.reshape(x.shape[0], -1)
+    w = w.T if at.get("transB", 0) else w
+    y = x @ w
+    return y + b if b is not None else y
+
+
+def _fake_quant(x: np.ndarray, lo: float, hi: float, bits: int) -> np.ndarray:
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    levels = 2 ** bits - 1
+    scale = (hi - lo) / levels if hi > lo else 1.0
+    zero = np.round(-lo / scale)
+    q = np.clip(np.round(x / scale) + zero, 0, levels)
+    return ((q - zero) * scale).astype(np.float32)
+
+
+def _quant_weights(w: np.ndarray, bits: int) -> np.ndarray:
+    axes = tuple(range(1, w.ndim))
+    peak = np.max(np.abs(w), axis=axes, keepdims=True) if w.ndim > 1 else np.max(np.abs(w))
+    levels = 2 ** (bits - 1) - 1
+    scale = np.where(peak > 1e-12, peak / levels, 1.0)
+    return (np.round(w / scale) * scale).astype(np.float32)
+
+
+def _normalization(script: str) -> tuple[np.ndarray, np.ndarray] | None:
+    match = _NORM.search(script)
+    if not match:
+        return None
+    mean = np.array([float(v) for v in match.group(1).split(",")], dtype=np.float32)
+    std = np.array([float(v) for v in match.group(2).split(",")], dtype=np.float32)
+    return mean, std
+
+
+def _a16_nodes(script: str, hn: dict[str, Any]) -> tuple[set[str], bool]:
+    layers = {k.split("/", 1)[1]: v for k, v in hn["layers"].items()}
+    names: set[str] = set()
+    for match in _A16.finditer(script):
+        names.update(n.split("/")[-1] for n in re.findall(r"[\w/]+", match.group(1)))
+    onnx_nodes = {o for n in names if n in layers for o in layers[n]["original_names"]}
+    output = any(layers.get(n, {}).get("type") == "output_layer" for n in names)
+    return onnx_nodes, output
+
+
+def _forward(model: onnx.ModelProto, x_nhwc: np.ndarray, script: str,
+             quant: dict[str, Any] | None, ranges: dict[str, list[float]] | None) -> np.ndarray:
+    graph = model.graph
+    params = {i.name: numpy_helper.to_array(i).astype(np.float32) for i in graph.initializer}
+    norm = _normalization(script)
+    x = x_nhwc.astype(np.float32)
+    if norm is not None:
+        x = (x - norm[0]) / norm[1]
+    x = np.transpose(x, (0, 3, 1, 2))
+    a16, out16 = (set(quant["a16_nodes"]), quant["a16_output"]) if quant else (set(), False)
+    values: dict[str, np.ndarray] = {graph.input[0].name: x}
+    for node in graph.node:
+        at = _attrs(node)
+        get = lambda i: values[node.input[i]] if node.input[i] in values else params[node.input[i]]  # noqa: E731
+        bits = 16 if node.name in a16 else 8
+        op = node.op_type
+        if op == "Constant":
+            values[node.output[0]] = numpy_helper.to_array(at["value"]).astype(np.float32)
+            continue
+        if op in ("Conv", "Gemm", "MatMul"):
+            w = get(1)
+            if quant is not None:
+                w = _quant_weights(w, bits)
+            b = get(2) if len(node.input) > 2 and node.input[2] else None
+            y = _conv(get(0), w, b, at) if op == "Conv" else _gemm(get(0), w, b, at)
+        elif op == "BatchNormalization":
+            scale, bias, mean, var = (get(i) for i in range(1, 5))
+            eps = at.get("epsilon", 1e-5)
+            shape = (1, -1) + (1,) * (get(0).ndim - 2)
+            y = (get(0) - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps)
+            y = y * scale.reshape(shape) + bias.reshape(shape)
+        elif op == "PRelu":
+            slope = get(1)
+            slope = slope.reshape((1, -1) + (1,) * (get(0).ndim - 2)) if slope.ndim == 1 else slope
+            y = np.where(get(0) >= 0, get(0), get(0) * slope)
+        elif op == "Relu":
+            y = np.maximum(get(0), 0)
+        elif op in ("Add", "Sub", "Mul", "Div"):
+            fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[op]
+            y = fn(get(0), get(1))
+        elif op in ("Reshape", "Flatten"):
+            y = get(0).reshape(get(0).shape[0], -1)
+        elif op in ("Identity", "Dropout"):
+            y = get(0)
+        elif op == "GlobalAveragePool":
+            y = get(0).mean(axis=(2, 3), keepdims=True)
+        elif op == "Sigmoid":
+            y = 1 / (1 + np.exp(-get(0)))
+        else:
+            raise NotImplementedError(f"stand-in emulator has no {op}")
+        y = y.astype(np.float32)
+        if ranges is not None:
+            lo, hi = ranges.setdefault(node.output[0], [np.inf, -np.inf])
+            ranges[node.output[0]] = [min(lo, float(y.min())), max(hi, float(y.max()))]
+        elif quant is not None and node.output[0] in quant["ranges"]:
+            is_out = node.output[0] == graph.output[0].name
+            y = _fake_quant(y, *quant["ranges"][node.output[0]],
+                            16 if (is_out and out16) or node.name in a16 else 8)
+        values[node.output[0]] = y
+    return values[graph.output[0].name].reshape(len(x_nhwc), -1)
+
+
+def calibrate(onnx_bytes: bytes, hn: dict[str, Any], script: str, calib: np.ndarray) -> dict[str, Any]:
+    """Activation ranges over the calibration set plus the a16 layer set from the script."""
+    model = onnx.load_from_string(onnx_bytes)
+    ranges: dict[str, list[float]] = {}
+    for start in range(0, len(calib), _CHUNK):
+        _forward(model, calib[start:start + _CHUNK], script, None, ranges)
+    a16, out16 = _a16_nodes(script, hn)
+    return {"ranges": ranges, "a16_nodes": sorted(a16), "a16_output": out16}
+
+
+def run(onnx_bytes: bytes, script: str, quant: dict[str, Any] | None, x: np.ndarray) -> np.ndarray:
+    """Embeddings for NHWC faces, fp32 (quant None) or fake-quantized."""
+    model = onnx.load_from_string(onnx_bytes)
+    parts = [_forward(model, x[s:s + _CHUNK], script, quant, None) for s in range(0, len(x), _CHUNK)]
+    return np.concatenate(parts, axis=0)

@@ -1,0 +1,198 @@
+"""Stand-in ClientRunner: parse, model script, optimize, compile, emulation."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import io
+import json
+import re
+import tarfile
+import time
+from typing import Any
+
+import numpy as np
+import onnx
+
+from hailo_sdk_client import _emulator
+from hailo_sdk_client._parser import ParsingError as _ParseFailure
+from hailo_sdk_client._parser import translate
+from hailo_sdk_client.exceptions import (
+    FAILURES,
+    AllocatorScriptParserException,
+    ParsingError,
+    SDKException,
+)
+
+HW_ARCHS = ("hailo8", "hailo8l", "hailo8r", "hailo15h", "hailo15m", "hailo15l", "hailo10h")
+STANDIN_HEF_MAGIC = b"HAILOC-STANDIN-NOT-A-HEF\n"
+_LAYER_LIST = re.compile(r"quantization_param\(\s*(\[[^\]]*\]|\{[^}]*\}|[\w/]+)\s*,")
+_DIRECTIVE = re.compile(r"#\s*standin-(fail|sleep|degenerate)\s*:\s*(.*)$")
+
+
+class InferenceContext(enum.Enum):
+    SDK_NATIVE = "native"
+    SDK_FP_OPTIMIZED = "fp_optimized"
+    SDK_QUANTIZED = "quantized"
+    SDK_BIT_EXACT = "bit_exact"
+
+
+class ClientRunner:
+    def __init__(self, hw_arch: str = "hailo8", har: str | None = None) -> None:
+        if hw_arch not in HW_ARCHS:
+            raise SDKException(f"Unsupported hw_arch {hw_arch}")
+        self.hw_arch = hw_arch
+        self._hn: dict[str, Any] | None = None
+        self._onnx: bytes = b""
+        self._script = ""
+        self._state = "empty"
+        self._quant: dict[str, Any] = {}
+        if har is not None:
+            self.load_har(har)
+
+    # --- parse -----------------------------------------------------------------------------
+    def translate_onnx_model(self, model: str, net_name: str, start_node_names=None,
+                             end_node_names=None, net_input_shapes=None):
+        with open(model, "rb") as fh:
+            self._onnx = fh.read()
+        try:
+            self._hn = translate(onnx.load_from_string(self._onnx), net_name, start_node_names,
+                                 end_node_names, net_input_shapes)
+        except _ParseFailure as exc:
+            raise ParsingError(str(exc)) from None
+        self._state = "hailo_model"
+        return self._hn, {}
+
+    # --- HAR -------------------------------------------------------------------------------
+    def _net(self) -> str:
+        if self._hn is None:
+            raise SDKException("No model loaded; call translate_onnx_model or load_har first")
+        return str(self._hn["name"])
+
+    def save_har(self, path: str) -> None:
+        net = self._net()
+        members = {
+            f"{net}.hn": json.dumps(self._hn).encode(),
+            f"{net}.metadata.json": json.dumps(
+                {"state": self._state, "hw_arch": self.hw_arch, "standin": True}).encode(),
+            f"{net}.alls": self._script.encode(),
+            f"{net}.q.json": json.dumps(self._quant).encode(),
+            f"{net}.onnx": self._onnx,
+        }
+        with tarfile.open(path, "w") as tar:
+            for name, data in members.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                info.mtime = 0
+                tar.addfile(info, io.BytesIO(data))
+
+    def load_har(self, path: str) -> None:
+        with tarfile.open(path, "r") as tar:
+            files = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+        hn_name = next(n for n in files if n.endswith(".hn"))
+        net = hn_name[: -len(".hn")]
+        self._hn = json.loads(files[hn_name])
+        self._state = json.loads(files[f"{net}.metadata.json"])["state"]
+        self._script = files.get(f"{net}.alls", b"").decode()
+        self._quant = json.loads(files.get(f"{net}.q.json", b"{}") or b"{}")
+        self._onnx = files.get(f"{net}.onnx", b"")
+
+    # --- HN --------------------------------------------------------------------------------
+    def get_hn_dict(self) -> dict[str, Any]:
+        self._net()
+        return json.loads(json.dumps(self._hn))
+
+    def get_hn(self) -> dict[str, Any]:
+        return self.get_hn_dict()
+
+    # --- model script ----------------------------------------------------------------------
+    @property
+    def model_script(self) -> str:
+        return self._script
+
+    def load_model_script(self, text: str, append: bool = False) -> None:
+        self._net()
+        known = {k.split("/", 1)[1] for k in self._hn["layers"]}
+        declared = set(re.findall(r"^\s*(\w+)\s*=\s*normalization\(", text, re.M))
+        for match in _LAYER_LIST.finditer(text):
+            group = match.group(1)
+            if group.startswith("{"):
+                continue  # glob patterns match lazily in the real DFC too
+            for name in re.findall(r"[\w/]+", group):
+                bare = name.split("/", 1)[-1]
+                if bare not in known and bare not in declared:
+                    raise AllocatorScriptParserException(
+                        f"Cannot find layer {bare} in existing layer names")
+        self._script = (self._script + "\n" + text) if append else text
+
+    def _directives(self, kind: str) -> list[list[str]]:
+        found = []
+        for line in self._script.splitlines():
+            match = _DIRECTIVE.search(line)
+            if match and match.group(1) == kind:
+                found.append(match.group(2).split())
+        return found
+
+    def _maybe_fail(self, stage: str) -> None:
+        for args in self._directives("sleep"):
+            if args and args[0] == stage:
+                time.sleep(float(args[1]))
+        for args in self._directives("fail"):
+            if args and args[0] == stage:
+                cls, message = FAILURES[args[1]]
+                raise cls(message)
+
+    # --- optimize --------------------------------------------------------------------------
+    def _check_calib(self, data: Any) -> np.ndarray:
+        if isinstance(data, str):
+            data = np.load(data)
+        if isinstance(data, dict):
+            data = next(iter(data.values()))
+        array = np.asarray(data)
+        inputs = [v for v in self._hn["layers"].values() if v["type"] == "input_layer"]
+        want = inputs[0]["output_shapes"][0][1:]
+        if array.ndim != 4 or list(array.shape[1:]) != list(want):
+            raise SDKException(
+                f"Calibration data shape {list(array.shape)} does not match the input "
+                f"shape [N, {', '.join(map(str, want))}] (NHWC)")
+        if array.dtype != np.float32:
+            raise SDKException(f"Calibration data must be float32, got {array.dtype}")
+        if len(array) == 0:
+            raise SDKException("Calibration data is empty")
+        return array
+
+    def optimize_full_precision(self, calib_data: Any = None) -> None:
+        self._net()
+        self._maybe_fail("optimize_full_precision")
+        self._state = "fp_optimized_model"
+
+    def optimize(self, calib_data: Any) -> None:
+        array = self._check_calib(calib_data)
+        self._maybe_fail("optimize")
+        self._quant = _emulator.calibrate(self._onnx, self._hn, self._script, array)
+        self._state = "quantized_model"
+
+    # --- compile ---------------------------------------------------------------------------
+    def compile(self) -> bytes:
+        if self._state != "quantized_model":
+            raise SDKException(f"Model must be quantized before compile (state {self._state})")
+        self._maybe_fail("compile")
+        summary = {"net": self._net(), "hw_arch": self.hw_arch, "standin": True,
+                   "layers": len(self._hn["layers"])}
+        return STANDIN_HEF_MAGIC + json.dumps(summary).encode()
+
+    # --- emulation -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def infer_context(self, context: InferenceContext):
+        yield context
+
+    def infer(self, context: InferenceContext, data: Any) -> np.ndarray:
+        array = np.asarray(data, dtype=np.float32)
+        quantized = context in (InferenceContext.SDK_QUANTIZED, InferenceContext.SDK_BIT_EXACT)
+        if quantized and self._state != "quantized_model":
+            raise SDKException("SDK_QUANTIZED inference needs an optimized model")
+        out = _emulator.run(self._onnx, self._script, self._quant if quantized else None, array)
+        if quantized and self._directives("degenerate"):
+            # Mimic a collapsed build: every face maps to nearly the same embedding.
+            out = np.tile(out.mean(axis=0, keepdims=True), (len(out), 1)) + 1e-3 * out
+        return out

@@ -47,10 +47,36 @@ def cli(
 def project(tmp_path: Path) -> Path:
     """A scratch copy of the repo's manifest, templates and example model."""
     (tmp_path / "models").mkdir()
-    shutil.copy(REPO / "models" / "fr_feature.onnx", tmp_path / "models" / "fr_feature.onnx")
+    for name in ("fr_feature.onnx", "fr_detect.onnx", "fr_landmark.onnx"):
+        shutil.copy(REPO / "models" / name, tmp_path / "models" / name)
     shutil.copytree(REPO / "alls_templates", tmp_path / "alls_templates")
+    shutil.copytree(REPO / "examples" / "photos", tmp_path / "photos")
     shutil.copy(REPO / "models.yaml", tmp_path / "models.yaml")
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def demo_calibration(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """calibration/ holding `fr_demo` built once per session from the vendored photos."""
+    from hailoc.calibration import CalibParams, build_set
+    from hailoc.manifest.schema import DetectorSpec
+
+    root = tmp_path_factory.mktemp("calibration")
+    build_set(
+        "fr_demo",
+        CalibParams(images=str(REPO / "examples" / "photos"), eval_split=0.25),
+        project_root=REPO,
+        calib_root=root,
+        detector=DetectorSpec(),
+    )
+    return root
+
+
+@pytest.fixture
+def calibrated_project(project: Path, demo_calibration: Path) -> Path:
+    """`project` with the shared fr_demo calibration set in place."""
+    shutil.copytree(demo_calibration, project / "calibration")
+    return project
 
 
 @pytest.fixture

@@ -149,6 +149,25 @@ class Gate(Strict):
     face_sizes: tuple[int, ...] = (112, 64, 40, 24, 16)
 
 
+class DetectorSpec(Strict):
+    """Face detector used by `hailoc calib build`: ONNX models that give 5 landmarks."""
+
+    kind: Literal["ultraface", "scrfd"] = "ultraface"
+    model: RelPath = "models/fr_detect.onnx"
+    # 68-point model used by `ultraface` for the 5 points (and, when given, to refine alignment).
+    landmarks: RelPath | None = "models/fr_landmark.onnx"
+    score_threshold: float = Field(default=0.7, gt=0, lt=1)
+    nms_iou: float = Field(default=0.4, gt=0, le=1)
+    # SCRFD's square input side; ultraface's input is fixed by the model (320x240).
+    input_size: int = Field(default=640, ge=32)
+
+    @model_validator(mode="after")
+    def _ultraface_needs_landmarks(self) -> DetectorSpec:
+        if self.kind == "ultraface" and self.landmarks is None:
+            raise ValueError("kind 'ultraface' needs a landmarks model (it gives no points)")
+        return self
+
+
 class Defaults(Strict):
     """Values every model inherits unless its own entry overrides them."""
 
@@ -161,6 +180,7 @@ class Defaults(Strict):
     alls_templates: RelPath = "alls_templates"
     optimization: Optimization = Optimization()
     gate: Gate = Gate()
+    detector: DetectorSpec = DetectorSpec()
 
 
 class ModelEntry(Strict):

@@ -1,0 +1,374 @@
+"""Build a calibration set from a folder of photos: detect, align, augment, write atomically."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from hailoc import __version__
+from hailoc.calibration import store
+from hailoc.calibration.align import AlignParams, align_all
+from hailoc.calibration.detect import Detector, make_detector
+from hailoc.calibration.distance import at_distance
+from hailoc.calibration.images import ImageRejected, decode_rgb, list_images, read_source
+from hailoc.calibration.template import ARCFACE_TEMPLATE, SIZE
+from hailoc.errors import HailocError
+from hailoc.fsutil import atomic_write_text, sha256_file
+from hailoc.manifest.schema import DetectorSpec
+
+log = logging.getLogger(__name__)
+
+FACE_BYTES = SIZE * SIZE * 3
+PREVIEW_FACES = 48
+
+
+@dataclass(frozen=True)
+class CalibParams:
+    """Everything that determines a set's content; recorded so `--all` can rebuild it."""
+
+    images: str
+    seed: int = 0
+    limit: int | None = None
+    distances: tuple[int, ...] = (112, 64, 40, 24)
+    eval_split: float = 0.0
+    min_face_px: int = 40
+    max_eye_error_px: float = 3.0
+
+    def check(self) -> None:
+        """Reject parameters that cannot make a useful set."""
+        bad = [d for d in self.distances if not 8 <= d <= SIZE]
+        if not self.distances or bad or len(set(self.distances)) != len(self.distances):
+            raise HailocError(
+                f"bad distances {list(self.distances)}",
+                where="--distances",
+                fix=f"give distinct face sizes in pixels between 8 and {SIZE}, e.g. 112,64,40,24",
+            )
+        if not 0.0 <= self.eval_split < 1.0:
+            raise HailocError(
+                f"eval split {self.eval_split} is outside [0, 1)",
+                where="--eval-split",
+                fix="use a fraction such as 0.2",
+            )
+        if self.limit is not None and self.limit < 1:
+            raise HailocError("limit must be >= 1", where="--limit", fix="drop it or give N >= 1")
+
+
+class BuildProgress(Protocol):
+    """Receives progress while a set is built (a rich bar in the CLI)."""
+
+    def start(self, images: int) -> None:
+        """Called once the number of candidate images is known."""
+
+    def advance(self, faces: int) -> None:
+        """Called after each image with the number of faces it gave."""
+
+
+class _Silent:
+    def start(self, images: int) -> None:
+        pass
+
+    def advance(self, faces: int) -> None:
+        pass
+
+
+@dataclass
+class _Outcome:
+    rel: str
+    sha256: str | None = None
+    faces: list[tuple[bytes, float, float, float | None]] = field(default_factory=list)
+    reject: str | None = None
+    face_rejects: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Job:
+    root: str
+    rel: str
+
+
+class _Worker:
+    """Per-process state: the detector sessions are built once per process, not per image."""
+
+    def __init__(self, spec: DetectorSpec, project_root: Path, align: AlignParams) -> None:
+        self.detector: Detector = make_detector(spec, project_root)
+        self.align = align
+
+    def __call__(self, job: _Job) -> _Outcome:
+        outcome = _Outcome(job.rel)
+        try:
+            data, outcome.sha256 = read_source(Path(job.root) / job.rel)
+            image = decode_rgb(data)
+        except ImageRejected as exc:
+            outcome.reject = str(exc)
+            return outcome
+        faces, rejects = align_all(image, self.detector, self.align)
+        outcome.face_rejects = rejects
+        outcome.faces = [(f.pixels.tobytes(), f.score, f.width_px, f.eye_error_px) for f in faces]
+        if not faces:
+            outcome.reject = "no usable face" + (f" ({rejects[0]})" if rejects else " found")
+        return outcome
+
+
+_PROCESS_WORKER: list[_Worker] = []  # filled only inside pool processes, by _init
+
+
+def _init(spec: DetectorSpec, project_root: Path, align: AlignParams) -> None:
+    _PROCESS_WORKER.append(_Worker(spec, project_root, align))
+
+
+def _run_in_process(job: _Job) -> _Outcome:
+    return _PROCESS_WORKER[0](job)
+
+
+def _outcomes(
+    jobs: list[_Job], spec: DetectorSpec, project_root: Path, align: AlignParams, workers: int
+) -> Iterator[_Outcome]:
+    if workers <= 1:
+        worker = _Worker(spec, project_root, align)
+        yield from map(worker, jobs)
+        return
+    make_detector(spec, project_root)  # fail here, once, with a clear error
+    # spawn: the CLI runs a progress thread, and forking a threaded process can deadlock.
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init, initargs=(spec, project_root, align)) as pool:
+        yield from pool.imap(_run_in_process, jobs, chunksize=1)
+
+
+def _display_path(path: Path, project_root: Path) -> str:
+    try:
+        return path.resolve().relative_to(project_root.resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def build_set(
+    name: str,
+    params: CalibParams,
+    *,
+    project_root: Path,
+    calib_root: Path,
+    detector: DetectorSpec,
+    workers: int = 1,
+    progress: BuildProgress | None = None,
+) -> store.CalibSet:
+    """Build calibration/<name> from params.images; the old set stays until the new one is whole."""
+    params.check()
+    progress = progress or _Silent()
+    images_dir = Path(params.images)
+    if not images_dir.is_absolute():
+        images_dir = project_root / images_dir
+    if not images_dir.is_dir():
+        raise HailocError(
+            f"image folder {images_dir} not found",
+            where="--images",
+            fix="point --images at a folder of photos",
+        )
+    listing = list_images(images_dir)
+    if not listing.files:
+        raise HailocError(
+            f"no .jpg/.png/.webp/.bmp files under {images_dir}",
+            where="--images",
+            fix="point --images at a folder of photos",
+        )
+    align = AlignParams(params.min_face_px, params.max_eye_error_px)
+    progress.start(len(listing.files))
+    staged = store.staging_dir(calib_root, name)
+    try:
+        result = _collect(
+            staged, listing, images_dir, detector, project_root, align, workers, progress
+        )
+        manifest = _write_set(
+            staged, name, params, result, detector, project_root, images_dir, calib_root
+        )
+        log.info("calibration set %s: %d faces", name, manifest["counts"]["faces"])
+        changed = manifest["version"] != _previous(calib_root, name).get("version")
+        store.publish(staged, calib_root, name, keep_previous=changed)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return store.open_set(calib_root, name)
+
+
+@dataclass
+class _Collected:
+    sources: list[dict[str, Any]]
+    rejected: list[dict[str, str]]
+    faces: list[dict[str, Any]]
+    raw: Path
+
+
+def _collect(
+    staged: Path,
+    listing: Any,
+    images_dir: Path,
+    spec: DetectorSpec,
+    project_root: Path,
+    align: AlignParams,
+    workers: int,
+    progress: BuildProgress,
+) -> _Collected:
+    jobs = [_Job(str(images_dir), rel) for rel in listing.files]
+    sources: list[dict[str, Any]] = []
+    rejected = [{"path": p, "reason": r} for p, r in listing.skipped]
+    faces: list[dict[str, Any]] = []
+    raw = staged / "faces.raw"
+    # Faces stream to disk in file order: memory stays flat whatever the folder's size.
+    with raw.open("wb") as sink:
+        for outcome in _outcomes(jobs, spec, project_root, align, workers):
+            for reason in outcome.face_rejects:
+                rejected.append({"path": outcome.rel, "reason": f"face skipped: {reason}"})
+            if outcome.reject is not None and not outcome.faces:
+                rejected.append({"path": outcome.rel, "reason": outcome.reject})
+            if outcome.sha256 is not None:
+                sources.append(
+                    {"path": outcome.rel, "sha256": outcome.sha256, "faces": len(outcome.faces)}
+                )
+            for pixels, score, width, error in outcome.faces:
+                sink.write(pixels)
+                faces.append(
+                    {
+                        "source": outcome.rel,
+                        "score": round(score, 4),
+                        "width_px": round(width, 1),
+                        "eye_error_px": None if error is None else round(error, 2),
+                    }
+                )
+            progress.advance(len(outcome.faces))
+    return _Collected(sources, rejected, faces, raw)
+
+
+def _write_set(
+    staged: Path,
+    name: str,
+    params: CalibParams,
+    got: _Collected,
+    spec: DetectorSpec,
+    project_root: Path,
+    images_dir: Path,
+    calib_root: Path,
+) -> dict[str, Any]:
+    total = len(got.faces)
+    if total == 0:
+        raise HailocError(
+            f"no usable faces in {images_dir} ({len(got.rejected)} files or faces skipped)",
+            where="--images",
+            fix="use photos with frontal faces of at least "
+            f"{params.min_face_px} px (or lower --min-face)",
+        )
+    rng = np.random.default_rng(params.seed)
+    order = rng.permutation(total)
+    n_eval = round(total * params.eval_split)
+    if params.eval_split > 0 and (n_eval == 0 or n_eval == total):
+        raise HailocError(
+            f"{total} faces cannot be split {params.eval_split:g} into calibration and eval",
+            where="--eval-split",
+            fix="add photos or change the split",
+        )
+    eval_idx = np.sort(order[:n_eval])
+    calib_idx = np.sort(order[n_eval:])
+    if params.limit is not None and len(calib_idx) > params.limit:
+        calib_idx = np.sort(rng.choice(calib_idx, params.limit, replace=False))
+    source = np.memmap(got.raw, dtype=np.uint8, mode="r", shape=(total, SIZE, SIZE, 3))
+    arrays: dict[str, dict[str, Any]] = {}
+    distances = sorted(params.distances, reverse=True)
+    calib = np.lib.format.open_memmap(
+        staged / store.CALIB,
+        mode="w+",
+        dtype=np.uint8,
+        shape=(len(calib_idx) * len(distances), SIZE, SIZE, 3),
+    )
+    for row, idx in enumerate(calib_idx):
+        for k, px in enumerate(distances):
+            calib[row * len(distances) + k] = at_distance(np.asarray(source[idx]), px)
+    calib.flush()
+    del calib
+    arrays[store.CALIB] = {"shape": [len(calib_idx) * len(distances), SIZE, SIZE, 3]}
+    if n_eval:
+        np.save(staged / store.EVAL, np.asarray(source[eval_idx]))
+        arrays[store.EVAL] = {"shape": [n_eval, SIZE, SIZE, 3]}
+    for fname, info in arrays.items():
+        info.update(
+            dtype="uint8",
+            layout="NHWC",
+            color="RGB",
+            range="0-255",
+            sha256=sha256_file(staged / fname),
+        )
+    _preview(
+        np.asarray(source[calib_idx[:: max(1, len(calib_idx) // PREVIEW_FACES)][:PREVIEW_FACES]]),
+        staged / store.PREVIEW,
+    )
+    del source
+    got.raw.unlink()
+    in_eval, in_calib = set(eval_idx.tolist()), set(calib_idx.tolist())
+    for i, face in enumerate(got.faces):
+        face["split"] = "eval" if i in in_eval else ("calib" if i in in_calib else "unused")
+    previous = _previous(calib_root, name)
+    digest = arrays[store.CALIB]["sha256"]
+    version = previous.get("version", 0) + (0 if previous.get("calib_sha256") == digest else 1)
+    manifest = {
+        "format": 1,
+        "name": name,
+        "version": max(version, 1),
+        "hailoc_version": __version__,
+        "params": asdict(params)
+        | {
+            "images": _display_path(images_dir, project_root),
+            "distances": distances,
+        },
+        "detector": _detector_info(spec, project_root),
+        "template": {"size": SIZE, "points": ARCFACE_TEMPLATE.tolist()},
+        "counts": {
+            "images": len(got.sources),
+            "images_with_faces": sum(1 for s in got.sources if s["faces"]),
+            "faces": total,
+            "calib_faces": len(calib_idx),
+            "calib_entries": len(calib_idx) * len(distances),
+            "eval_faces": int(n_eval),
+            "skipped": len(got.rejected),
+        },
+        "arrays": arrays,
+        "sources": got.sources,
+        "rejected": sorted(got.rejected, key=lambda r: (r["path"], r["reason"])),
+        "faces": got.faces,
+    }
+    atomic_write_text(staged / store.MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def _previous(calib_root: Path, name: str) -> dict[str, Any]:
+    try:
+        old = store.open_set(calib_root, name).manifest
+    except HailocError:
+        return {}
+    return {"version": old.get("version", 1), "calib_sha256": old["arrays"][store.CALIB]["sha256"]}
+
+
+def _detector_info(spec: DetectorSpec, project_root: Path) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "kind": spec.kind,
+        "score_threshold": spec.score_threshold,
+        "nms_iou": spec.nms_iou,
+    }
+    for key, rel in (("detector", spec.model), ("landmarks", spec.landmarks)):
+        if rel is not None:
+            info[key] = {"path": rel, "sha256": sha256_file(project_root / rel)}
+    return info
+
+
+def _preview(faces: np.ndarray[Any, Any], path: Path, columns: int = 8) -> None:
+    rows = max(1, -(-len(faces) // columns))
+    sheet = Image.new("RGB", (columns * SIZE, rows * SIZE), (32, 32, 32))
+    for i, face in enumerate(faces):
+        sheet.paste(Image.fromarray(face), ((i % columns) * SIZE, (i // columns) * SIZE))
+    sheet.save(path, format="PNG")

@@ -1,0 +1,58 @@
+"""Calibration throughput: images/s and faces/s for 1 and 2 workers, and peak RSS.
+
+The six example photos are repeated to ~200 images. Run: python3 bench/calib_throughput.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from hailoc.calibration import CalibParams, build_set
+from hailoc.manifest.schema import DetectorSpec
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _peak_rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--images", type=int, default=198)
+    parser.add_argument("--workers", default="1,2")
+    args = parser.parse_args()
+    photos = sorted((REPO / "examples" / "photos").glob("*.jpg"))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "photos"
+        folder.mkdir()
+        for i in range(args.images):
+            shutil.copy(photos[i % len(photos)], folder / f"img{i:04d}.jpg")
+        print(f"{args.images} images ({len(photos)} example photos repeated)")
+        for workers in (int(w) for w in args.workers.split(",")):
+            started = time.perf_counter()
+            result = build_set(
+                f"bench{workers}",
+                CalibParams(images=str(folder)),
+                project_root=REPO,
+                calib_root=Path(tmp) / "calibration",
+                detector=DetectorSpec(),
+                workers=workers,
+            )
+            seconds = time.perf_counter() - started
+            faces = result.manifest["counts"]["faces"]
+            print(
+                f"workers={workers}: {seconds:6.1f} s  {args.images / seconds:6.1f} images/s  "
+                f"{faces / seconds:6.1f} faces/s  ({faces} faces)  peak RSS {_peak_rss_mb():.0f} MB"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -112,23 +112,26 @@ def _run(
     options: BuildOptions,
     jobs: int,
 ) -> list[BuildRecord]:
+    hailo_targets = [t for t in targets if t.backend == "hailo"]
+    ort_targets = [t for t in targets if t.backend == "onnxruntime"]
+    session = None
+    if hailo_targets:
+        from hailoc.backend.hailo.pipeline import open_session
+
+        # Before the live view: a missing daemon or suite image is one line, not a table.
+        session = open_session(manifest, options)
     records: list[BuildRecord] = []
     with LiveReporter(st.err, targets) as reporter:
-        for backend in BACKENDS:
-            chosen = [t for t in targets if t.backend == backend]
-            if not chosen:
-                continue
-            if backend == "hailo":
-                from hailoc.backend.hailo.pipeline import HailoBuilder, open_session
+        if ort_targets:
+            from hailoc.backend.onnxruntime.pipeline import OrtBuilder
 
-                session = open_session(manifest, options)
-                hailo = HailoBuilder(manifest, options, session, reporter)
-                records += run_batch(chosen, hailo.build, jobs)
-            else:
-                from hailoc.backend.onnxruntime.pipeline import OrtBuilder
+            ort = OrtBuilder(manifest, options, reporter)
+            records += run_batch(ort_targets, ort.build, 1)
+        if session is not None:
+            from hailoc.backend.hailo.pipeline import HailoBuilder
 
-                ort = OrtBuilder(manifest, options, reporter)
-                records += run_batch(chosen, ort.build, 1)
+            hailo = HailoBuilder(manifest, options, session, reporter)
+            records += run_batch(hailo_targets, hailo.build, jobs)
     return records
 
 

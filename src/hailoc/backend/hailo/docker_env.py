@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import re
 import tarfile
 from dataclasses import dataclass
 from importlib import resources
@@ -55,7 +56,7 @@ def connect(target: DockerTarget) -> Any:
     except BackendUnavailable:
         raise
     except DockerException as exc:
-        reason = str(exc).splitlines()[0][:200]
+        reason = _short_reason(exc)
         raise BackendUnavailable(
             f"cannot reach the Docker daemon at {where} ({reason})",
             where="backend hailo",
@@ -84,12 +85,32 @@ def _container_dir() -> Path:
     return Path(str(resources.files("hailoc.backend.hailo"))) / "worker"
 
 
+def _short_reason(exc: BaseException) -> str:
+    """The OS-level reason buried in requests/urllib3 wrappers, e.g. 'Connection refused'."""
+    text = str(exc)
+    found = re.findall(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    found = found or re.findall(r"\w+Error\(-?\d+, '([^']+)'\)", text)
+    if found:
+        return str(found[-1]).strip()
+    return text.splitlines()[0][:160] if text else type(exc).__name__
+
+
 def dockerfile_path(project_root: Path) -> Path:
     """The project's Dockerfile, else the copy shipped with hailoc."""
-    local = project_root / "Dockerfile"
-    if local.is_file():
-        return local
-    return Path(str(resources.files("hailoc.backend.hailo"))) / "Dockerfile"
+    candidates = [
+        project_root / "Dockerfile",
+        Path(str(resources.files("hailoc.backend.hailo"))) / "Dockerfile",
+        # An editable install has no packaged copy: use the source checkout's.
+        Path(__file__).resolve().parents[4] / "Dockerfile",
+    ]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise HailocError(
+        "no Dockerfile for the DFC image",
+        where=str(project_root),
+        fix="reinstall hailoc, or put hailoc's Dockerfile in the project folder",
+    )
 
 
 def worker_digest() -> str:

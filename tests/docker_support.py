@@ -1,0 +1,62 @@
+"""Docker fixtures for the end-to-end tests: a real engine and the stand-in suite image."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+STANDIN_IMAGE = "hailoc-standin-suite:latest"
+
+
+def engine_or_skip() -> Any:
+    """A connected Docker client; in CI (HAILOC_REQUIRE_DOCKER=1) a missing engine fails."""
+    required = os.environ.get("HAILOC_REQUIRE_DOCKER") == "1"
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:
+        if required:
+            pytest.fail(f"HAILOC_REQUIRE_DOCKER=1 but no Docker engine: {exc}")
+        pytest.skip(f"no Docker engine: {exc}")
+    return client
+
+
+def ensure_standin_image() -> str:
+    """Build (or refresh, when tests/standin changed) the stand-in suite image."""
+    proc = subprocess.run(
+        [str(REPO / "scripts" / "build-standin-image"), STANDIN_IMAGE],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        message = f"scripts/build-standin-image failed: {proc.stderr.strip()[-500:]}"
+        if os.environ.get("HAILOC_REQUIRE_DOCKER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return STANDIN_IMAGE
+
+
+def add_models(project: Path, **entries: dict[str, Any]) -> None:
+    """Add models to the project's manifest, each a copy of fr_feature with overrides."""
+    path = project / "models.yaml"
+    data = yaml.safe_load(path.read_text())
+    for name, overrides in entries.items():
+        data["models"][name] = {**data["models"]["fr_feature"], **overrides}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def only_models(project: Path, *names: str) -> None:
+    """Drop every other model from the project's manifest (keeps `--all` small)."""
+    path = project / "models.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["models"] = {k: v for k, v in data["models"].items() if k in names}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))

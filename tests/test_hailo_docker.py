@@ -1,0 +1,200 @@
+"""End to end: the Hailo backend drives real containers from the stand-in suite image."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import CliResult
+from tests.docker_support import add_models, engine_or_skip, ensure_standin_image, only_models
+
+pytestmark = pytest.mark.docker
+
+Cli = Callable[..., CliResult]
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Any]:
+    client = engine_or_skip()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def suite(engine: Any) -> str:
+    return ensure_standin_image()
+
+
+def _build(cli: Cli, project: Path, suite: str, *args: str) -> CliResult:
+    return cli(
+        "-m", str(project / "models.yaml"), "build", *args, "-b", "hailo", "--suite-image", suite
+    )
+
+
+def _record(project: Path, model: str, precision: str = "int16-final") -> dict[str, Any]:
+    path = project / "hef" / model / "hailo8" / precision / "record.json"
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+def test_build_cache_and_precision_switch(calibrated_project: Path, cli: Cli, suite: str) -> None:
+    project = calibrated_project
+    res = _build(cli, project, suite, "fr_feature", "-p", "int16-final")
+    assert res.code == 0, res.err + res.out
+    record = _record(project, "fr_feature")
+    assert record["status"] == "ok"
+    assert [(s["name"], s["status"], s["cache_hit"]) for s in record["stages"]] == [
+        ("parse", "ok", False),
+        ("optimize", "ok", False),
+        ("compile", "ok", False),
+    ]
+    alls = record["inputs"]["alls"]
+    assert "quantization_param([dw17, conv33, output_layer1], precision_mode=a16_w16)" in alls
+    assert "Conv_" not in alls
+    out = project / "hef" / "fr_feature" / "hailo8" / "int16-final"
+    assert (out / "model.alls").read_text() == alls
+    # The stand-in's output is never presented as a HEF.
+    assert not list(out.glob("*.hef"))
+    assert "standin_output" in record["artifacts"]
+    assert (out / "fr_feature.standin-not-a-hef").is_file()
+    assert "@@hailoc stage=compile event=end status=ok" in (out / "build.log").read_text()
+
+    res = _build(cli, project, suite, "fr_feature", "-p", "int16-final")
+    assert res.code == 0
+    again = _record(project, "fr_feature")
+    assert all(s["cache_hit"] for s in again["stages"])
+    assert "(cached)" in res.out
+    assert (out / "build.log").read_text() == ""  # no container ran
+
+    res = _build(cli, project, suite, "fr_feature", "-p", "int8")
+    assert res.code == 0, res.err
+    int8 = _record(project, "fr_feature", "int8")
+    assert [s["cache_hit"] for s in int8["stages"]] == [True, False, False]
+    assert "quantization_param" not in int8["inputs"]["alls"]
+
+
+def test_batch_survives_two_different_dfc_errors(
+    calibrated_project: Path, cli: Cli, suite: str
+) -> None:
+    project = calibrated_project
+    add_models(
+        project,
+        wide16={"alls_extra": ["# standin-fail: optimize super_defuse"]},
+        tight={"alls_extra": ["# standin-fail: compile allocator"]},
+    )
+    only_models(project, "fr_feature", "wide16", "tight")
+    res = _build(cli, project, suite, "--all")
+    assert res.code == 1
+    summary = json.loads((project / "hef" / "summary.json").read_text())
+    by_model = {r["model"]: r for r in summary["results"]}
+    assert by_model["fr_feature"]["status"] == "ok"
+    assert by_model["wide16"]["failure_class"] == "super_defuse"
+    assert "16-bit" in by_model["wide16"]["hint"]
+    assert by_model["tight"]["failure_class"] == "allocator"
+    for model in ("wide16", "tight"):
+        record = _record(project, model)
+        assert record["status"] == "failed" and record["hint"]
+        folder = project / "hef" / model / "hailo8" / "int16-final"
+        assert not list(folder.glob("*.hef")) and not list(folder.glob("*not-a-hef"))
+    assert "super_defuse" in (project / "hef" / "summary.md").read_text()
+
+    res = _build(cli, project, suite, "--retry-failed")
+    assert res.code == 1
+    retried = json.loads((project / "hef" / "summary.json").read_text())
+    assert sorted(r["model"] for r in retried["results"]) == ["tight", "wide16"]
+
+
+def test_no_daemon_and_no_suite_image_are_one_line(calibrated_project: Path, cli: Cli) -> None:
+    m = str(calibrated_project / "models.yaml")
+    res = cli(
+        "-m",
+        m,
+        "build",
+        "fr_feature",
+        "-b",
+        "hailo",
+        "--docker-host",
+        "unix:///nonexistent/docker.sock",
+    )
+    assert res.code == 2
+    assert len(res.err.strip().splitlines()) == 1 and "Traceback" not in res.err
+    assert "--backend onnxruntime" in res.err
+    res = cli("-m", m, "build", "fr_feature", "-b", "hailo", "--suite-image", "no-such-suite:1")
+    assert res.code == 2
+    assert "docker load -i" in res.err
+    assert not (calibrated_project / "hef").exists()
+
+
+def _wait_for_container(engine: Any, stage: str, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = engine.containers.list(filters={"label": f"org.hailoc.stage={stage}"})
+        if found:
+            return found[0]
+        time.sleep(0.1)
+    raise AssertionError(f"no {stage} container appeared")
+
+
+def test_container_killed_mid_stage(
+    calibrated_project: Path, cli: Cli, suite: str, engine: Any
+) -> None:
+    project = calibrated_project
+    add_models(project, slow={"alls_extra": ["# standin-sleep: optimize 60"]})
+    seen: dict[str, Any] = {}
+
+    def killer() -> None:
+        container = _wait_for_container(engine, "optimize")
+        time.sleep(1)  # let the worker start writing
+        container.reload()
+        seen["user"] = container.attrs["Config"]["User"]
+        seen["mounts"] = {m["Destination"]: m["RW"] for m in container.attrs["Mounts"]}
+        probe = container.exec_run(["sh", "-c", "touch /local/workspace/calibration/x"])
+        seen["write_input"] = probe.exit_code
+        container.kill()
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    res = _build(cli, project, suite, "slow")
+    thread.join()
+    assert res.code == 1
+    record = _record(project, "slow")
+    assert record["failure_class"] == "killed"
+    assert "died without a result" in record["message"]
+    folder = project / "hef" / "slow" / "hailo8" / "int16-final"
+    assert sorted(p.name for p in folder.iterdir()) == ["build.log", "record.json"]
+    # Non-root, and the inputs are read-only inside the container.
+    assert seen["user"] not in ("", "0", "root") and not seen["user"].startswith("0:")
+    assert seen["mounts"]["/local/workspace/calibration"] is False
+    assert seen["mounts"]["/local/workspace/in"] is False
+    assert seen["mounts"]["/local/workspace/work"] is True
+    assert seen["write_input"] != 0
+    assert not engine.containers.list(all=True, filters={"label": "org.hailoc.model=slow"})
+
+
+def test_stage_timeout(calibrated_project: Path, cli: Cli, suite: str, engine: Any) -> None:
+    project = calibrated_project
+    add_models(project, stuck={"alls_extra": ["# standin-sleep: optimize 120"]})
+    res = _build(cli, project, suite, "stuck", "--stage-timeout", "5")
+    assert res.code == 1
+    record = _record(project, "stuck")
+    assert record["failure_class"] == "timeout"
+    assert "exceeded its 5 s timeout" in record["message"]
+    folder = project / "hef" / "stuck" / "hailo8" / "int16-final"
+    assert sorted(p.name for p in folder.iterdir()) == ["build.log", "record.json"]
+    assert not engine.containers.list(all=True, filters={"label": "org.hailoc.model=stuck"})
+
+
+def test_path_like_model_name_is_rejected_before_anything_runs(
+    calibrated_project: Path, cli: Cli, suite: str
+) -> None:
+    project = calibrated_project
+    add_models(project, **{"../../x": {}})
+    res = _build(cli, project, suite, "../../x")
+    assert res.code == 2
+    assert "models.../../x" in res.err or "../../x" in res.err
+    assert not (project / "hef").exists() and not (project.parent / "x").exists()

@@ -20,7 +20,8 @@ class StageRecord:
 
     name: str
     status: Status
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time on the host, container start and stop included
+    worker_seconds: float | None = None  # what the worker itself spent in the DFC
     cache_hit: bool = False
     cache_key: str = ""
     peak_rss_mb: float | None = None

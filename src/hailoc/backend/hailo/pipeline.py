@@ -338,6 +338,7 @@ def _stage_record(stage: str, key: str, seconds: float, outcome: StageOutcome) -
         status="ok" if ok else "failed",
         seconds=seconds,
         cache_key=key,
+        worker_seconds=result.get("seconds"),
         peak_rss_mb=result.get("peak_rss_mb"),
         error_type=result.get("error_type"),
         message=result.get("message"),

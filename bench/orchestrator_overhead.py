@@ -1,0 +1,78 @@
+"""hailoc's own overhead per model on the Hailo backend: image checks, container start,
+cache lookups. A 5-model batch against the stand-in suite image, cold and with a warm cache.
+
+Overhead = wall time - seconds the worker itself reported for its DFC calls.
+Needs a Docker engine and `scripts/build-standin-image`. Run: python3 bench/orchestrator_overhead.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from hailoc.backend.hailo.pipeline import HailoBuilder, open_session
+from hailoc.build.batch import plan_targets, run_batch
+from hailoc.build.options import BuildOptions
+from hailoc.build.reporter import SilentReporter
+from hailoc.calibration import CalibParams, build_set
+from hailoc.manifest import load_manifest
+from hailoc.manifest.schema import DetectorSpec
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _project(tmp: Path, models: int) -> Path:
+    (tmp / "models").mkdir()
+    shutil.copy(REPO / "models" / "fr_feature.onnx", tmp / "models")
+    shutil.copytree(REPO / "alls_templates", tmp / "alls_templates")
+    data = yaml.safe_load((REPO / "models.yaml").read_text())
+    base = data["models"]["fr_feature"]
+    # Distinct names give distinct parse keys, so the cold run really parses five times.
+    data["models"] = {f"m{i}": dict(base) for i in range(models)}
+    (tmp / "models.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    build_set(
+        "fr_demo",
+        CalibParams(images=str(REPO / "examples" / "photos"), distances=(112,)),
+        project_root=REPO,
+        calib_root=tmp / "calibration",
+        detector=DetectorSpec(),
+    )
+    return tmp
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--models", type=int, default=5)
+    parser.add_argument("--suite-image", default="hailoc-standin-suite:latest")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        project = _project(Path(tmp), args.models)
+        manifest = load_manifest(project / "models.yaml")
+        options = BuildOptions(suite_image=args.suite_image, gpus=False)
+        started = time.perf_counter()
+        session = open_session(manifest, options)
+        print(f"session (daemon ping, suite image, DFC image): {time.perf_counter() - started:.2f} s")
+        targets = plan_targets(
+            manifest, [], all_models=True, precision=None, hw_archs=None, backend="hailo"
+        )
+        builder = HailoBuilder(manifest, options, session, SilentReporter())
+        for label in ("cold", "warm"):
+            started = time.perf_counter()
+            records = run_batch(targets, builder.build)
+            wall = time.perf_counter() - started
+            dfc = sum(s.worker_seconds or 0.0 for r in records for s in r.stages)
+            failed = [r.model for r in records if r.status != "ok"]
+            print(
+                f"{label}: {len(records)} models in {wall:.2f} s, worker DFC time {dfc:.2f} s, "
+                f"hailoc overhead {(wall - dfc) / len(records):.2f} s/model"
+                + (f"  FAILED: {failed}" if failed else "")
+            )
+
+
+if __name__ == "__main__":
+    main()

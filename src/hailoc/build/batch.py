@@ -24,7 +24,7 @@ def plan_targets(
     names: list[str],
     *,
     all_models: bool,
-    precision: str | None,
+    precision: str | list[str] | None,
     hw_archs: list[str] | None,
     backend: str | None,
 ) -> list[BuildTarget]:
@@ -40,12 +40,12 @@ def plan_targets(
             fix="name models (see `hailoc models list`) or pass --all",
         )
     configs = manifest.models(None if all_models else names)
+    precisions = [precision] if isinstance(precision, str) else precision
     targets = []
     for cfg in configs:
         for arch in hw_archs or [cfg.hw_arch]:
-            targets.append(
-                BuildTarget(cfg.name, arch, precision or cfg.precision, backend or cfg.backend)
-            )
+            for chosen in precisions or [cfg.precision]:
+                targets.append(BuildTarget(cfg.name, arch, chosen, backend or cfg.backend))
     return targets
 
 

@@ -8,10 +8,12 @@ import typer
 from rich.table import Table
 
 from hailoc.build.batch import failed_targets, plan_targets, run_batch
+from hailoc.build.inputs import gather
 from hailoc.build.layout import BuildTarget
 from hailoc.build.options import STAGES, BuildOptions
 from hailoc.cli.live import LiveReporter
 from hailoc.cli.state import CliState, state
+from hailoc.cli.tables import accuracy_table
 from hailoc.errors import HailocError
 from hailoc.manifest import LoadedManifest
 from hailoc.records import BuildRecord, write_summary
@@ -24,7 +26,10 @@ def build(
     names: list[str] = typer.Argument(None, help="Models to build (see `hailoc models list`)."),
     all_models: bool = typer.Option(False, "--all", help="Build every model in the manifest."),
     precision: str | None = typer.Option(
-        None, "--precision", "-p", help="int8 | int16-final | int16-all | custom."
+        None,
+        "--precision",
+        "-p",
+        help="int8 | int16-final | int16-all | custom; several as int8,int16-final.",
     ),
     hw_arch: str | None = typer.Option(
         None, "--hw-arch", help="Override the target, e.g. hailo8 or hailo8,hailo8l."
@@ -59,11 +64,19 @@ def build(
     docker_context: str | None = typer.Option(
         None, "--docker-context", help="Named Docker context to use instead of the default."
     ),
+    skip_gate: bool = typer.Option(
+        False,
+        "--skip-gate",
+        help="Keep the artifact (and compile) even when the accuracy gate fails; "
+        "the record still says it failed the gate.",
+    ),
 ) -> None:
     """Build models: parse -> optimize -> compile with the Hailo DFC, or emulate with ORT.
 
-    Outputs land in hef/<model>/<hw_arch>/<precision>/ with record.json and build.log; a batch
-    writes hef/summary.json and hef/summary.md and exits 1 when any build failed.
+    Every build is checked against the fp32 model by the accuracy gate (agreement per
+    simulated face size, degeneracy). Hailo outputs land in hef/<model>/<hw_arch>/<precision>/,
+    ONNX Runtime ones in hef/<model>/onnxruntime/<precision>/, each with record.json and
+    report.md. Writes hef/summary.json and hef/summary.md; exits 1 when any build failed.
     """
     st = state(ctx)
     manifest = st.manifest()
@@ -82,11 +95,12 @@ def build(
             st.out.print("nothing failed in the last batch")
             return
     else:
+        precisions = [p.strip() for p in precision.split(",") if p.strip()] if precision else None
         targets = plan_targets(
             manifest,
             names or [],
             all_models=all_models,
-            precision=precision,
+            precision=precisions,
             hw_archs=archs,
             backend=backend,
         )
@@ -98,7 +112,11 @@ def build(
         suite_image=suite_image,
         docker_host=docker_host,
         docker_context=docker_context,
+        skip_gate=skip_gate,
     )
+    if len({t.model for t in targets}) == 1:
+        # One model: a bad input is a one-line error with nothing written, not a failed batch.
+        gather(manifest, targets[0].model)
     records = _run(st, manifest, targets, options, jobs)
     _summary(st, manifest, records)
     if any(r.status != "ok" for r in records):
@@ -138,23 +156,32 @@ def _run(
 def _summary(st: CliState, manifest: LoadedManifest, records: list[BuildRecord]) -> None:
     json_path, md_path = write_summary(manifest.hef_dir, records)
     table = Table(title="build summary")
-    for column in ("model", "hw_arch", "precision", "backend", "status", "class", "hint"):
-        table.add_column(column)
+    for column in ("model", "hw_arch", "precision", "backend", "status", "class", "seconds"):
+        table.add_column(column, justify="right" if column == "seconds" else "left")
     for r in records:
         status = f"[green]{r.status}[/]" if r.status == "ok" else f"[red]{r.status}[/]"
         if r.all_cached:
             status += " (cached)"
         table.add_row(
-            r.model, r.hw_arch, r.precision, r.backend, status, r.failure_class or "", r.hint or ""
+            r.model,
+            r.hw_arch if r.backend == "hailo" else "-",
+            r.precision,
+            r.backend,
+            status,
+            r.failure_class or "",
+            f"{r.seconds:.1f}",
         )
     st.out.print(table)
     for r in records:
         if r.status != "ok":
             st.err.print(
-                f"[red]{r.model}[/] ({r.hw_arch}, {r.precision}): {r.message}",
+                f"[red]{r.model}[/] ({r.precision}, {r.backend}): {r.message}\n"
+                f"  [yellow]hint[/]: {r.hint}",
                 highlight=False,
-                markup=True,
             )
+    comparison = accuracy_table(records)
+    if comparison is not None:
+        st.out.print(comparison)
     st.out.print(f"summary: {_rel(json_path)}, {_rel(md_path)}")
 
 

@@ -142,8 +142,8 @@ class Optimization(Strict):
 class Gate(Strict):
     """Accuracy-gate thresholds: a build that misses them is recorded as failed."""
 
-    min_mean_agreement: float = Field(default=0.98, ge=-1, le=1)
-    min_worst_agreement: float = Field(default=0.90, ge=-1, le=1)
+    min_mean_agreement: float = Field(default=0.95, ge=-1, le=1)
+    min_worst_agreement: float = Field(default=0.85, ge=-1, le=1)
     max_impostor_similarity: float = Field(default=0.60, ge=-1, le=1)
     min_norm_cv: float = Field(default=0.01, ge=0)
     face_sizes: tuple[int, ...] = (112, 64, 40, 24, 16)

@@ -1,0 +1,67 @@
+"""The precision plan rendered for ONNX Runtime: per-tensor 16-bit QDQ overrides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hailoc.errors import PlanError
+from hailoc.plan import PrecisionPlan
+
+
+@dataclass(frozen=True)
+class QdqPlan:
+    """Which tensors get 16-bit Q/DQ: planned nodes' weights, inputs and outputs."""
+
+    nodes: tuple[str, ...]
+    weights: tuple[str, ...]
+    activations: tuple[str, ...]
+
+    @property
+    def tensors(self) -> tuple[str, ...]:
+        """Every tensor quantized to 16 bits."""
+        return tuple(sorted(set(self.weights) | set(self.activations)))
+
+    def overrides(self) -> dict[str, list[dict[str, Any]]]:
+        """onnxruntime's `TensorQuantOverrides` extra option."""
+        from onnxruntime.quantization import QuantType
+
+        out: dict[str, list[dict[str, Any]]] = {}
+        for name in self.weights:
+            out[name] = [{"quant_type": QuantType.QInt16, "symmetric": True}]
+        for name in self.activations:
+            out[name] = [{"quant_type": QuantType.QUInt16}]
+        return out
+
+
+def render_qdq(plan: PrecisionPlan, model: Any) -> QdqPlan:
+    """Map a plan's ONNX nodes to tensor names in `model` (an onnx.ModelProto)."""
+    if plan.hn_names:
+        raise PlanError(
+            f"HN layer names {', '.join(plan.hn_names)} have no meaning for ONNX Runtime",
+            where=f"models.{plan.model}.a16_layers",
+            fix="list ONNX node names (see `hailoc plan`), or build with --backend hailo",
+        )
+    wanted = set(plan.onnx_nodes)
+    initializers = {i.name for i in model.graph.initializer}
+    weights: list[str] = []
+    activations: set[str] = set()
+    for node in model.graph.node:
+        if node.name not in wanted:
+            continue
+        # Weight = the second input of Conv/Gemm/MatMul; bias stays int32 as ORT does it.
+        for index, tensor in enumerate(node.input):
+            if tensor in initializers:
+                if index == 1:
+                    weights.append(tensor)
+            elif tensor:
+                activations.add(tensor)
+        activations.update(t for t in node.output if t)
+    missing = wanted - {n.name for n in model.graph.node}
+    if missing:
+        raise PlanError(
+            f"planned nodes not in the graph: {', '.join(sorted(missing))}",
+            where=f"models.{plan.model}",
+            fix="check a16_layers against `hailoc models validate`",
+        )
+    return QdqPlan(tuple(sorted(wanted)), tuple(sorted(weights)), tuple(sorted(activations)))

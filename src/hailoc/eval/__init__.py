@@ -1,0 +1,1 @@
+"""Accuracy evaluation: metrics, the distance sweep, the gate and reports."""

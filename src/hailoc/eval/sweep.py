@@ -1,0 +1,166 @@
+"""Simulated-distance evaluation: fp32 vs candidate embeddings of the same faces at each size."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from hailoc.calibration.distance import batch_at_distance
+from hailoc.eval.metrics import (
+    Agreement,
+    Degeneracy,
+    Verification,
+    cosine_rows,
+    normalize,
+    pre_norm,
+    verification,
+)
+
+Faces = npt.NDArray[np.uint8]
+Embeddings = npt.NDArray[np.float32]
+Embedder = Callable[[Faces], Embeddings]
+BySize = dict[int, Embeddings]
+
+
+def embed_sizes(embed: Embedder, faces: Faces, sizes: tuple[int, ...]) -> BySize:
+    """Embeddings of the faces as seen at each simulated size (112 = as aligned)."""
+    return {size: np.asarray(embed(batch_at_distance(faces, size))) for size in sizes}
+
+
+def stack_sizes(faces: Faces, sizes: tuple[int, ...]) -> Faces:
+    """All sizes in one array, size-major: what a remote emulator embeds in one go."""
+    return np.concatenate([batch_at_distance(faces, s) for s in sizes])
+
+
+def split_sizes(emb: Embeddings, sizes: tuple[int, ...]) -> BySize:
+    """Inverse of `stack_sizes` applied to embeddings."""
+    n = len(emb) // len(sizes)
+    return {s: emb[i * n : (i + 1) * n] for i, s in enumerate(sizes)}
+
+
+@dataclass(frozen=True)
+class SizeRow:
+    """One line of the distance sweep."""
+
+    size: int
+    agreement_mean: float
+    agreement_min: float
+    pre_norm_fp32: float
+    pre_norm_candidate: float
+    match_rate_fp32: float | None
+    match_rate_candidate: float | None
+
+
+@dataclass
+class PairScores:
+    """Similarities behind the verification numbers (kept for plots, not for records)."""
+
+    genuine: npt.NDArray[np.float64]
+    impostor: npt.NDArray[np.float64]
+
+
+@dataclass
+class EvalResult:
+    """Every number the gate and the report need."""
+
+    faces: int
+    sizes: tuple[int, ...]
+    agreement: Agreement
+    sweep: list[SizeRow]
+    fp32_threshold: float | None
+    fp32: dict[str, Any]
+    candidate: dict[str, Any]
+    pairs: dict[str, PairScores] = field(default_factory=dict, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready numbers (pair scores left out)."""
+        return {
+            "faces": self.faces,
+            "sizes": list(self.sizes),
+            "agreement": asdict(self.agreement),
+            "sweep": [asdict(r) for r in self.sweep],
+            "fp32_threshold": self.fp32_threshold,
+            "fp32": self.fp32,
+            "candidate": self.candidate,
+        }
+
+
+def _pairs(by_size: BySize, close: int) -> PairScores:
+    """Genuine: a face close vs the same face smaller. Impostor: different faces, any size."""
+    base = normalize(by_size[close])
+    genuine, impostor = [], []
+    n = len(base)
+    off_diagonal = ~np.eye(n, dtype=bool)
+    for size, emb in by_size.items():
+        unit = normalize(emb)
+        if size != close:
+            genuine.append(np.sum(base * unit, axis=1))
+        impostor.append((base @ unit.T)[off_diagonal])
+    return PairScores(
+        np.concatenate(genuine) if genuine else np.zeros(0),
+        np.concatenate(impostor) if impostor else np.zeros(0),
+    )
+
+
+def _verification(pairs: PairScores) -> Verification | None:
+    if len(pairs.genuine) == 0 or len(pairs.impostor) == 0:
+        return None
+    return verification(pairs.genuine, pairs.impostor)
+
+
+def evaluate(reference: BySize, candidate: BySize) -> EvalResult:
+    """Compare candidate embeddings with fp32's, size by size and on verification pairs."""
+    sizes = tuple(sorted(reference, reverse=True))
+    close = sizes[0]
+    ref_pairs, cand_pairs = _pairs(reference, close), _pairs(candidate, close)
+    ref_ver, cand_ver = _verification(ref_pairs), _verification(cand_pairs)
+    threshold = ref_ver.threshold if ref_ver else None
+    rows = []
+    for size in sizes:
+        cos = cosine_rows(reference[size], candidate[size])
+        if size == close or threshold is None:
+            rate_fp: float | None = None
+            rate_cand: float | None = None
+        else:
+            same_fp = cosine_rows(reference[close], reference[size])
+            same_cand = cosine_rows(candidate[close], candidate[size])
+            rate_fp = float(np.mean(same_fp >= threshold))
+            rate_cand = float(np.mean(same_cand >= threshold))
+        rows.append(
+            SizeRow(
+                size,
+                float(cos.mean()),
+                float(cos.min()),
+                float(pre_norm(reference[size]).mean()),
+                float(pre_norm(candidate[size]).mean()),
+                rate_fp,
+                rate_cand,
+            )
+        )
+    all_ref = np.concatenate([reference[s] for s in sizes])
+    all_cand = np.concatenate([candidate[s] for s in sizes])
+
+    def side(by_size: BySize, ver: Verification | None) -> dict[str, Any]:
+        return {
+            "degeneracy": asdict(Degeneracy.of(by_size[close])),
+            "verification": ver.as_dict() if ver else None,
+        }
+
+    pre_ref = pre_norm(all_ref).mean()
+    pre_cand = pre_norm(all_cand).mean()
+    candidate_side = side(candidate, cand_ver)
+    candidate_side["pre_norm_ratio"] = float(pre_cand / pre_ref) if pre_ref > 0 else None
+    return EvalResult(
+        faces=len(reference[close]),
+        sizes=sizes,
+        agreement=Agreement.of(all_ref, all_cand),
+        sweep=rows,
+        fp32_threshold=threshold,
+        fp32=side(reference, ref_ver),
+        candidate=candidate_side,
+        pairs={"fp32": ref_pairs, "candidate": cand_pairs},
+    )

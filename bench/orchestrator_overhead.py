@@ -56,7 +56,9 @@ def main() -> None:
         options = BuildOptions(suite_image=args.suite_image, gpus=False)
         started = time.perf_counter()
         session = open_session(manifest, options)
-        print(f"session (daemon ping, suite image, DFC image): {time.perf_counter() - started:.2f} s")
+        print(
+            f"session (daemon ping, suite image, DFC image): {time.perf_counter() - started:.2f} s"
+        )
         targets = plan_targets(
             manifest, [], all_models=True, precision=None, hw_archs=None, backend="hailo"
         )

@@ -63,6 +63,8 @@ def test_build_cache_and_precision_switch(calibrated_project: Path, cli: Cli, su
     assert "standin_output" in record["artifacts"]
     assert (out / "fr_feature.standin-not-a-hef").is_file()
     assert "@@hailoc stage=compile event=end status=ok" in (out / "build.log").read_text()
+    assert record["accuracy"]["gate"]["passed"]
+    assert (out / "report.md").is_file()
 
     res = _build(cli, project, suite, "fr_feature", "-p", "int16-final")
     assert res.code == 0
@@ -198,3 +200,22 @@ def test_path_like_model_name_is_rejected_before_anything_runs(
     assert res.code == 2
     assert "models.../../x" in res.err or "../../x" in res.err
     assert not (project / "hef").exists() and not (project.parent / "x").exists()
+
+
+def test_degenerate_emulation_fails_the_gate_before_compile(
+    calibrated_project: Path, cli: Cli, suite: str
+) -> None:
+    project = calibrated_project
+    add_models(project, collapsed={"alls_extra": ["# standin-degenerate: quantized"]})
+    res = _build(cli, project, suite, "collapsed")
+    assert res.code == 1
+    record = _record(project, "collapsed")
+    assert record["status"] == "failed" and record["failure_class"] == "degenerate"
+    assert [s["name"] for s in record["stages"]] == ["parse", "optimize"]  # compile never ran
+    accuracy = record["accuracy"]
+    assert accuracy["candidate"]["degeneracy"]["mean_pairwise_similarity"] > 0.9
+    assert accuracy["emulator_fp_agreement"]["mean"] > 0.99  # the .alls normalization is right
+    assert not accuracy["gate"]["passed"]
+    folder = project / "hef" / "collapsed" / "hailo8" / "int16-final"
+    assert not list(folder.glob("*.hef")) and not list(folder.glob("*not-a-hef"))
+    assert "FAILED (degenerate)" in (folder / "report.md").read_text()

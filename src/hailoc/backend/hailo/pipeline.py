@@ -3,30 +3,36 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import re
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from hailoc import __version__
 from hailoc.alls import render_alls
 from hailoc.backend.hailo import docker_env
 from hailoc.backend.hailo.container import Mount, StageOutcome, run_stage
+from hailoc.build.inputs import BuildInputs, gather
 from hailoc.build.layout import BuildTarget, output_dir
 from hailoc.build.options import BuildOptions
 from hailoc.build.reporter import Reporter
 from hailoc.cache import StageCache, cache_key
 from hailoc.errors import HailocError
+from hailoc.eval.gate import hint_for, judge
+from hailoc.eval.report import write_build_report
+from hailoc.eval.sweep import EvalResult, embed_sizes, evaluate, split_sizes, stack_sizes
 from hailoc.failures import KILLED, TIMEOUT, UNKNOWN, classify
-from hailoc.fsutil import atomic_write_bytes, atomic_write_text, sha256_file
+from hailoc.fsutil import atomic_write_bytes, atomic_write_text
 from hailoc.manifest import LoadedManifest, ModelConfig
 from hailoc.plan import build_plan, read_hn, resolve_plan
 from hailoc.records import BuildRecord, StageRecord
-from hailoc.validate import check_model
 
 log = logging.getLogger(__name__)
 
@@ -111,18 +117,21 @@ class HailoBuilder:
         log_lines: list[str],
         slot: int | None,
     ) -> None:
-        cfg = self.manifest.model(target.model)
-        check = check_model(cfg)
-        if check.problems:
-            raise check.problems[0]
-        assert check.graph is not None
-        calib = self._calibration(cfg)
+        inputs = gather(self.manifest, target.model)
+        cfg = inputs.config
+        calib = inputs.calib
+        sizes = cfg.gate.face_sizes
+        eval_stack = stack_sizes(inputs.eval_faces, sizes)
+        eval_bytes = _npy_bytes(eval_stack)
         record.inputs = {
             "onnx": str(cfg.onnx),
-            "onnx_sha256": sha256_file(cfg.onnx),
+            "onnx_sha256": inputs.onnx_sha256,
             "manifest_entry": self.manifest.data.models[cfg.name].model_dump(mode="json"),
             "calibration": str(calib),
-            "calibration_sha256": sha256_file(calib),
+            "calibration_sha256": inputs.calib_sha256,
+            "eval_faces": len(inputs.eval_faces),
+            "eval_source": inputs.eval_source,
+            "eval_sha256": hashlib.sha256(eval_bytes).hexdigest(),
             "suite_image": self.session.suite_ref,
             "suite_image_id": self.session.suite_id,
             "dfc_image": self.session.image,
@@ -163,7 +172,7 @@ class HailoBuilder:
             outputs=("parsed.har", "parsed.hn.json"),
         )
         hn_path = parse_dir / "parsed.hn.json"
-        plan = build_plan(cfg, check.graph, target.precision)
+        plan = build_plan(cfg, inputs.graph, target.precision)
         resolved = resolve_plan(plan, read_hn(hn_path))
         alls = render_alls(cfg, resolved, self.manifest.templates_dir)
         record.plan = {
@@ -180,6 +189,7 @@ class HailoBuilder:
                 "parse": parse_key,
                 "alls_sha256": record.inputs["alls_sha256"],
                 "calibration_sha256": record.inputs["calibration_sha256"],
+                "eval_sha256": record.inputs["eval_sha256"],
                 "channel_order": cfg.input.color,
             },
         )
@@ -194,13 +204,22 @@ class HailoBuilder:
                 "har_in": f"{WS}/in/parsed.har",
                 "alls": f"{WS}/work/model.alls",
                 "calib": f"{WS}/calibration/{calib.name}",
+                "eval": f"{WS}/work/eval.npy",
                 "hw_arch": target.hw_arch,
                 "channel_order": cfg.input.color,
             },
             mounts=[Mount(parse_dir, f"{WS}/in"), Mount(calib.parent, f"{WS}/calibration")],
-            outputs=("optimized.har",),
-            extra_files={"model.alls": alls},
+            outputs=("optimized.har", "emulate_fp.npy", "emulate_q.npy"),
+            extra_files={"model.alls": alls.encode(), "eval.npy": eval_bytes},
         )
+        result = self._gate(target, inputs, optimize_dir, record)
+        verdict = (record.accuracy or {}).get("gate", {})
+        if not verdict.get("passed") and not self.options.skip_gate:
+            # Compiling takes hours on real models: a build that fails the gate stops here.
+            klass = verdict.get("class") or "accuracy"
+            record.fail(klass, "; ".join(verdict.get("reasons", [])), hint_for(klass))
+            self._report(target, record, result)
+            raise StageFailed("gate")
         compile_key = cache_key("compile", {"optimize": optimize_key})
         compile_dir = self._stage(
             target,
@@ -214,22 +233,47 @@ class HailoBuilder:
             outputs=("model.hef",),
         )
         self._promote(cfg, record, out, alls, hn_path, compile_dir / "model.hef")
+        if not verdict.get("passed"):
+            record.message = "gate skipped by --skip-gate: " + "; ".join(verdict.get("reasons", []))
+        self._report(target, record, result)
 
-    def _calibration(self, cfg: ModelConfig) -> Path:
-        if cfg.calib_set is None:
-            raise HailocError(
-                "no calibration set",
-                where=f"models.{cfg.name}.calib_set",
-                fix="name a set under calibration/ (build one with `hailoc calib build`)",
+    def _gate(
+        self, target: BuildTarget, inputs: BuildInputs, optimize_dir: Path, record: BuildRecord
+    ) -> EvalResult:
+        """Compare the DFC's quantized emulation with the fp32 ONNX model, before compiling."""
+        from hailoc.backend.onnxruntime.session import Embedder, open_session
+
+        cfg = inputs.config
+        sizes = cfg.gate.face_sizes
+        self.reporter.stage(target, "gate", False)
+        reference = embed_sizes(
+            Embedder(open_session(cfg.onnx), cfg, cfg.embedding_output), inputs.eval_faces, sizes
+        )
+        fp_emulated = split_sizes(np.load(optimize_dir / "emulate_fp.npy"), sizes)
+        quantized = split_sizes(np.load(optimize_dir / "emulate_q.npy"), sizes)
+        result = evaluate(reference, quantized)
+        verdict = judge(result, cfg.gate)
+        # The DFC's own full-precision emulation must match ONNX: if not, the .alls
+        # normalization or colour order is wrong, whatever quantization did.
+        fp_check = evaluate(reference, fp_emulated).agreement
+        reasons = list(verdict.reasons)
+        klass = verdict.failure_class
+        if fp_check.mean < cfg.gate.min_mean_agreement:
+            reasons.insert(
+                0,
+                f"the DFC's full-precision emulation already differs from the ONNX model "
+                f"(agreement {fp_check.mean:.4f}): check normalization and colour order",
             )
-        path = self.manifest.calibration_dir / cfg.calib_set / "calib.npy"
-        if not path.is_file():
-            raise HailocError(
-                f"calibration set {cfg.calib_set!r} not found at {path}",
-                where=f"models.{cfg.name}.calib_set",
-                fix=f"run `hailoc calib build {cfg.calib_set} --images DIR`",
-            )
-        return path
+            klass = klass or "accuracy"
+        record.accuracy = result.as_dict() | {
+            "gate": {"passed": not reasons, "class": klass, "reasons": reasons},
+            "emulator_fp_agreement": asdict(fp_check),
+            "eval_source": inputs.eval_source,
+        }
+        return result
+
+    def _report(self, target: BuildTarget, record: BuildRecord, result: EvalResult) -> None:
+        write_build_report(output_dir(self.manifest.hef_dir, target), record, result)
 
     def _stage(
         self,
@@ -243,7 +287,7 @@ class HailoBuilder:
         job: dict[str, Any],
         mounts: list[Mount],
         outputs: tuple[str, ...],
-        extra_files: dict[str, str] | None = None,
+        extra_files: dict[str, bytes] | None = None,
     ) -> Path:
         cached = None if self.options.rerun(stage) else self.cache.lookup(stage, key)
         self.reporter.stage(target, stage, cached is not None)
@@ -321,13 +365,20 @@ class HailoBuilder:
         record.write(out / "record.json")
 
 
-def docker_env_prepare(workdir: Path, files: dict[str, str]) -> None:
+def docker_env_prepare(workdir: Path, files: dict[str, bytes]) -> None:
     """Create a stage's work folder holding the host-rendered inputs."""
     from hailoc.backend.hailo.container import prepare_workdir
 
     prepare_workdir(workdir)
-    for name, text in files.items():
-        (workdir / name).write_text(text, encoding="utf-8")
+    for name, data in files.items():
+        (workdir / name).write_bytes(data)
+        (workdir / name).chmod(0o644)
+
+
+def _npy_bytes(array: np.ndarray[Any, Any]) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
 
 
 def _stage_record(stage: str, key: str, seconds: float, outcome: StageOutcome) -> StageRecord:

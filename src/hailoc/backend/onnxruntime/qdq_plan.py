@@ -8,6 +8,10 @@ from typing import Any
 from hailoc.errors import PlanError
 from hailoc.plan import PrecisionPlan
 
+PASSTHROUGH = frozenset(
+    {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity", "MaxPool", "Slice"}
+)
+
 
 @dataclass(frozen=True)
 class QdqPlan:
@@ -57,6 +61,16 @@ def render_qdq(plan: PrecisionPlan, model: Any) -> QdqPlan:
             elif tensor:
                 activations.add(tensor)
         activations.update(t for t in node.output if t)
+    # Shape-only ops share their input's quantization in ORT (and on Hailo): a 16-bit tensor
+    # stays 16-bit through them, so they belong to the plan too.
+    grew = True
+    while grew:
+        grew = False
+        for node in model.graph.node:
+            if node.op_type in PASSTHROUGH and node.input and node.input[0] in activations:
+                new = {t for t in node.output if t and t not in activations}
+                activations |= new
+                grew = grew or bool(new)
     missing = wanted - {n.name for n in model.graph.node}
     if missing:
         raise PlanError(

@@ -1,0 +1,77 @@
+"""Metrics against hand-computed values, and the gate's verdicts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hailoc.eval.gate import judge
+from hailoc.eval.metrics import (
+    Agreement,
+    Degeneracy,
+    best_threshold,
+    effective_rank,
+    roc_auc,
+    tar_at_far,
+    verification,
+)
+from hailoc.eval.sweep import evaluate
+from hailoc.manifest.schema import Gate
+
+
+def test_identical_embeddings() -> None:
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(10, 16))
+    agreement = Agreement.of(emb, emb * 3.0)  # scale does not change cosine
+    assert agreement.mean == pytest.approx(1.0) and agreement.min == pytest.approx(1.0)
+    same = Degeneracy.of(np.tile(emb[:1], (5, 1)))
+    assert same.norm_cv == pytest.approx(0.0, abs=1e-12)
+    assert same.mean_pairwise_similarity == pytest.approx(1.0)
+    assert same.effective_rank == pytest.approx(1.0)
+
+
+def test_orthogonal_embeddings() -> None:
+    emb = np.eye(4) * np.array([[1.0], [2.0], [3.0], [4.0]])
+    deg = Degeneracy.of(emb)
+    assert deg.mean_pairwise_similarity == pytest.approx(0.0)
+    assert deg.norm_mean == pytest.approx(2.5)
+    assert deg.norm_cv == pytest.approx(np.std([1, 2, 3, 4]) / 2.5)
+    # Singular values 1..4: p = [.1,.2,.3,.4], exp(entropy) by hand.
+    p = np.array([0.1, 0.2, 0.3, 0.4])
+    assert effective_rank(emb) == pytest.approx(np.exp(-(p * np.log(p)).sum()))
+    assert Agreement.of(np.eye(3), np.roll(np.eye(3), 1, axis=1)).mean == pytest.approx(0.0)
+
+
+def test_known_roc() -> None:
+    genuine = np.array([0.9, 0.8, 0.7, 0.4])
+    impostor = np.array([0.6, 0.5, 0.3, 0.2])
+    # 14 of the 16 (genuine, impostor) pairs are ordered correctly.
+    assert roc_auc(genuine, impostor) == pytest.approx(14 / 16)
+    threshold, accuracy = best_threshold(genuine, impostor)
+    assert threshold == pytest.approx(0.65) and accuracy == pytest.approx(7 / 8)
+    # FAR 1e-2 with 4 impostors allows none: threshold = the best impostor, 0.6.
+    assert tar_at_far(genuine, impostor, 1e-2) == pytest.approx(0.75)
+    assert tar_at_far(genuine, impostor, 0.5) == pytest.approx(1.0)  # threshold 0.3 -> all
+    v = verification(genuine, impostor)
+    assert v.genuine_mean == pytest.approx(0.7) and v.impostor_mean == pytest.approx(0.4)
+    assert roc_auc(np.array([0.5, 0.5]), np.array([0.5])) == pytest.approx(0.5)  # ties count half
+
+
+def _by_size(emb: np.ndarray, sizes: tuple[int, ...] = (112, 64)) -> dict[int, np.ndarray]:
+    return {s: emb + 0.01 * i for i, s in enumerate(sizes)}
+
+
+def test_gate_passes_faithful_and_flags_collapsed_embeddings() -> None:
+    rng = np.random.default_rng(1)
+    ref = rng.normal(size=(12, 64)) * rng.uniform(1, 3, size=(12, 1))
+    good = evaluate(_by_size(ref), _by_size(ref + 0.01 * rng.normal(size=ref.shape)))
+    assert judge(good, Gate()).passed
+
+    collapsed = np.tile(ref.mean(0, keepdims=True), (12, 1)) + 1e-4 * ref
+    verdict = judge(evaluate(_by_size(ref), _by_size(collapsed)), Gate())
+    assert not verdict.passed and verdict.failure_class == "degenerate"
+
+    noisy = evaluate(_by_size(ref), _by_size(ref + 0.8 * rng.normal(size=ref.shape) * 2))
+    verdict = judge(noisy, Gate())
+    assert not verdict.passed and verdict.failure_class == "accuracy"
+    assert "mean agreement" in verdict.message

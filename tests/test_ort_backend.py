@@ -1,0 +1,160 @@
+"""The ONNX Runtime backend on the real example model: QDQ graph, gate, reports, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+import yaml
+from PIL import Image
+
+from hailoc.backend.onnxruntime.preprocess import to_input
+from hailoc.backend.onnxruntime.session import Embedder, open_session
+from hailoc.eval.gate import judge
+from hailoc.eval.sweep import embed_sizes, evaluate
+from hailoc.manifest import load_manifest
+from tests.conftest import CliResult
+from tests.onnx_variants import with_in_graph_normalization
+
+Cli = Callable[..., CliResult]
+SIXTEEN_BIT = {onnx.TensorProto.UINT16, onnx.TensorProto.INT16}
+
+
+def _record(project: Path, precision: str) -> dict[str, Any]:
+    path = project / "hef" / "fr_feature" / "onnxruntime" / precision / "record.json"
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+def _sixteen_bit_tensors(path: Path) -> set[str]:
+    """Tensors whose Q/DQ pair uses a 16-bit zero point, under their original names."""
+    model = onnx.load(str(path))
+    zero_points = {i.name: i.data_type for i in model.graph.initializer}
+    found = set()
+    for node in model.graph.node:
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or len(node.input) < 3:
+            continue
+        if zero_points.get(node.input[2]) in SIXTEEN_BIT:
+            name = node.input[0] if node.op_type == "QuantizeLinear" else node.output[0]
+            for suffix in ("_QuantizeLinear_Input", "_DequantizeLinear_Output", "_quantized"):
+                name = name.removesuffix(suffix)
+            found.add(name)
+    return found
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, demo_calibration: Path) -> Path:
+    """One project with fr_feature built int8 and int16-final by the real CLI."""
+    from hailoc.cli import run
+    from tests.conftest import REPO
+
+    project = tmp_path_factory.mktemp("ort")
+    (project / "models").mkdir()
+    shutil.copy(REPO / "models" / "fr_feature.onnx", project / "models")
+    shutil.copytree(REPO / "alls_templates", project / "alls_templates")
+    shutil.copy(REPO / "models.yaml", project / "models.yaml")
+    shutil.copytree(demo_calibration, project / "calibration")
+    code = run(
+        ["-m", str(project / "models.yaml"), "build", "fr_feature", "-p", "int8,int16-final"]
+    )
+    assert code in (0, 1)
+    return project
+
+
+def test_int16_final_is_16_bit_exactly_on_the_plan(built: Path) -> None:
+    int8, int16 = _record(built, "int8"), _record(built, "int16-final")
+    out = built / "hef" / "fr_feature" / "onnxruntime"
+    assert _sixteen_bit_tensors(out / "int8" / "fr_feature.qdq.onnx") == set()
+    planned = set(int16["plan"]["a16_tensors"])
+    assert planned  # the final block's weights and activations
+    assert _sixteen_bit_tensors(out / "int16-final" / "fr_feature.qdq.onnx") == planned
+    assert int16["accuracy"]["agreement"]["mean"] >= int8["accuracy"]["agreement"]["mean"]
+    # Emulation outputs are never named or presented as HEFs.
+    assert not list((built / "hef").rglob("*.hef"))
+    assert "NOT a HEF" in int16["artifacts"]["qdq_onnx"]["note"]
+
+
+def test_records_and_reports(built: Path) -> None:
+    record = _record(built, "int16-final")
+    assert record["status"] == "ok" and record["accuracy"]["gate"]["passed"]
+    sweep = {row["size"]: row for row in record["accuracy"]["sweep"]}
+    assert set(sweep) == {112, 64, 40, 24, 16}
+    assert sweep[16]["pre_norm_fp32"] < sweep[112]["pre_norm_fp32"]  # far faces: weaker signal
+    folder = built / "hef" / "fr_feature" / "onnxruntime" / "int16-final"
+    report = (folder / "report.md").read_text()
+    assert "| 24 |" in report and "Gate: **PASSED**" in report
+    for name in ("agreement.png", "scores.png", "pre_norm.png"):
+        with Image.open(folder / name) as image:
+            assert image.format == "PNG"
+            pixels = np.asarray(image.convert("RGB")).astype(int)
+        blue = (pixels[..., 2] - pixels[..., 0]) > 80
+        red = (pixels[..., 0] - pixels[..., 2]) > 80
+        # fp32 (blue) and the candidate (red) are both drawn.
+        assert blue.sum() > 50 and red.sum() > 50, name
+        if name == "scores.png":
+            # Side by side: fp32's histogram on the left, the candidate's on the right.
+            half = pixels.shape[1] // 2
+            assert blue[:, :half].sum() > 10 * blue[:, half:].sum()
+            assert red[:, half:].sum() > 10 * red[:, :half].sum()
+
+
+def test_double_normalization_is_caught_and_the_correct_model_passes(
+    tmp_path: Path, demo_calibration: Path
+) -> None:
+    from tests.conftest import REPO
+
+    manifest = load_manifest(REPO / "models.yaml")
+    cfg = manifest.model("fr_feature")
+    faces = np.load(demo_calibration / "fr_demo" / "eval.npy")
+    sizes = cfg.gate.face_sizes
+    reference = embed_sizes(Embedder(open_session(cfg.onnx), cfg), faces, sizes)
+
+    baked = with_in_graph_normalization(cfg.onnx, tmp_path / "baked.onnx")
+    twice = Embedder(open_session(baked), cfg)  # cfg still says mean 127 / std 128
+    verdict = judge(evaluate(reference, embed_sizes(twice, faces, sizes)), cfg.gate)
+    assert not verdict.passed and verdict.failure_class in ("degenerate", "accuracy")
+
+    session = open_session(baked)
+
+    def once(batch: np.ndarray) -> np.ndarray:
+        x = to_input(batch, cfg, normalize=False)
+        return np.concatenate(
+            [session.run(None, {"input": x[i : i + 1]})[0] for i in range(len(x))]
+        )
+
+    assert judge(evaluate(reference, embed_sizes(once, faces, sizes)), cfg.gate).passed
+
+
+def _edit(project: Path, **changes: Any) -> None:
+    data = yaml.safe_load((project / "models.yaml").read_text())
+    data["models"]["fr_feature"].update(changes)
+    (project / "models.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+@pytest.mark.parametrize("case", ["corrupt_onnx", "input_mismatch", "empty_calibration"])
+def test_bad_inputs_are_one_line_and_leave_nothing(
+    calibrated_project: Path, cli: Cli, case: str
+) -> None:
+    project = calibrated_project
+    if case == "corrupt_onnx":
+        (project / "models" / "fr_feature.onnx").write_bytes(b"\x08\x07garbage" * 100)
+        _edit(project, sha256=None)
+        expected = "fr_feature.onnx"
+    elif case == "input_mismatch":
+        _edit(project, input={"name": "data", "shape": [1, 3, 112, 112]})
+        expected = "input"
+    else:
+        folder = project / "calibration" / "fr_demo"
+        empty = np.zeros((0, 112, 112, 3), np.uint8)
+        np.save(folder / "calib.npy", empty)
+        expected = "calibration set is empty"
+    res = cli("-m", str(project / "models.yaml"), "build", "fr_feature", "-p", "int8")
+    assert res.code == 2, res.err
+    lines = [line for line in res.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0]
+    assert not (project / "hef").exists()

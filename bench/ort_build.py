@@ -1,0 +1,63 @@
+"""ONNX Runtime build cost for fr_feature: wall time and peak RSS of calibration-set build,
+quantization and the accuracy gate, for int8 and int16-final (stage cache disabled).
+
+Run: python3 bench/ort_build.py
+"""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from hailoc.backend.onnxruntime.pipeline import OrtBuilder
+from hailoc.build.layout import BuildTarget
+from hailoc.build.options import BuildOptions
+from hailoc.build.reporter import SilentReporter
+from hailoc.calibration import CalibParams, build_set
+from hailoc.manifest import load_manifest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp)
+        (project / "models").mkdir()
+        for name in ("fr_feature.onnx", "fr_detect.onnx", "fr_landmark.onnx"):
+            shutil.copy(REPO / "models" / name, project / "models")
+        shutil.copytree(REPO / "alls_templates", project / "alls_templates")
+        shutil.copy(REPO / "models.yaml", project / "models.yaml")
+        manifest = load_manifest(project / "models.yaml")
+        started = time.perf_counter()
+        build_set(
+            "fr_demo",
+            CalibParams(images=str(REPO / "examples" / "photos"), eval_split=0.3),
+            project_root=project,
+            calib_root=manifest.calibration_dir,
+            detector=manifest.data.defaults.detector,
+        )
+        print(
+            f"calibration set: {time.perf_counter() - started:6.2f} s  peak RSS {_rss_mb():.0f} MB"
+        )
+        builder = OrtBuilder(manifest, BuildOptions(force=True), SilentReporter())
+        for precision in ("int8", "int16-final"):
+            started = time.perf_counter()
+            record = builder.build(BuildTarget("fr_feature", "hailo8", precision, "onnxruntime"))
+            seconds = time.perf_counter() - started
+            stages = ", ".join(f"{s.name} {s.seconds:.2f} s" for s in record.stages)
+            print(
+                f"{precision:12s} {seconds:6.2f} s ({stages}, report "
+                f"{seconds - sum(s.seconds for s in record.stages):.2f} s)  "
+                f"peak RSS {_rss_mb():.0f} MB  status {record.status}"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -158,3 +158,14 @@ def test_bad_inputs_are_one_line_and_leave_nothing(
     lines = [line for line in res.err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0]
     assert not (project / "hef").exists()
+
+
+def test_batch_report_compares_builds(built: Path, cli: Cli) -> None:
+    res = cli("-m", str(built / "models.yaml"), "report")
+    assert res.code == 0, res.err
+    assert "int8" in res.out and "int16-final" in res.out
+    text = (built / "hef" / "report.md").read_text()
+    assert "| fr_feature | int8 | onnxruntime |" in text
+    assert "| fr_feature | int16-final | onnxruntime |" in text
+    with Image.open(built / "hef" / "comparison.png") as image:
+        assert image.format == "PNG"

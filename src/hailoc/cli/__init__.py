@@ -13,7 +13,7 @@ from rich.logging import RichHandler
 from rich.text import Text
 
 from hailoc import __version__
-from hailoc.cli import alls_cmd, build_cmd, calib_cmd, models_cmd, plan_cmd
+from hailoc.cli import alls_cmd, build_cmd, calib_cmd, models_cmd, plan_cmd, report_cmd
 from hailoc.cli.state import CliState
 from hailoc.errors import HailocError
 from hailoc.manifest.loader import MANIFEST_ENV, find_manifest
@@ -35,6 +35,7 @@ app.add_typer(alls_cmd.app, name="alls")
 app.add_typer(calib_cmd.app, name="calib")
 app.command("build")(build_cmd.build)
 app.command("plan")(plan_cmd.plan)
+app.command("report")(report_cmd.report)
 
 
 def _version(value: bool) -> None:

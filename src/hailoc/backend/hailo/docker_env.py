@@ -40,7 +40,10 @@ def connect(target: DockerTarget) -> Any:
     where = target.host or (f"context {target.context}" if target.context else "DOCKER_HOST")
     try:
         if target.host:
-            client = docker.DockerClient(base_url=target.host)
+            # ssh:// goes through the system's ssh client (keys, agent, config) rather than
+            # requiring paramiko.
+            ssh = target.host.startswith("ssh://")
+            client = docker.DockerClient(base_url=target.host, use_ssh_client=ssh)
         elif target.context:
             ctx = docker.ContextAPI.get_context(target.context)
             if ctx is None:

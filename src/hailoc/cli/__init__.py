@@ -6,8 +6,8 @@ import logging
 import sys
 from pathlib import Path
 
-import click
 import typer
+from typer.exceptions import TyperException
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.text import Text
@@ -81,14 +81,19 @@ def run(argv: list[str] | None = None) -> int:
     except HailocError as exc:
         err.print(Text.assemble(("error: ", "bold red"), str(exc)))
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
         return 130
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except TyperException as exc:
+        # Usage errors (unknown option, bad value): typer's own message and exit code 2.
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(f"error: {exc}")
+        return int(getattr(exc, "exit_code", 2))
     return result if isinstance(result, int) else 0
 
 

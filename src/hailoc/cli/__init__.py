@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import typer
-from typer.exceptions import TyperException
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.text import Text
+from typer.exceptions import TyperException
 
 from hailoc import __version__
 from hailoc.cli import alls_cmd, build_cmd, calib_cmd, models_cmd, plan_cmd, report_cmd

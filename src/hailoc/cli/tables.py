@@ -1,10 +1,11 @@
-"""Rich tables shared by `hailoc build` and `hailoc report`."""
+"""Rich tables shared by `hailoc build` and `hailoc report`: narrow enough for 80 columns."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich import box
+from rich.console import Group
 from rich.table import Table
 
 from hailoc.records import BuildRecord
@@ -24,66 +25,65 @@ def accuracy_rows(records: list[BuildRecord] | list[dict[str, Any]]) -> list[dic
     return rows
 
 
-def accuracy_table(records: list[BuildRecord] | list[dict[str, Any]]) -> Table | None:
-    """Builds side by side: agreement with fp32, then per face size agreement / match rate."""
+def _label(row: dict[str, Any]) -> str:
+    if row["backend"] == "onnxruntime":
+        return str(row["precision"])
+    return f"{row['precision']} {row['hw_arch']}"
+
+
+def accuracy_table(records: list[BuildRecord] | list[dict[str, Any]]) -> Group | None:
+    """Per model: a gate/agreement table, then one row per face size with builds side by side."""
     rows = accuracy_rows(records)
     if not rows:
         return None
-    sizes = sorted({s["size"] for r in rows for s in r["accuracy"]["sweep"]}, reverse=True)
-    models = sorted({r["model"] for r in rows})
-    single = len(models) == 1
-    table = Table(
-        title=(f"{models[0]}: " if single else "")
-        + "accuracy vs fp32 on eval faces; per face size: agreement/match rate",
-        pad_edge=False,
-        caption="match rate: genuine pairs accepted at fp32's threshold; fp32 rows = reference",
-        box=box.SIMPLE_HEAD,
-    )
-    for column in (
-        ("build", "gate", "mean", "worst")
-        if single
-        else ("model", "build", "gate", "mean", "worst")
-    ):
-        table.add_column(
-            column, justify="right" if column in ("mean", "worst") else "left", no_wrap=True
-        )
-    for size in sizes:
-        table.add_column(f"{size}px", justify="right", no_wrap=True)
-    seen_reference: set[str] = set()
-    for r in rows:
-        acc = r["accuracy"]
-        by_size = {s["size"]: s for s in acc["sweep"]}
-        if r["model"] not in seen_reference:
-            seen_reference.add(r["model"])
-            table.add_row(
-                *([] if single else [r["model"]]),
-                "fp32",
-                "",
-                "1.0000",
-                "1.0000",
-                *[
-                    _cell(1.0, by_size[s]["match_rate_fp32"]) if s in by_size else "-"
-                    for s in sizes
-                ],
-                style="dim",
+    parts: list[Table] = []
+    for model in sorted({r["model"] for r in rows}):
+        builds = [r for r in rows if r["model"] == model]
+        summary = Table(title=f"{model}: agreement with fp32 on held-out faces", box=box.SIMPLE)
+        for column in ("build", "backend", "gate", "mean", "worst", "p5"):
+            summary.add_column(
+                column, justify="right" if column in ("mean", "worst", "p5") else "left"
             )
-        gate = acc.get("gate", {})
-        verdict = "[green]pass[/]" if gate.get("passed") else f"[red]{r.get('failure_class')}[/]"
-        table.add_row(
-            *([] if single else [r["model"]]),
-            r["precision"] if r["backend"] == "onnxruntime" else f"{r['precision']} (hailo)",
-            verdict,
-            _num(acc["agreement"]["mean"], 4),
-            _num(acc["agreement"]["min"], 4),
-            *[
-                _cell(by_size[s]["agreement_mean"], by_size[s]["match_rate_candidate"])
-                if s in by_size
-                else "-"
-                for s in sizes
-            ],
+        for r in builds:
+            acc = r["accuracy"]
+            gate = acc.get("gate", {})
+            verdict = (
+                "[green]pass[/]" if gate.get("passed") else f"[red]{r.get('failure_class')}[/]"
+            )
+            summary.add_row(
+                _label(r),
+                r["backend"],
+                verdict,
+                _num(acc["agreement"]["mean"], 4),
+                _num(acc["agreement"]["min"], 4),
+                _num(acc["agreement"].get("p5"), 4),
+            )
+        parts.append(summary)
+        sweep = Table(
+            title=f"{model}: per face size, agreement / genuine match rate",
+            caption="match rate: same face close vs far accepted at fp32's threshold",
+            box=box.SIMPLE,
         )
-    return table
+        sweep.add_column("face px", justify="right")
+        sweep.add_column("fp32 match", justify="right")
+        for r in builds:
+            sweep.add_column(_label(r), justify="right", no_wrap=True)
+        by_build = [{s["size"]: s for s in r["accuracy"]["sweep"]} for r in builds]
+        sizes = sorted({size for b in by_build for size in b}, reverse=True)
+        for size in sizes:
+            fp_match = next((b[size]["match_rate_fp32"] for b in by_build if size in b), None)
+            cells = []
+            for b in by_build:
+                row = b.get(size)
+                cells.append(
+                    "-"
+                    if row is None
+                    else _cell(row["agreement_mean"], row["match_rate_candidate"])
+                )
+            sweep.add_row(str(size), _num(fp_match, 2), *cells)
+        parts.append(sweep)
+    return Group(*parts)
 
 
 def _cell(agreement: float, match: float | None) -> str:
-    return f"{agreement:.3f}" + (f"/{match:.2f}" if match is not None else "")
+    return f"{agreement:.3f}" + (f" / {match:.2f}" if match is not None else "")

@@ -65,8 +65,13 @@ def quantize(
     out: Path,
     *,
     calibset_size: int,
+    ranges_cache: Path | None = None,
 ) -> dict[str, Any]:
-    """Write a QDQ model to `out`; returns facts for the record (opset, tensors, faces)."""
+    """Write a QDQ model to `out`; returns facts for the record (opset, tensors, faces).
+
+    With `ranges_cache` (and an onnxruntime that supports it), activation ranges are
+    collected once and reused: a plan search quantizes the same model dozens of times.
+    """
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -77,7 +82,8 @@ def quantize(
     )
 
     model = onnx.load(str(onnx_path))
-    opset = OPSET_16BIT if plan.tensors else OPSET_INT8
+    # With a shared ranges cache every variant must see the same graph: use one opset.
+    opset = OPSET_16BIT if plan.tensors or ranges_cache else OPSET_INT8
     model = upgrade_opset(model, opset)
     faces = np.load(calib, mmap_mode="r")[:calibset_size]
     batch = model.graph.input[0].type.tensor_type.shape.dim[0].dim_value or 16
@@ -92,6 +98,9 @@ def quantize(
         root = logging.getLogger()
         level = root.level
         root.setLevel(logging.ERROR)
+        cache_option: dict[str, Any] = {}
+        if ranges_cache is not None and _supports_ranges_cache(quantize_static):
+            cache_option["calibration_cache_path"] = str(ranges_cache)
         try:
             quantize_static(
                 str(src),
@@ -103,6 +112,7 @@ def quantize(
                 weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax,
                 extra_options={"TensorQuantOverrides": plan.overrides()} if plan.tensors else {},
+                **cache_option,
             )
         except Exception as exc:
             raise OnnxError(
@@ -115,3 +125,9 @@ def quantize(
         data = (Path(tmp) / "qdq.onnx").read_bytes()
     out.write_bytes(data)
     return {"opset": opset, "calibration_faces": len(faces), "a16_tensors": list(plan.tensors)}
+
+
+def _supports_ranges_cache(function: Any) -> bool:
+    import inspect
+
+    return "calibration_cache_path" in inspect.signature(function).parameters

@@ -19,6 +19,8 @@ class BuildOptions:
     docker_host: str | None = None
     docker_context: str | None = None
     skip_gate: bool = False
+    auto_target: float | None = None
+    auto_budget: int | None = None
 
     def rerun(self, stage: str) -> bool:
         """True when `stage` must run even if its cache entry exists."""

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from hailoc.alls import render_alls
+from hailoc.build.planning import saved_auto_plan
 from hailoc.cli.state import state
 from hailoc.errors import HailocError
 from hailoc.fsutil import atomic_write_text
@@ -15,7 +16,10 @@ from hailoc.validate import load_graph
 
 app = typer.Typer(help="Render .alls model scripts from alls_templates/.", no_args_is_help=True)
 
-PRECISION_HELP = "int8 | int16-final | int16-all | custom (default: the model's precision)."
+PRECISION_HELP = (
+    "int8 | int16-final | int16-all | custom | auto (default: the model's precision); "
+    "auto uses the plan saved by `hailoc plan NAME -p auto`."
+)
 
 
 @app.command("render")
@@ -43,7 +47,10 @@ def render(
     st = state(ctx)
     manifest = st.manifest()
     cfg = manifest.model(name)
-    plan = build_plan(cfg, load_graph(cfg), precision)
+    if (precision or cfg.precision) == "auto":
+        plan = saved_auto_plan(manifest.hef_dir, cfg.name)
+    else:
+        plan = build_plan(cfg, load_graph(cfg), precision)
     chosen: ResolvedPlan | PrecisionPlan
     if hn is not None:
         chosen = resolve_plan(plan, read_hn(hn))

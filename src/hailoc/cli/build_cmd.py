@@ -29,7 +29,7 @@ def build(
         None,
         "--precision",
         "-p",
-        help="int8 | int16-final | int16-all | custom; several as int8,int16-final.",
+        help="int8 | int16-final | int16-all | custom | auto; several as int8,int16-final.",
     ),
     hw_arch: str | None = typer.Option(
         None, "--hw-arch", help="Override the target, e.g. hailo8 or hailo8,hailo8l."
@@ -63,6 +63,12 @@ def build(
     ),
     docker_context: str | None = typer.Option(
         None, "--docker-context", help="Named Docker context to use instead of the default."
+    ),
+    target: float | None = typer.Option(
+        None, "--target", help="auto: agreement to reach (default: the manifest's auto.target)."
+    ),
+    budget: int | None = typer.Option(
+        None, "--budget", min=1, help="auto: at most this many 16-bit layers."
     ),
     skip_gate: bool = typer.Option(
         False,
@@ -113,6 +119,8 @@ def build(
         docker_host=docker_host,
         docker_context=docker_context,
         skip_gate=skip_gate,
+        auto_target=target,
+        auto_budget=budget,
     )
     if len({t.model for t in targets}) == 1:
         # One model: a bad input is a one-line error with nothing written, not a failed batch.

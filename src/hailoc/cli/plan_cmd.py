@@ -5,13 +5,30 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from hailoc.autoplan import AutoResult
+from hailoc.build.inputs import gather
+from hailoc.build.options import BuildOptions
+from hailoc.build.planning import plan_for
 from hailoc.cli.alls_cmd import PRECISION_HELP
 from hailoc.cli.output import warning_line
-from hailoc.cli.state import state
+from hailoc.cli.state import CliState, state
 from hailoc.plan import PRESET_HELP, build_plan, read_hn, resolve_plan
 from hailoc.validate import load_graph
+
+
+class _Bar:
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task = progress.add_task("auto", total=None)
+
+    def start(self, total: int, what: str) -> None:
+        self.progress.update(self.task, total=total, completed=0, description=what)
+
+    def advance(self) -> None:
+        self.progress.advance(self.task)
 
 
 def plan(
@@ -19,10 +36,24 @@ def plan(
     name: str = typer.Argument(..., help="Model name from models.yaml."),
     precision: str | None = typer.Option(None, "--precision", "-p", help=PRECISION_HELP),
     hn: Path | None = typer.Option(None, "--hn", help="Resolve against this parsed HN JSON."),
+    target: float | None = typer.Option(
+        None, "--target", help="auto: agreement to reach (default: the manifest's auto.target)."
+    ),
+    budget: int | None = typer.Option(
+        None, "--budget", min=1, help="auto: at most this many 16-bit layers."
+    ),
 ) -> None:
-    """Show the precision plan for NAME: 16-bit layers in ONNX and (with --hn) HN names."""
+    """Show the precision plan for NAME: 16-bit layers in ONNX and (with --hn) HN names.
+
+    With -p auto, search the fewest 16-bit layers that reach the target agreement on the ONNX
+    Runtime emulation (needs the model's calibration set) and save hef/NAME/auto_plan.json.
+    """
     st = state(ctx)
-    cfg = st.manifest().model(name)
+    manifest = st.manifest()
+    cfg = manifest.model(name)
+    if (precision or cfg.precision) == "auto":
+        _auto(st, name, target, budget)
+        return
     graph = load_graph(cfg)
     the_plan = build_plan(cfg, graph, precision)
     st.out.print(f"[bold]{cfg.name}[/] {the_plan.precision}: {PRESET_HELP[the_plan.precision]}")
@@ -48,3 +79,44 @@ def plan(
         warning_line(st.err, f"{item.name} ({item.kind}) stays 8-bit: {item.why}")
     if resolved is not None:
         st.out.print(f"quantization_param layers: {', '.join(resolved.a16_layers) or 'none'}")
+
+
+def _auto(st: CliState, name: str, target: float | None, budget: int | None) -> None:
+    manifest = st.manifest()
+    inputs = gather(manifest, name)
+    options = BuildOptions(auto_target=target, auto_budget=budget)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("evaluations"),
+        TimeElapsedColumn(),
+        console=st.err,
+    ) as progress:
+        _, result = plan_for(manifest, inputs, "auto", options, _Bar(progress))
+    assert result is not None
+    _print_auto(st, result)
+    st.out.print(f"saved {manifest.hef_dir / name / 'auto_plan.json'} and auto_curve.png")
+    if not result.reached:
+        st.err.print(f"[red]error[/]: {name}: {result.message}", highlight=False)
+        raise typer.Exit(1)
+
+
+def _print_auto(st: CliState, result: AutoResult) -> None:
+    table = Table(title=f"{result.model}: {result.metric} agreement at {result.face_size} px")
+    for column in ("16-bit layers", "added", "alone gain", result.metric, "mean (all sizes)"):
+        table.add_column(column, justify="left" if column == "added" else "right")
+    gains = {s["layer"]: s["gain"] for s in result.sensitivity}
+    for point in result.curve:
+        added = point["added"] or "(int8)"
+        gain = f"{gains[added]:+.4f}" if added in gains else ""
+        table.add_row(
+            str(point["layers"]), added, gain, f"{point['metric']:.4f}", f"{point['mean']:.4f}"
+        )
+    st.out.print(table)
+    colour = "green" if result.reached else "red"
+    st.out.print(f"[{colour}]{result.message}[/]", highlight=False)
+    st.out.print(
+        f"{result.evaluations} model evaluations ({result.reused_evaluations} reused from cache); "
+        f"layers: {', '.join(result.layers) or 'none'}"
+    )

@@ -117,3 +117,16 @@ def batch_comparison(rows: list[dict[str, Any]], path: Path) -> None:
     )
     ax.legend()
     _save(fig, path)
+
+
+def auto_curve(curve: list[dict[str, Any]], target: float, label: str, path: Path) -> None:
+    """Agreement vs number of 16-bit layers along the greedy search."""
+    fig, axes = _figure(1)
+    ax = axes[0][0]
+    n = [p["layers"] for p in curve]
+    ax.plot(n, [p["metric"] for p in curve], "o-", color=CAND, label=label)
+    ax.plot(n, [p["mean"] for p in curve], "s--", color=FP32, label="mean agreement, all sizes")
+    ax.axhline(target, color="black", linestyle=":", label=f"target {target}")
+    ax.set(xlabel="16-bit layers", ylabel="cosine to fp32", title="--precision auto search")
+    ax.legend()
+    _save(fig, path)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from hailoc.errors import ManifestError
 from hailoc.manifest.schema import (
+    AutoSearch,
     Backend,
     Family,
     Gate,
@@ -70,6 +71,7 @@ class ModelConfig:
     alls_extra: tuple[str, ...]
     optimization: Optimization
     gate: Gate
+    auto: AutoSearch
     backend: Backend
     suite_image: str
 
@@ -159,6 +161,7 @@ def _resolve(manifest: LoadedManifest, name: str, entry: ModelEntry) -> ModelCon
         alls_extra=entry.alls_extra,
         optimization=optimization,
         gate=_merge(defaults.gate, entry.gate),
+        auto=_merge(defaults.auto, entry.auto),
         backend=defaults.backend,
         suite_image=defaults.suite_image,
     )

@@ -19,7 +19,7 @@ from pydantic import (
 HwArch = Literal["hailo8", "hailo8l", "hailo8r", "hailo10h", "hailo15h", "hailo15m", "hailo15l"]
 HW_ARCHS: tuple[str, ...] = HwArch.__args__  # type: ignore[attr-defined]
 
-Precision = Literal["int8", "int16-final", "int16-all", "custom"]
+Precision = Literal["int8", "int16-final", "int16-all", "custom", "auto"]
 PRECISIONS: tuple[str, ...] = Precision.__args__  # type: ignore[attr-defined]
 
 Backend = Literal["onnxruntime", "hailo"]
@@ -168,6 +168,19 @@ class DetectorSpec(Strict):
         return self
 
 
+class AutoSearch(Strict):
+    """`--precision auto`: the fewest 16-bit layers that reach the target agreement."""
+
+    target: float = Field(default=0.98, gt=-1, le=1)
+    # worst: the worst eval face's agreement at face_size; mean: the mean at face_size.
+    metric: Literal["worst", "mean"] = "worst"
+    face_size: int = Field(default=24, ge=8, le=112)
+    max_layers: int | None = Field(default=None, ge=1)
+    max_weight_share: float | None = Field(default=None, gt=0, le=1)
+    # Wide non-conv layers in 16-bit trip the allocator ("needs super-defuse").
+    max_non_conv_width: int = Field(default=1024, ge=1)
+
+
 class Defaults(Strict):
     """Values every model inherits unless its own entry overrides them."""
 
@@ -180,6 +193,7 @@ class Defaults(Strict):
     alls_templates: RelPath = "alls_templates"
     optimization: Optimization = Optimization()
     gate: Gate = Gate()
+    auto: AutoSearch = AutoSearch()
     detector: DetectorSpec = DetectorSpec()
 
 
@@ -202,6 +216,7 @@ class ModelEntry(Strict):
     alls_extra: tuple[str, ...] = ()
     optimization: Optimization | None = None
     gate: Gate | None = None
+    auto: AutoSearch | None = None
     notes: str | None = None
 
     @field_validator("alls_extra")

@@ -17,6 +17,7 @@ PRESET_HELP = {
     "int16-final": "a16_w16 on the final embedding block and the output layer",
     "int16-all": "a16_w16 on every weight layer that supports it, and the output layer",
     "custom": "a16_w16 on the manifest's a16_layers (ONNX or HN names)",
+    "auto": "a16_w16 on the fewest layers that reach the manifest's auto target (searched)",
 }
 
 
@@ -41,6 +42,12 @@ def build_plan(cfg: ModelConfig, graph: GraphInfo, precision: str | None = None)
         hn_names = tuple(n for n in cfg.a16_layers if graph.node(n) is None)
         plan = _filtered(cfg.name, chosen, graph, onnx_names, include_output=False)
         return PrecisionPlan(plan.model, chosen, plan.onnx_nodes, hn_names, False, plan.excluded)
+    if chosen == "auto":
+        raise PlanError(
+            "precision auto is chosen by a search over the ONNX Runtime emulation",
+            where="--precision",
+            fix=f"run `hailoc plan {cfg.name} -p auto` (or build with -p auto)",
+        )
     raise PlanError(
         f"unknown precision {chosen!r}",
         where="--precision",

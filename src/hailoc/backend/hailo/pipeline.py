@@ -22,6 +22,7 @@ from hailoc.backend.hailo.container import Mount, StageOutcome, run_stage
 from hailoc.build.inputs import BuildInputs, gather
 from hailoc.build.layout import BuildTarget, output_dir
 from hailoc.build.options import BuildOptions
+from hailoc.build.planning import AUTO_HINT, plan_for
 from hailoc.build.reporter import Reporter
 from hailoc.cache import StageCache, cache_key
 from hailoc.errors import HailocError
@@ -31,7 +32,7 @@ from hailoc.eval.sweep import EvalResult, embed_sizes, evaluate, split_sizes, st
 from hailoc.failures import KILLED, TIMEOUT, UNKNOWN, classify
 from hailoc.fsutil import atomic_write_bytes, atomic_write_text
 from hailoc.manifest import LoadedManifest, ModelConfig
-from hailoc.plan import build_plan, read_hn, resolve_plan
+from hailoc.plan import read_hn, resolve_plan
 from hailoc.records import BuildRecord, StageRecord
 
 log = logging.getLogger(__name__)
@@ -172,13 +173,19 @@ class HailoBuilder:
             outputs=("parsed.har", "parsed.hn.json"),
         )
         hn_path = parse_dir / "parsed.hn.json"
-        plan = build_plan(cfg, inputs.graph, target.precision)
+        if target.precision == "auto":
+            self.reporter.stage(target, "auto-search", False)
+        plan, auto = plan_for(self.manifest, inputs, target.precision, self.options)
+        if auto is not None and not auto.reached:
+            record.fail("auto_target", auto.message, AUTO_HINT)
+            raise StageFailed("auto")
         resolved = resolve_plan(plan, read_hn(hn_path))
         alls = render_alls(cfg, resolved, self.manifest.templates_dir)
         record.plan = {
             "onnx_nodes": list(plan.onnx_nodes),
             "a16_layers": list(resolved.a16_layers),
             "excluded": [e.__dict__ for e in resolved.excluded],
+            **({"auto": {"layers": auto.layers, "message": auto.message}} if auto else {}),
         }
         record.inputs["alls"] = alls
         record.inputs["alls_sha256"] = hashlib.sha256(alls.encode()).hexdigest()

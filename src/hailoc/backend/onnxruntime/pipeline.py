@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 
 from hailoc import __version__
+from hailoc.autoplan import AutoResult
 from hailoc.backend.onnxruntime.qdq_plan import render_qdq
 from hailoc.backend.onnxruntime.quantize import quantize
 from hailoc.backend.onnxruntime.session import Embedder, open_session
 from hailoc.build.inputs import BuildInputs, gather
 from hailoc.build.layout import BuildTarget, output_dir
 from hailoc.build.options import BuildOptions
+from hailoc.build.planning import AUTO_HINT, plan_for
 from hailoc.build.reporter import Reporter
 from hailoc.cache import StageCache, cache_key
 from hailoc.eval.gate import hint_for, judge
@@ -21,7 +23,6 @@ from hailoc.eval.report import write_build_report
 from hailoc.eval.sweep import EvalResult, embed_sizes, evaluate
 from hailoc.fsutil import atomic_write_bytes, sha256_file
 from hailoc.manifest import LoadedManifest
-from hailoc.plan import build_plan
 from hailoc.records import BuildRecord, StageRecord
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,9 @@ class OrtBuilder:
         inputs = gather(self.manifest, target.model)
         cfg = inputs.config
         record = BuildRecord(target.model, "onnxruntime", target.hw_arch, target.precision)
-        plan = build_plan(cfg, inputs.graph, target.precision)
+        if target.precision == "auto":
+            self.reporter.stage(target, "auto-search", False)
+        plan, auto = plan_for(self.manifest, inputs, target.precision, self.options)
         import onnx
 
         qplan = render_qdq(plan, onnx.load(str(cfg.onnx), load_external_data=False))
@@ -56,6 +59,7 @@ class OrtBuilder:
             "onnx_nodes": list(plan.onnx_nodes),
             "a16_tensors": list(qplan.tensors),
             "excluded": [e.__dict__ for e in plan.excluded],
+            **({"auto": _auto_summary(auto)} if auto else {}),
         }
         record.inputs = {
             "onnx": str(cfg.onnx),
@@ -68,6 +72,8 @@ class OrtBuilder:
             "onnxruntime_version": _ort_version(),
             "hailoc_version": __version__,
         }
+        if auto is not None and not auto.reached:
+            return self._auto_missed(target, record, auto, started)
         qdq = self._quantize(target, inputs, qplan, record)
         result = self._evaluate(target, inputs, qdq, record)
         verdict = judge(result, cfg.gate)
@@ -96,6 +102,18 @@ class OrtBuilder:
             record.fail(verdict.failure_class, verdict.message, hint_for(verdict.failure_class))
         record.seconds = round(time.monotonic() - started, 3)
         write_build_report(out, record, result)
+        record.write(out / "record.json")
+        self.reporter.done(record)
+        return record
+
+    def _auto_missed(
+        self, target: BuildTarget, record: BuildRecord, auto: AutoResult, started: float
+    ) -> BuildRecord:
+        out = output_dir(self.manifest.hef_dir, target)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{target.model}.qdq.onnx").unlink(missing_ok=True)
+        record.fail("auto_target", auto.message, AUTO_HINT)
+        record.seconds = round(time.monotonic() - started, 3)
         record.write(out / "record.json")
         self.reporter.done(record)
         return record
@@ -157,3 +175,15 @@ class OrtBuilder:
         )
         record.stages.append(StageRecord("evaluate", "ok", round(time.monotonic() - started, 3)))
         return result
+
+
+def _auto_summary(auto: AutoResult) -> dict[str, object]:
+    return {
+        "reached": auto.reached,
+        "message": auto.message,
+        "layers": auto.layers,
+        "target": auto.target,
+        "metric": auto.metric,
+        "face_size": auto.face_size,
+        "auto_plan": "../../auto_plan.json",
+    }

@@ -1,0 +1,45 @@
+"""The precision plan of one build: a preset, or the `auto` search (shared by both backends)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hailoc.autoplan import AutoResult, SearchProgress, save_outputs, search_plan, with_overrides
+from hailoc.build.inputs import BuildInputs
+from hailoc.build.options import BuildOptions
+from hailoc.errors import PlanError
+from hailoc.manifest import LoadedManifest
+from hailoc.plan import PrecisionPlan, build_plan
+
+AUTO_HINT = "lower --target, raise --budget, or build int16-all; auto_plan.json has the curve"
+
+
+def plan_for(
+    manifest: LoadedManifest,
+    inputs: BuildInputs,
+    precision: str,
+    options: BuildOptions,
+    progress: SearchProgress | None = None,
+) -> tuple[PrecisionPlan, AutoResult | None]:
+    """The plan for `precision`; `auto` runs (or reuses) the search and saves its outputs."""
+    if precision != "auto":
+        return build_plan(inputs.config, inputs.graph, precision), None
+    cfg = inputs.config
+    spec = with_overrides(cfg.auto, options.auto_target, options.auto_budget)
+    result = search_plan(inputs, manifest.root / ".hailoc" / "cache", spec=spec, progress=progress)
+    save_outputs(result, manifest.hef_dir / cfg.name)
+    return result.plan(), result
+
+
+def saved_auto_plan(hef_dir: Path, model: str) -> PrecisionPlan:
+    """The plan of the last `auto` search for `model` (hef/<model>/auto_plan.json)."""
+    path = hef_dir / model / "auto_plan.json"
+    if not path.is_file():
+        raise PlanError(
+            f"no auto plan for {model} at {path}",
+            where="--precision auto",
+            fix=f"run `hailoc plan {model} -p auto` first",
+        )
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return PrecisionPlan(model, "auto", tuple(data["layers"]))

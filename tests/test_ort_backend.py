@@ -55,7 +55,8 @@ def built(tmp_path_factory: pytest.TempPathFactory, demo_calibration: Path) -> P
 
     project = tmp_path_factory.mktemp("ort")
     (project / "models").mkdir()
-    shutil.copy(REPO / "models" / "fr_feature.onnx", project / "models")
+    for name in ("fr_feature.onnx", "fr_detect.onnx", "fr_landmark.onnx"):
+        shutil.copy(REPO / "models" / name, project / "models")
     shutil.copytree(REPO / "alls_templates", project / "alls_templates")
     shutil.copy(REPO / "models.yaml", project / "models.yaml")
     shutil.copytree(demo_calibration, project / "calibration")
@@ -169,3 +170,43 @@ def test_batch_report_compares_builds(built: Path, cli: Cli) -> None:
     assert "| fr_feature | int16-final | onnxruntime |" in text
     with Image.open(built / "hef" / "comparison.png") as image:
         assert image.format == "PNG"
+
+
+def _lfw_folder(root: Path) -> tuple[Path, Path]:
+    from tests.conftest import REPO
+
+    images = root / "lfw"
+    for person, sample in (("ann", 1), ("bea", 3), ("cat", 6)):
+        folder = images / person
+        folder.mkdir(parents=True)
+        photo = Image.open(REPO / "examples" / "photos" / f"sample{sample}.jpg")
+        photo.save(folder / f"{person}_0001.jpg")
+        # The same people, mirrored and slightly smaller: a genuine pair for the largest face.
+        small = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        small.resize((photo.width * 4 // 5, photo.height * 4 // 5)).save(
+            folder / f"{person}_0002.jpg"
+        )
+    pairs = root / "pairs.txt"
+    pairs.write_text("1 3\nann 1 2\nbea 1 2\ncat 1 2\nann 1 bea 2\nbea 1 cat 2\ncat 1 ann 2\n")
+    return images, pairs
+
+
+def test_eval_on_lfw_style_pairs(built: Path, cli: Cli, tmp_path: Path) -> None:
+    images, pairs = _lfw_folder(tmp_path)
+    m = str(built / "models.yaml")
+    res = cli(
+        "-m", m, "eval", "fr_feature", "-p", "int8", "--pairs", str(pairs), "--images", str(images)
+    )
+    assert res.code == 0, res.err
+    assert "fp32" in res.out and "roc_auc" in res.out
+    folder = built / "hef" / "fr_feature" / "onnxruntime" / "int8"
+    data = json.loads((folder / "pairs.json").read_text())
+    assert data["used"] == 6
+    assert data["fp32"]["genuine_mean"] > data["fp32"]["impostor_mean"]
+    assert json.loads((folder / "record.json").read_text())["accuracy"]["pairs"]["used"] == 6
+
+    pairs.write_text("ann 1 2\nnot a pair line at all\n")
+    res = cli(
+        "-m", m, "eval", "fr_feature", "-p", "int8", "--pairs", str(pairs), "--images", str(images)
+    )
+    assert res.code == 2 and "line 2 is not a pair" in res.err

@@ -13,7 +13,15 @@ from rich.text import Text
 from typer.exceptions import TyperException
 
 from hailoc import __version__
-from hailoc.cli import alls_cmd, build_cmd, calib_cmd, models_cmd, plan_cmd, report_cmd
+from hailoc.cli import (
+    alls_cmd,
+    build_cmd,
+    calib_cmd,
+    eval_cmd,
+    models_cmd,
+    plan_cmd,
+    report_cmd,
+)
 from hailoc.cli.state import CliState
 from hailoc.errors import HailocError
 from hailoc.manifest.loader import MANIFEST_ENV, find_manifest
@@ -36,6 +44,7 @@ app.add_typer(calib_cmd.app, name="calib")
 app.command("build")(build_cmd.build)
 app.command("plan")(plan_cmd.plan)
 app.command("report")(report_cmd.report)
+app.command("eval")(eval_cmd.evaluate_pairs)
 
 
 def _version(value: bool) -> None:

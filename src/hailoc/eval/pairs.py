@@ -1,0 +1,130 @@
+"""LFW-style verification pairs: read pairs.txt, align the images, score fp32 vs a candidate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from hailoc.calibration.align import align_face
+from hailoc.calibration.detect import Detector
+from hailoc.calibration.images import ImageRejected, decode_rgb, read_source
+from hailoc.errors import HailocError
+from hailoc.eval.metrics import Verification, cosine_rows, verification
+from hailoc.eval.sweep import Embedder
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two image paths (relative to the image root) and whether they show the same person."""
+
+    a: str
+    b: str
+    same: bool
+
+
+def _lfw_name(person: str, index: str) -> str:
+    return f"{person}/{person}_{int(index):04d}.jpg"
+
+
+def read_pairs(path: Path) -> list[Pair]:
+    """Parse LFW's pairs.txt (`name i j` / `name1 i name2 j`) or `path_a path_b 0|1` lines."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HailocError(
+            f"cannot read pairs file: {exc}", where=str(path), fix="pass an LFW-style pairs.txt"
+        ) from None
+    pairs: list[Pair] = []
+    for number, line in enumerate(lines, 1):
+        fields = line.split()
+        if not fields or line.lstrip().startswith("#"):
+            continue
+        if number == 1 and all(f.isdigit() for f in fields) and len(fields) <= 2:
+            continue  # LFW header: folds and pairs per fold
+        if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
+            pairs.append(
+                Pair(_lfw_name(fields[0], fields[1]), _lfw_name(fields[0], fields[2]), True)
+            )
+        elif len(fields) == 4 and fields[1].isdigit() and fields[3].isdigit():
+            pairs.append(
+                Pair(_lfw_name(fields[0], fields[1]), _lfw_name(fields[2], fields[3]), False)
+            )
+        elif len(fields) == 3 and fields[2] in ("0", "1"):
+            pairs.append(Pair(fields[0], fields[1], fields[2] == "1"))
+        else:
+            raise HailocError(
+                f"line {number} is not a pair: {line.strip()[:80]!r}",
+                where=str(path),
+                fix="use `name i j`, `name1 i name2 j` (LFW) or `path_a path_b 0|1`",
+            )
+    if not pairs:
+        raise HailocError("no pairs found", where=str(path), fix="pass an LFW-style pairs.txt")
+    return pairs
+
+
+def align_images(
+    root: Path, names: list[str], detector: Detector
+) -> tuple[dict[str, npt.NDArray[np.uint8]], dict[str, str]]:
+    """The largest face of each image aligned to 112x112, and a reason for each image without."""
+    faces: dict[str, npt.NDArray[np.uint8]] = {}
+    skipped: dict[str, str] = {}
+    for name in names:
+        try:
+            data, _ = read_source(root / name)
+            image = decode_rgb(data)
+        except ImageRejected as exc:
+            skipped[name] = str(exc)
+            continue
+        found = detector.detect(image)
+        if not found:
+            skipped[name] = "no face found"
+            continue
+        largest = max(found, key=lambda f: f.width)
+        aligned, _ = align_face(image, largest, detector)
+        faces[name] = np.asarray(aligned, dtype=np.uint8)
+    return faces, skipped
+
+
+@dataclass(frozen=True)
+class PairsResult:
+    """Verification on real pairs for fp32 and the candidate."""
+
+    pairs: int
+    used: int
+    skipped_images: dict[str, str]
+    fp32: Verification
+    candidate: Verification
+    candidate_at_fp32_threshold: float
+
+
+def score_pairs(
+    pairs: list[Pair],
+    faces: dict[str, npt.NDArray[np.uint8]],
+    reference: Embedder,
+    candidate: Embedder,
+) -> PairsResult | None:
+    """Similarities of every usable pair under both models; None if a class has no pair."""
+    usable = [p for p in pairs if p.a in faces and p.b in faces]
+    if not any(p.same for p in usable) or all(p.same for p in usable):
+        return None
+    names = sorted({n for p in usable for n in (p.a, p.b)})
+    index = {n: i for i, n in enumerate(names)}
+    stack = np.stack([faces[n] for n in names])
+    result = []
+    for embed in (reference, candidate):
+        emb = embed(stack)
+        a = emb[[index[p.a] for p in usable]]
+        b = emb[[index[p.b] for p in usable]]
+        sims = cosine_rows(a, b)
+        same = np.array([p.same for p in usable])
+        result.append((sims[same], sims[~same]))
+    fp = verification(*result[0])
+    cand = verification(*result[1])
+    genuine, impostor = result[1]
+    correct = np.sum(genuine >= fp.threshold) + np.sum(impostor < fp.threshold)
+    return PairsResult(
+        len(pairs), len(usable), {}, fp, cand, float(correct / (len(genuine) + len(impostor)))
+    )

@@ -58,6 +58,8 @@ def test_auto_meets_target_with_fewer_layers_than_int16_all(project: Path) -> No
     assert auto["accuracy"]["agreement"]["mean"] >= final["accuracy"]["agreement"]["mean"]
     at_24 = {r["size"]: r for r in auto["accuracy"]["sweep"]}[24]
     assert at_24["agreement_min"] >= plan["target"]
+    report = project / "hef" / "fr_feature" / "onnxruntime" / "auto" / "report.md"
+    assert "](../../auto_curve.png)" in report.read_text()
 
 
 def test_second_search_is_deterministic_and_cached(project: Path) -> None:

@@ -78,7 +78,18 @@ def write_build_report(out: Path, record: BuildRecord, result: EvalResult) -> No
     lines += ["", "## Degeneracy", "", "| | fp32 | candidate |", "|---|---:|---:|"]
     for key in ("norm_mean", "norm_cv", "mean_pairwise_similarity", "effective_rank"):
         lines.append(f"| {key} | {_f(fp['degeneracy'][key])} | {_f(cand['degeneracy'][key])} |")
-    lines += ["", *[f"![{name}]({name})" for name in PLOTS], ""]
+    lines += ["", *[f"![{name}]({name})" for name in PLOTS]]
+    auto = (record.plan or {}).get("auto")
+    if auto:
+        lines += [
+            "",
+            "## --precision auto",
+            "",
+            f"{auto.get('message', '')}. Layers: {', '.join(auto.get('layers', []))}.",
+            "",
+            "![agreement vs 16-bit layers](../../auto_curve.png)",
+        ]
+    lines.append("")
     atomic_write_text(out / "report.md", "\n".join(lines))
 
 

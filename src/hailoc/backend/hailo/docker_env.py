@@ -80,7 +80,8 @@ def suite_image_id(client: Any, ref: str) -> str:
             f"suite image {ref} is not loaded in Docker",
             where="defaults.suite_image",
             fix="docker load -i <suite>.tar.gz (e.g. hailo8_ai_sw_suite_2025-10.tar.gz), "
-            "or pass --suite-image with a tag from `docker images`",
+            "or pass --suite-image with a tag from `docker images`, "
+            "or use --backend onnxruntime",
         ) from None
 
 

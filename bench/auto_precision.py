@@ -5,34 +5,20 @@ Run: python3 bench/auto_precision.py
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
+from _project import demo_project
+
 from hailoc.autoplan import search_plan
 from hailoc.build.inputs import gather
-from hailoc.calibration import CalibParams, build_set
-from hailoc.manifest import load_manifest
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp)
-        (project / "models").mkdir()
-        for name in ("fr_feature.onnx", "fr_detect.onnx", "fr_landmark.onnx"):
-            shutil.copy(REPO / "models" / name, project / "models")
-        shutil.copy(REPO / "models.yaml", project / "models.yaml")
-        manifest = load_manifest(project / "models.yaml")
-        build_set(
-            "fr_demo",
-            CalibParams(images=str(REPO / "examples" / "photos"), eval_split=0.3),
-            project_root=project,
-            calib_root=manifest.calibration_dir,
-            detector=manifest.data.defaults.detector,
-        )
+        manifest = demo_project(project)
         inputs = gather(manifest, "fr_feature")
         spec = inputs.config.auto
         for label in ("cold", "cached"):

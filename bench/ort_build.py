@@ -7,19 +7,16 @@ Run: python3 bench/ort_build.py
 from __future__ import annotations
 
 import resource
-import shutil
 import tempfile
 import time
 from pathlib import Path
+
+from _project import demo_project
 
 from hailoc.backend.onnxruntime.pipeline import OrtBuilder
 from hailoc.build.layout import BuildTarget
 from hailoc.build.options import BuildOptions
 from hailoc.build.reporter import SilentReporter
-from hailoc.calibration import CalibParams, build_set
-from hailoc.manifest import load_manifest
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _rss_mb() -> float:
@@ -28,21 +25,8 @@ def _rss_mb() -> float:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        project = Path(tmp)
-        (project / "models").mkdir()
-        for name in ("fr_feature.onnx", "fr_detect.onnx", "fr_landmark.onnx"):
-            shutil.copy(REPO / "models" / name, project / "models")
-        shutil.copytree(REPO / "alls_templates", project / "alls_templates")
-        shutil.copy(REPO / "models.yaml", project / "models.yaml")
-        manifest = load_manifest(project / "models.yaml")
         started = time.perf_counter()
-        build_set(
-            "fr_demo",
-            CalibParams(images=str(REPO / "examples" / "photos"), eval_split=0.3),
-            project_root=project,
-            calib_root=manifest.calibration_dir,
-            detector=manifest.data.defaults.detector,
-        )
+        manifest = demo_project(Path(tmp))
         print(
             f"calibration set: {time.perf_counter() - started:6.2f} s  peak RSS {_rss_mb():.0f} MB"
         )

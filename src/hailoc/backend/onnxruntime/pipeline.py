@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hailoc import __version__
 from hailoc.autoplan import AutoResult
-from hailoc.backend.onnxruntime.qdq_plan import render_qdq
+from hailoc.backend.onnxruntime.qdq_plan import QdqPlan, render_qdq
 from hailoc.backend.onnxruntime.quantize import quantize
 from hailoc.backend.onnxruntime.session import Embedder, open_session
 from hailoc.build.inputs import BuildInputs, gather
@@ -100,11 +100,7 @@ class OrtBuilder:
             artifact.unlink(missing_ok=True)
             assert verdict.failure_class is not None
             record.fail(verdict.failure_class, verdict.message, hint_for(verdict.failure_class))
-        record.seconds = round(time.monotonic() - started, 3)
-        write_build_report(out, record, result)
-        record.write(out / "record.json")
-        self.reporter.done(record)
-        return record
+        return self._finish(out, record, started, result)
 
     def _auto_missed(
         self, target: BuildTarget, record: BuildRecord, auto: AutoResult, started: float
@@ -113,17 +109,21 @@ class OrtBuilder:
         out.mkdir(parents=True, exist_ok=True)
         (out / f"{target.model}.qdq.onnx").unlink(missing_ok=True)
         record.fail("auto_target", auto.message, AUTO_HINT)
+        return self._finish(out, record, started, None)
+
+    def _finish(
+        self, out: Path, record: BuildRecord, started: float, result: EvalResult | None
+    ) -> BuildRecord:
         record.seconds = round(time.monotonic() - started, 3)
+        if result is not None:
+            write_build_report(out, record, result)
         record.write(out / "record.json")
         self.reporter.done(record)
         return record
 
     def _quantize(
-        self, target: BuildTarget, inputs: BuildInputs, qplan: object, record: BuildRecord
+        self, target: BuildTarget, inputs: BuildInputs, qplan: QdqPlan, record: BuildRecord
     ) -> Path:
-        from hailoc.backend.onnxruntime.qdq_plan import QdqPlan
-
-        assert isinstance(qplan, QdqPlan)
         cfg = inputs.config
         key = cache_key(
             "ort-quantize",

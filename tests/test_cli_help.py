@@ -14,6 +14,15 @@ COMMANDS = [
     ("alls",),
     ("alls", "render"),
     ("plan",),
+    ("build",),
+    ("report",),
+    ("eval",),
+    ("calib",),
+    ("calib", "build"),
+    ("calib", "list"),
+    ("calib", "show"),
+    ("calib", "verify"),
+    ("calib", "export"),
 ]
 
 

@@ -142,6 +142,15 @@ def _wait_for_container(engine: Any, stage: str, timeout: float = 60) -> Any:
     raise AssertionError(f"no {stage} container appeared")
 
 
+def _failed_cleanly(project: Path, engine: Any, model: str, klass: str, text: str) -> None:
+    """Failed with `klass`, only the record and log in its folder, no container left."""
+    record = _record(project, model)
+    assert record["failure_class"] == klass and text in record["message"]
+    folder = project / "hef" / model / "hailo8" / "int16-final"
+    assert sorted(p.name for p in folder.iterdir()) == ["build.log", "record.json"]
+    assert not engine.containers.list(all=True, filters={"label": f"org.hailoc.model={model}"})
+
+
 def test_container_killed_mid_stage(
     calibrated_project: Path, cli: Cli, suite: str, engine: Any
 ) -> None:
@@ -164,18 +173,13 @@ def test_container_killed_mid_stage(
     res = _build(cli, project, suite, "slow")
     thread.join()
     assert res.code == 1
-    record = _record(project, "slow")
-    assert record["failure_class"] == "killed"
-    assert "died without a result" in record["message"]
-    folder = project / "hef" / "slow" / "hailo8" / "int16-final"
-    assert sorted(p.name for p in folder.iterdir()) == ["build.log", "record.json"]
+    _failed_cleanly(project, engine, "slow", "killed", "died without a result")
     # Non-root, and the inputs are read-only inside the container.
     assert seen["user"] not in ("", "0", "root") and not seen["user"].startswith("0:")
     assert seen["mounts"]["/local/workspace/calibration"] is False
     assert seen["mounts"]["/local/workspace/in"] is False
     assert seen["mounts"]["/local/workspace/work"] is True
     assert seen["write_input"] != 0
-    assert not engine.containers.list(all=True, filters={"label": "org.hailoc.model=slow"})
 
 
 def test_stage_timeout(calibrated_project: Path, cli: Cli, suite: str, engine: Any) -> None:
@@ -183,12 +187,7 @@ def test_stage_timeout(calibrated_project: Path, cli: Cli, suite: str, engine: A
     add_models(project, stuck={"alls_extra": ["# standin-sleep: optimize 120"]})
     res = _build(cli, project, suite, "stuck", "--stage-timeout", "5")
     assert res.code == 1
-    record = _record(project, "stuck")
-    assert record["failure_class"] == "timeout"
-    assert "exceeded its 5 s timeout" in record["message"]
-    folder = project / "hef" / "stuck" / "hailo8" / "int16-final"
-    assert sorted(p.name for p in folder.iterdir()) == ["build.log", "record.json"]
-    assert not engine.containers.list(all=True, filters={"label": "org.hailoc.model=stuck"})
+    _failed_cleanly(project, engine, "stuck", "timeout", "exceeded its 5 s timeout")
 
 
 def test_path_like_model_name_is_rejected_before_anything_runs(

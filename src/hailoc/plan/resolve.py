@@ -40,6 +40,13 @@ def _nearest(hn: HnNetwork, name: str, count: int = 3) -> list[str]:
     return [layer for best, layer in ranked[:count] if best >= 0.4]
 
 
+def _unknown(hn: HnNetwork, name: str, message: str, *, where: str, fix: str) -> PlanError:
+    """A name that resolves to nothing, with the nearest HN layer names as suggestions."""
+    near = _nearest(hn, name)
+    suggestion = f"; nearest HN layers: {', '.join(near)}" if near else ""
+    return PlanError(message + suggestion, where=where, fix=fix)
+
+
 def resolve_plan(plan: PrecisionPlan, hn: HnNetwork) -> ResolvedPlan:
     """Resolve every planned layer to HN names, or raise naming the nearest HN layers."""
     owners: dict[str, list[str]] = {}
@@ -52,10 +59,10 @@ def resolve_plan(plan: PrecisionPlan, hn: HnNetwork) -> ResolvedPlan:
     for node in plan.onnx_nodes:
         found = owners.get(node)
         if not found:
-            near = _nearest(hn, node)
-            raise PlanError(
-                f"ONNX node {node!r} maps to no HN layer"
-                + (f"; nearest HN layers: {', '.join(near)}" if near else ""),
+            raise _unknown(
+                hn,
+                node,
+                f"ONNX node {node!r} maps to no HN layer",
                 where=f"{plan.model} ({plan.precision})",
                 fix="name HN layers from the parsed network, or check start/end nodes",
             )
@@ -64,10 +71,10 @@ def resolve_plan(plan: PrecisionPlan, hn: HnNetwork) -> ResolvedPlan:
     for name in plan.hn_names:
         named = hn.layer(name)
         if named is None:
-            near = _nearest(hn, name)
-            raise PlanError(
-                f"{name!r} is neither an ONNX node nor an HN layer"
-                + (f"; nearest HN layers: {', '.join(near)}" if near else ""),
+            raise _unknown(
+                hn,
+                name,
+                f"{name!r} is neither an ONNX node nor an HN layer",
                 where=f"models.{plan.model}.a16_layers",
                 fix="use names from the parsed HN (conv53, fc1, ...) or the ONNX graph",
             )

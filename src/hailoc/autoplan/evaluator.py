@@ -10,9 +10,9 @@ from typing import Any
 
 from hailoc.backend.onnxruntime.qdq_plan import render_qdq
 from hailoc.backend.onnxruntime.quantize import quantize
-from hailoc.backend.onnxruntime.session import Embedder, open_session
+from hailoc.backend.onnxruntime.session import embed_at_sizes
 from hailoc.build.inputs import BuildInputs
-from hailoc.eval.sweep import BySize, embed_sizes, evaluate
+from hailoc.eval.sweep import BySize, evaluate
 from hailoc.fsutil import atomic_write_text
 from hailoc.plan import PrecisionPlan
 
@@ -67,8 +67,9 @@ class Evaluator:
     def reference(self) -> BySize:
         """fp32 embeddings of the eval faces at every size (computed once)."""
         if self._reference is None:
-            embed = Embedder(open_session(self.cfg.onnx), self.cfg, self.cfg.embedding_output)
-            self._reference = embed_sizes(embed, self.inputs.eval_faces, self.cfg.gate.face_sizes)
+            self._reference = embed_at_sizes(
+                self.cfg.onnx, self.cfg, self.inputs.eval_faces, self.cfg.gate.face_sizes
+            )
         return self._reference
 
     def score(self, layers: tuple[str, ...]) -> Score:
@@ -90,8 +91,9 @@ class Evaluator:
                 calibset_size=self.cfg.optimization.calibset_size,
                 ranges_cache=self.ranges,
             )
-            embed = Embedder(open_session(path), self.cfg, self.cfg.embedding_output)
-            candidate = embed_sizes(embed, self.inputs.eval_faces, self.cfg.gate.face_sizes)
+            candidate = embed_at_sizes(
+                path, self.cfg, self.inputs.eval_faces, self.cfg.gate.face_sizes
+            )
         result = evaluate(self.reference(), candidate)
         per_size = {r.size: (r.agreement_mean, r.agreement_min) for r in result.sweep}
         at = (

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from hailoc import __version__
 from hailoc.calibration.store import open_set
 from hailoc.errors import HailocError
 from hailoc.fsutil import sha256_file
@@ -27,6 +29,20 @@ class BuildInputs:
     calib_sha256: str
     eval_faces: npt.NDArray[np.uint8]
     eval_source: str  # "eval.npy", or a warning that the faces overlap calibration
+
+    def describe(self, manifest: LoadedManifest) -> dict[str, Any]:
+        """The record's `inputs` entries every backend shares."""
+        cfg = self.config
+        return {
+            "onnx": str(cfg.onnx),
+            "onnx_sha256": self.onnx_sha256,
+            "manifest_entry": manifest.data.models[cfg.name].model_dump(mode="json"),
+            "calibration": str(self.calib),
+            "calibration_sha256": self.calib_sha256,
+            "eval_faces": len(self.eval_faces),
+            "eval_source": self.eval_source,
+            "hailoc_version": __version__,
+        }
 
 
 def gather(manifest: LoadedManifest, model: str) -> BuildInputs:

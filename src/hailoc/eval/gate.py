@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from hailoc.eval.sweep import EvalResult
 from hailoc.manifest.schema import Gate
@@ -20,6 +21,21 @@ class GateVerdict:
     def message(self) -> str:
         """One line for records and the terminal."""
         return "; ".join(self.reasons) if self.reasons else "gate passed"
+
+    @property
+    def skipped_note(self) -> str:
+        """The record's message when --skip-gate kept a build that failed the gate."""
+        return f"gate skipped by --skip-gate: {self.message}"
+
+
+def accuracy_record(result: EvalResult, verdict: GateVerdict, **extra: Any) -> dict[str, Any]:
+    """The `accuracy` section of a build record: every number, the verdict, and extras."""
+    gate = {
+        "passed": verdict.passed,
+        "class": verdict.failure_class,
+        "reasons": list(verdict.reasons),
+    }
+    return result.as_dict() | {"gate": gate} | extra
 
 
 DEGENERATE_HINT = (

@@ -47,11 +47,15 @@ def container_user() -> str:
     return f"{uid}:{os.getgid()}"
 
 
-def prepare_workdir(path: Path) -> None:
-    """Create the writable work folder so the container's non-root user can write to it."""
+def prepare_workdir(path: Path, files: dict[str, bytes] | None = None) -> None:
+    """Create the writable work folder (owned by the container's non-root user when hailoc runs
+    as root) holding the host-prepared input `files`."""
     path.mkdir(parents=True, exist_ok=True)
     if os.getuid() == 0:
         os.chown(path, NON_ROOT_UID, NON_ROOT_UID)
+    for name, data in (files or {}).items():
+        (path / name).write_bytes(data)
+        (path / name).chmod(0o644)
 
 
 def run_stage(

@@ -15,10 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from hailoc import __version__
 from hailoc.alls import render_alls
 from hailoc.backend.hailo import docker_env
-from hailoc.backend.hailo.container import Mount, StageOutcome, run_stage
+from hailoc.backend.hailo.container import Mount, StageOutcome, prepare_workdir, run_stage
 from hailoc.build.inputs import BuildInputs, gather
 from hailoc.build.layout import BuildTarget, output_dir
 from hailoc.build.options import BuildOptions
@@ -26,9 +25,9 @@ from hailoc.build.planning import AUTO_HINT, plan_for
 from hailoc.build.reporter import Reporter
 from hailoc.cache import StageCache, cache_key
 from hailoc.errors import HailocError
-from hailoc.eval.gate import hint_for, judge
+from hailoc.eval.gate import GateVerdict, accuracy_record, hint_for, judge
 from hailoc.eval.report import write_build_report
-from hailoc.eval.sweep import EvalResult, embed_sizes, evaluate, split_sizes, stack_sizes
+from hailoc.eval.sweep import EvalResult, evaluate, split_sizes, stack_sizes
 from hailoc.failures import KILLED, TIMEOUT, UNKNOWN, classify
 from hailoc.fsutil import atomic_write_bytes, atomic_write_text
 from hailoc.manifest import LoadedManifest, ModelConfig
@@ -124,20 +123,12 @@ class HailoBuilder:
         sizes = cfg.gate.face_sizes
         eval_stack = stack_sizes(inputs.eval_faces, sizes)
         eval_bytes = _npy_bytes(eval_stack)
-        record.inputs = {
-            "onnx": str(cfg.onnx),
-            "onnx_sha256": inputs.onnx_sha256,
-            "manifest_entry": self.manifest.data.models[cfg.name].model_dump(mode="json"),
-            "calibration": str(calib),
-            "calibration_sha256": inputs.calib_sha256,
-            "eval_faces": len(inputs.eval_faces),
-            "eval_source": inputs.eval_source,
+        record.inputs = inputs.describe(self.manifest) | {
             "eval_sha256": hashlib.sha256(eval_bytes).hexdigest(),
             "suite_image": self.session.suite_ref,
             "suite_image_id": self.session.suite_id,
             "dfc_image": self.session.image,
             "worker_sha256": self.session.worker,
-            "hailoc_version": __version__,
         }
         parse_key = cache_key(
             "parse",
@@ -219,12 +210,11 @@ class HailoBuilder:
             outputs=("optimized.har", "emulate_fp.npy", "emulate_q.npy"),
             extra_files={"model.alls": alls.encode(), "eval.npy": eval_bytes},
         )
-        result = self._gate(target, inputs, optimize_dir, record)
-        verdict = (record.accuracy or {}).get("gate", {})
-        if not verdict.get("passed") and not self.options.skip_gate:
+        result, verdict = self._gate(target, inputs, optimize_dir, record)
+        if not verdict.passed and not self.options.skip_gate:
             # Compiling takes hours on real models: a build that fails the gate stops here.
-            klass = verdict.get("class") or "accuracy"
-            record.fail(klass, "; ".join(verdict.get("reasons", [])), hint_for(klass))
+            klass = verdict.failure_class or "accuracy"
+            record.fail(klass, verdict.message, hint_for(klass))
             self._report(target, record, result)
             raise StageFailed("gate")
         compile_key = cache_key("compile", {"optimize": optimize_key})
@@ -240,31 +230,29 @@ class HailoBuilder:
             outputs=("model.hef",),
         )
         self._promote(cfg, record, out, alls, hn_path, compile_dir / "model.hef")
-        if not verdict.get("passed"):
-            record.message = "gate skipped by --skip-gate: " + "; ".join(verdict.get("reasons", []))
+        if not verdict.passed:
+            record.message = verdict.skipped_note
         self._report(target, record, result)
 
     def _gate(
         self, target: BuildTarget, inputs: BuildInputs, optimize_dir: Path, record: BuildRecord
-    ) -> EvalResult:
+    ) -> tuple[EvalResult, GateVerdict]:
         """Compare the DFC's quantized emulation with the fp32 ONNX model, before compiling."""
-        from hailoc.backend.onnxruntime.session import Embedder, open_session
+        from hailoc.backend.onnxruntime.session import embed_at_sizes
 
         cfg = inputs.config
         sizes = cfg.gate.face_sizes
         self.reporter.stage(target, "gate", False)
-        reference = embed_sizes(
-            Embedder(open_session(cfg.onnx), cfg, cfg.embedding_output), inputs.eval_faces, sizes
-        )
+        reference = embed_at_sizes(cfg.onnx, cfg, inputs.eval_faces, sizes)
         fp_emulated = split_sizes(np.load(optimize_dir / "emulate_fp.npy"), sizes)
         quantized = split_sizes(np.load(optimize_dir / "emulate_q.npy"), sizes)
         result = evaluate(reference, quantized)
-        verdict = judge(result, cfg.gate)
+        judged = judge(result, cfg.gate)
         # The DFC's own full-precision emulation must match ONNX: if not, the .alls
         # normalization or colour order is wrong, whatever quantization did.
         fp_check = evaluate(reference, fp_emulated).agreement
-        reasons = list(verdict.reasons)
-        klass = verdict.failure_class
+        reasons = list(judged.reasons)
+        klass = judged.failure_class
         if fp_check.mean < cfg.gate.min_mean_agreement:
             reasons.insert(
                 0,
@@ -272,12 +260,14 @@ class HailoBuilder:
                 f"(agreement {fp_check.mean:.4f}): check normalization and colour order",
             )
             klass = klass or "accuracy"
-        record.accuracy = result.as_dict() | {
-            "gate": {"passed": not reasons, "class": klass, "reasons": reasons},
-            "emulator_fp_agreement": asdict(fp_check),
-            "eval_source": inputs.eval_source,
-        }
-        return result
+        verdict = GateVerdict(not reasons, klass, tuple(reasons))
+        record.accuracy = accuracy_record(
+            result,
+            verdict,
+            emulator_fp_agreement=asdict(fp_check),
+            eval_source=inputs.eval_source,
+        )
+        return result, verdict
 
     def _report(self, target: BuildTarget, record: BuildRecord, result: EvalResult) -> None:
         write_build_report(output_dir(self.manifest.hef_dir, target), record, result)
@@ -303,7 +293,7 @@ class HailoBuilder:
             return cached
         workdir = self.work_root / uuid.uuid4().hex[:12]
         try:
-            docker_env_prepare(workdir, extra_files or {})
+            prepare_workdir(workdir, extra_files or {})
             started = time.monotonic()
 
             def on_line(text: str) -> None:
@@ -370,16 +360,6 @@ class HailoBuilder:
                 (out / stale).unlink(missing_ok=True)
         atomic_write_text(out / "build.log", "\n".join(log_lines) + ("\n" if log_lines else ""))
         record.write(out / "record.json")
-
-
-def docker_env_prepare(workdir: Path, files: dict[str, bytes]) -> None:
-    """Create a stage's work folder holding the host-rendered inputs."""
-    from hailoc.backend.hailo.container import prepare_workdir
-
-    prepare_workdir(workdir)
-    for name, data in files.items():
-        (workdir / name).write_bytes(data)
-        (workdir / name).chmod(0o644)
 
 
 def _npy_bytes(array: np.ndarray[Any, Any]) -> bytes:

@@ -11,16 +11,16 @@ from hailoc import __version__
 from hailoc.autoplan import AutoResult
 from hailoc.backend.onnxruntime.qdq_plan import QdqPlan, render_qdq
 from hailoc.backend.onnxruntime.quantize import quantize
-from hailoc.backend.onnxruntime.session import Embedder, open_session
+from hailoc.backend.onnxruntime.session import embed_at_sizes
 from hailoc.build.inputs import BuildInputs, gather
 from hailoc.build.layout import BuildTarget, output_dir
 from hailoc.build.options import BuildOptions
 from hailoc.build.planning import AUTO_HINT, plan_for
 from hailoc.build.reporter import Reporter
 from hailoc.cache import StageCache, cache_key
-from hailoc.eval.gate import hint_for, judge
+from hailoc.eval.gate import accuracy_record, hint_for, judge
 from hailoc.eval.report import write_build_report
-from hailoc.eval.sweep import EvalResult, embed_sizes, evaluate
+from hailoc.eval.sweep import EvalResult, evaluate
 from hailoc.fsutil import atomic_write_bytes, sha256_file
 from hailoc.manifest import LoadedManifest
 from hailoc.records import BuildRecord, StageRecord
@@ -61,26 +61,13 @@ class OrtBuilder:
             "excluded": [e.__dict__ for e in plan.excluded],
             **({"auto": _auto_summary(auto)} if auto else {}),
         }
-        record.inputs = {
-            "onnx": str(cfg.onnx),
-            "onnx_sha256": inputs.onnx_sha256,
-            "manifest_entry": self.manifest.data.models[cfg.name].model_dump(mode="json"),
-            "calibration": str(inputs.calib),
-            "calibration_sha256": inputs.calib_sha256,
-            "eval_faces": len(inputs.eval_faces),
-            "eval_source": inputs.eval_source,
-            "onnxruntime_version": _ort_version(),
-            "hailoc_version": __version__,
-        }
+        record.inputs = inputs.describe(self.manifest) | {"onnxruntime_version": _ort_version()}
         if auto is not None and not auto.reached:
             return self._auto_missed(target, record, auto, started)
         qdq = self._quantize(target, inputs, qplan, record)
         result = self._evaluate(target, inputs, qdq, record)
         verdict = judge(result, cfg.gate)
-        record.accuracy = result.as_dict() | {
-            "gate": {"passed": verdict.passed, "reasons": list(verdict.reasons)},
-            "eval_source": inputs.eval_source,
-        }
+        record.accuracy = accuracy_record(result, verdict, eval_source=inputs.eval_source)
         out = output_dir(self.manifest.hef_dir, target)
         out.mkdir(parents=True, exist_ok=True)
         artifact = out / f"{cfg.name}.qdq.onnx"
@@ -95,7 +82,7 @@ class OrtBuilder:
             }
             record.status = "ok"
             if not verdict.passed:
-                record.message = f"gate skipped by --skip-gate: {verdict.message}"
+                record.message = verdict.skipped_note
         else:
             artifact.unlink(missing_ok=True)
             assert verdict.failure_class is not None
@@ -167,11 +154,9 @@ class OrtBuilder:
         started = time.monotonic()
         cfg = inputs.config
         sizes = cfg.gate.face_sizes
-        reference = Embedder(open_session(cfg.onnx), cfg, cfg.embedding_output)
-        candidate = Embedder(open_session(qdq), cfg, cfg.embedding_output)
         result = evaluate(
-            embed_sizes(reference, inputs.eval_faces, sizes),
-            embed_sizes(candidate, inputs.eval_faces, sizes),
+            embed_at_sizes(cfg.onnx, cfg, inputs.eval_faces, sizes),
+            embed_at_sizes(qdq, cfg, inputs.eval_faces, sizes),
         )
         record.stages.append(StageRecord("evaluate", "ok", round(time.monotonic() - started, 3)))
         return result

@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 from hailoc.backend.onnxruntime.preprocess import to_input
 from hailoc.errors import OnnxError
+from hailoc.eval.sweep import BySize, embed_sizes
 from hailoc.manifest import ModelConfig
 
 
@@ -52,3 +53,10 @@ class Embedder:
             for i in range(0, len(x), self.batch)
         ]
         return np.concatenate(out).reshape(len(x), -1).astype(np.float32)
+
+
+def embed_at_sizes(
+    model: Path, cfg: ModelConfig, faces: npt.NDArray[np.uint8], sizes: tuple[int, ...]
+) -> BySize:
+    """Embeddings of `faces` at each simulated size under `model` (fp32 ONNX or a QDQ build)."""
+    return embed_sizes(Embedder(open_session(model), cfg, cfg.embedding_output), faces, sizes)

@@ -92,3 +92,18 @@ def gather(manifest: LoadedManifest, model: str) -> BuildInputs:
         faces,
         source,
     )
+
+
+class InputsCache:
+    """`gather` once per model for one invocation: a model built at several precisions or
+    targets is checked, hashed and loaded once (big ONNX files make that cost seconds)."""
+
+    def __init__(self, manifest: LoadedManifest) -> None:
+        self.manifest = manifest
+        self._gathered: dict[str, BuildInputs] = {}
+
+    def get(self, model: str) -> BuildInputs:
+        """The model's inputs, gathered on first use."""
+        if model not in self._gathered:
+            self._gathered[model] = gather(self.manifest, model)
+        return self._gathered[model]

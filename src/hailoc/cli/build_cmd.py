@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from hailoc.build.batch import failed_targets, plan_targets, run_batch
-from hailoc.build.inputs import gather
+from hailoc.build.inputs import InputsCache
 from hailoc.build.layout import BuildTarget
 from hailoc.build.options import STAGES, BuildOptions
 from hailoc.cli.live import LiveReporter
@@ -122,10 +122,11 @@ def build(
         auto_target=target,
         auto_budget=budget,
     )
+    inputs = InputsCache(manifest)
     if len({t.model for t in targets}) == 1:
         # One model: a bad input is a one-line error with nothing written, not a failed batch.
-        gather(manifest, targets[0].model)
-    records = _run(st, manifest, targets, options, jobs)
+        inputs.get(targets[0].model)
+    records = _run(st, manifest, targets, options, jobs, inputs)
     _summary(st, manifest, records)
     if any(r.status != "ok" for r in records):
         raise typer.Exit(1)
@@ -137,6 +138,7 @@ def _run(
     targets: list[BuildTarget],
     options: BuildOptions,
     jobs: int,
+    inputs: InputsCache,
 ) -> list[BuildRecord]:
     hailo_targets = [t for t in targets if t.backend == "hailo"]
     ort_targets = [t for t in targets if t.backend == "onnxruntime"]
@@ -151,12 +153,12 @@ def _run(
         if ort_targets:
             from hailoc.backend.onnxruntime.pipeline import OrtBuilder
 
-            ort = OrtBuilder(manifest, options, reporter)
+            ort = OrtBuilder(manifest, options, reporter, inputs)
             records += run_batch(ort_targets, ort.build, 1)
         if session is not None:
             from hailoc.backend.hailo.pipeline import HailoBuilder
 
-            hailo = HailoBuilder(manifest, options, session, reporter)
+            hailo = HailoBuilder(manifest, options, session, reporter, inputs)
             records += run_batch(hailo_targets, hailo.build, jobs)
     return records
 

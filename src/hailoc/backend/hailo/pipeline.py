@@ -18,7 +18,7 @@ import numpy as np
 from hailoc.alls import render_alls
 from hailoc.backend.hailo import docker_env
 from hailoc.backend.hailo.container import Mount, StageOutcome, prepare_workdir, run_stage
-from hailoc.build.inputs import BuildInputs, gather
+from hailoc.build.inputs import BuildInputs, InputsCache
 from hailoc.build.layout import BuildTarget, output_dir
 from hailoc.build.options import BuildOptions
 from hailoc.build.planning import AUTO_HINT, plan_for
@@ -80,11 +80,13 @@ class HailoBuilder:
         options: BuildOptions,
         session: HailoSession,
         reporter: Reporter,
+        inputs: InputsCache | None = None,
     ) -> None:
         self.manifest = manifest
         self.options = options
         self.session = session
         self.reporter = reporter
+        self.inputs = inputs or InputsCache(manifest)
         self.cache = StageCache(manifest.root / ".hailoc" / "cache")
         self.work_root = manifest.root / ".hailoc" / "work"
 
@@ -117,7 +119,7 @@ class HailoBuilder:
         log_lines: list[str],
         slot: int | None,
     ) -> None:
-        inputs = gather(self.manifest, target.model)
+        inputs = self.inputs.get(target.model)
         cfg = inputs.config
         calib = inputs.calib
         sizes = cfg.gate.face_sizes

@@ -12,7 +12,7 @@ from hailoc.autoplan import AutoResult
 from hailoc.backend.onnxruntime.qdq_plan import QdqPlan, render_qdq
 from hailoc.backend.onnxruntime.quantize import quantize
 from hailoc.backend.onnxruntime.session import embed_at_sizes
-from hailoc.build.inputs import BuildInputs, gather
+from hailoc.build.inputs import BuildInputs, InputsCache
 from hailoc.build.layout import BuildTarget, output_dir
 from hailoc.build.options import BuildOptions
 from hailoc.build.planning import AUTO_HINT, plan_for
@@ -37,16 +37,23 @@ def _ort_version() -> str:
 class OrtBuilder:
     """Builds targets with ONNX Runtime on the host; outputs are QDQ models, never HEFs."""
 
-    def __init__(self, manifest: LoadedManifest, options: BuildOptions, reporter: Reporter) -> None:
+    def __init__(
+        self,
+        manifest: LoadedManifest,
+        options: BuildOptions,
+        reporter: Reporter,
+        inputs: InputsCache | None = None,
+    ) -> None:
         self.manifest = manifest
         self.options = options
         self.reporter = reporter
+        self.inputs = inputs or InputsCache(manifest)
         self.cache = StageCache(manifest.root / ".hailoc" / "cache")
 
     def build(self, target: BuildTarget, slot: int | None = None) -> BuildRecord:
         """Quantize, evaluate, gate; input problems raise HailocError before anything is written."""
         started = time.monotonic()
-        inputs = gather(self.manifest, target.model)
+        inputs = self.inputs.get(target.model)
         cfg = inputs.config
         record = BuildRecord(target.model, "onnxruntime", target.hw_arch, target.precision)
         if target.precision == "auto":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from hailoc.calibration.images import ImageRejected, decode_rgb, list_images, re
 from hailoc.calibration.template import ARCFACE_TEMPLATE, SIZE
 from hailoc.errors import HailocError
 from hailoc.fsutil import atomic_write_text, sha256_file
-from hailoc.manifest.schema import DetectorSpec
+from hailoc.manifest.schema import DetectorSpec, is_safe_name
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,10 @@ def build_set(
 ) -> store.CalibSet:
     """Build calibration/<name> from params.images; the old set stays until the new one is whole."""
     params.check()
+    if not is_safe_name(name):
+        raise HailocError(
+            f"bad set name {name!r}", where="NAME", fix="use letters, digits, '_', '-' or '.'"
+        )
     progress = progress or _Silent()
     images_dir = Path(params.images)
     if not images_dir.is_absolute():
@@ -180,20 +185,19 @@ def build_set(
         )
     align = AlignParams(params.min_face_px, params.max_eye_error_px)
     progress.start(len(listing.files))
+    previous = _previous(calib_root, name)
     staged = store.staging_dir(calib_root, name)
     try:
         result = _collect(
             staged, listing, images_dir, detector, project_root, align, workers, progress
         )
         manifest = _write_set(
-            staged, name, params, result, detector, project_root, images_dir, calib_root
+            staged, name, params, result, detector, project_root, images_dir, previous
         )
         log.info("calibration set %s: %d faces", name, manifest["counts"]["faces"])
-        changed = manifest["version"] != _previous(calib_root, name).get("version")
+        changed = manifest["version"] != previous.get("version")
         store.publish(staged, calib_root, name, keep_previous=changed)
     except BaseException:
-        import shutil
-
         shutil.rmtree(staged, ignore_errors=True)
         raise
     return store.open_set(calib_root, name)
@@ -255,7 +259,7 @@ def _write_set(
     spec: DetectorSpec,
     project_root: Path,
     images_dir: Path,
-    calib_root: Path,
+    previous: dict[str, Any],
 ) -> dict[str, Any]:
     total = len(got.faces)
     if total == 0:
@@ -313,7 +317,6 @@ def _write_set(
     in_eval, in_calib = set(eval_idx.tolist()), set(calib_idx.tolist())
     for i, face in enumerate(got.faces):
         face["split"] = "eval" if i in in_eval else ("calib" if i in in_calib else "unused")
-    previous = _previous(calib_root, name)
     digest = arrays[store.CALIB]["sha256"]
     version = previous.get("version", 0) + (0 if previous.get("calib_sha256") == digest else 1)
     manifest = {

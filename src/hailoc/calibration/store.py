@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hailoc.calibration.images import list_images
 from hailoc.errors import HailocError
 from hailoc.fsutil import sha256_file
 
@@ -130,8 +131,6 @@ def verify(calib_set: CalibSet, project_root: Path) -> list[Change]:
             changes.append(Change("source changed", src["path"], "sha256 differs"))
     recorded |= {r["path"] for r in calib_set.manifest.get("rejected", [])}
     if images.is_dir():
-        from hailoc.calibration.images import list_images
-
         for rel in list_images(images).files:
             if rel not in recorded:
                 changes.append(Change("source added", rel, "new file not in the set"))

@@ -146,14 +146,6 @@ def build(
 
 def _build_one(st: CliState, name: str, params: CalibParams, workers: int) -> None:
     manifest = st.manifest()
-    import re
-
-    from hailoc.manifest.schema import SAFE_NAME
-
-    if not re.match(SAFE_NAME, name) or ".." in name:
-        raise HailocError(
-            f"bad set name {name!r}", where="NAME", fix="use letters, digits, '_', '-' or '.'"
-        )
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

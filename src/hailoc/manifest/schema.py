@@ -39,6 +39,7 @@ def _no_dotdot(value: str) -> str:
 ModelName = Annotated[SafeName, AfterValidator(_no_dotdot)]
 
 
+
 def _relative_path(value: str) -> str:
     path = PurePosixPath(value)
     if not value or "\x00" in value:

@@ -43,16 +43,24 @@ def cli(
     return invoke
 
 
+def scaffold(root: Path, calibration: Path | None = None) -> Path:
+    """Copy the repo's manifest, templates, vendored models and photos into `root`, and the
+    calibration sets in `calibration` when given."""
+    (root / "models").mkdir()
+    for name in ("fr_feature.onnx", "fr_detect.onnx", "fr_landmark.onnx"):
+        shutil.copy(REPO / "models" / name, root / "models" / name)
+    shutil.copytree(REPO / "alls_templates", root / "alls_templates")
+    shutil.copytree(REPO / "examples" / "photos", root / "photos")
+    shutil.copy(REPO / "models.yaml", root / "models.yaml")
+    if calibration is not None:
+        shutil.copytree(calibration, root / "calibration")
+    return root
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A scratch copy of the repo's manifest, templates and example model."""
-    (tmp_path / "models").mkdir()
-    for name in ("fr_feature.onnx", "fr_detect.onnx", "fr_landmark.onnx"):
-        shutil.copy(REPO / "models" / name, tmp_path / "models" / name)
-    shutil.copytree(REPO / "alls_templates", tmp_path / "alls_templates")
-    shutil.copytree(REPO / "examples" / "photos", tmp_path / "photos")
-    shutil.copy(REPO / "models.yaml", tmp_path / "models.yaml")
-    return tmp_path
+    """A scratch copy of the repo's manifest, templates, example models and photos."""
+    return scaffold(tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -73,10 +81,9 @@ def demo_calibration(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def calibrated_project(project: Path, demo_calibration: Path) -> Path:
+def calibrated_project(tmp_path: Path, demo_calibration: Path) -> Path:
     """`project` with the shared fr_demo calibration set in place."""
-    shutil.copytree(demo_calibration, project / "calibration")
-    return project
+    return scaffold(tmp_path, demo_calibration)
 
 
 @pytest.fixture

@@ -4,25 +4,18 @@ about unreachable targets."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hailoc.cli import run
-from tests.conftest import REPO
+from tests.conftest import scaffold
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, demo_calibration: Path) -> Path:
-    root = tmp_path_factory.mktemp("auto")
-    (root / "models").mkdir()
-    shutil.copy(REPO / "models" / "fr_feature.onnx", root / "models")
-    shutil.copytree(REPO / "alls_templates", root / "alls_templates")
-    shutil.copy(REPO / "models.yaml", root / "models.yaml")
-    shutil.copytree(demo_calibration, root / "calibration")
-    return root
+    return scaffold(tmp_path_factory.mktemp("auto"), demo_calibration)
 
 
 def _hailoc(project: Path, *args: str) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,15 +50,9 @@ def _sixteen_bit_tensors(path: Path) -> set[str]:
 def built(tmp_path_factory: pytest.TempPathFactory, demo_calibration: Path) -> Path:
     """One project with fr_feature built int8 and int16-final by the real CLI."""
     from hailoc.cli import run
-    from tests.conftest import REPO
+    from tests.conftest import scaffold
 
-    project = tmp_path_factory.mktemp("ort")
-    (project / "models").mkdir()
-    for name in ("fr_feature.onnx", "fr_detect.onnx", "fr_landmark.onnx"):
-        shutil.copy(REPO / "models" / name, project / "models")
-    shutil.copytree(REPO / "alls_templates", project / "alls_templates")
-    shutil.copy(REPO / "models.yaml", project / "models.yaml")
-    shutil.copytree(demo_calibration, project / "calibration")
+    project = scaffold(tmp_path_factory.mktemp("ort"), demo_calibration)
     code = run(
         ["-m", str(project / "models.yaml"), "build", "fr_feature", "-p", "int8,int16-final"]
     )

@@ -26,7 +26,7 @@ def report(
     manifest = st.manifest()
     out = output or manifest.hef_dir
     records = collect_records(manifest.hef_dir)
-    rows = write_batch_report(manifest.hef_dir, out)
+    rows = write_batch_report(records, out)
     table = accuracy_table(records)
     if table is None or not rows:
         st.err.print(f"no evaluated builds under {manifest.hef_dir}; run `hailoc build` first")

@@ -127,9 +127,9 @@ def comparison_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def write_batch_report(hef_dir: Path, out: Path) -> list[dict[str, Any]]:
-    """report.md + agreement.png comparing every evaluated build under hef/."""
-    rows = comparison_rows(collect_records(hef_dir))
+def write_batch_report(records: list[dict[str, Any]], out: Path) -> list[dict[str, Any]]:
+    """report.md + comparison.png comparing the evaluated builds among `records`."""
+    rows = comparison_rows(records)
     out.mkdir(parents=True, exist_ok=True)
     sizes = sorted({int(s) for r in rows for s in r["sweep"]}, reverse=True)
     header = ["model", "precision", "backend", "hw_arch", "status", "mean", "worst"] + [

@@ -12,7 +12,7 @@ ENV HAILOC_WORKER_PYTHON=${WORKER_PYTHON} \
     PYTHONUNBUFFERED=1
 
 USER root
-COPY src/hailoc/backend/hailo/worker/ /opt/hailoc/
+COPY src/hailoc/backends/hailo/worker/ /opt/hailoc/
 RUN chmod -R a+rX /opt/hailoc \
  && (id -u hailoc >/dev/null 2>&1 || useradd --uid 10001 --create-home --shell /bin/sh hailoc) \
  && mkdir -p /local/workspace/work /local/workspace/hef \

@@ -12,7 +12,7 @@ from pathlib import Path
 from _project import demo_project
 
 from hailoc.autoplan import search_plan
-from hailoc.build.inputs import gather
+from hailoc.inputs import gather
 
 
 def main() -> None:

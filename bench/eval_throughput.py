@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 
-from hailoc.backend.onnxruntime.qdq_plan import QdqPlan
-from hailoc.backend.onnxruntime.quantize import quantize
-from hailoc.backend.onnxruntime.session import Embedder, open_session
+from hailoc.backends.onnxruntime.qdq_plan import QdqPlan
+from hailoc.backends.onnxruntime.quantize import quantize
 from hailoc.calibration import CalibParams, build_set
 from hailoc.eval.gate import judge
 from hailoc.eval.sweep import embed_sizes, evaluate
+from hailoc.inference.session import Embedder, open_session
 from hailoc.manifest import load_manifest
 from hailoc.manifest.schema import DetectorSpec
 
@@ -43,7 +44,9 @@ def main() -> None:
         base = np.load(calib.eval)
         faces = np.concatenate([base] * (args.faces // len(base) + 1))[: args.faces]
         qdq = Path(tmp) / "int8.qdq.onnx"
-        quantize(cfg.onnx, calib.calib, cfg, QdqPlan((), (), ()), qdq, calibset_size=1024)
+        model = onnx.load(str(cfg.onnx))
+        calib_faces = np.load(calib.calib)
+        quantize(model, calib_faces, cfg, QdqPlan((), (), ()), qdq, calibset_size=1024)
         reference = Embedder(open_session(cfg.onnx), cfg)
         candidate = Embedder(open_session(qdq), cfg)
         n = len(faces) * len(sizes)

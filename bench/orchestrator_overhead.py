@@ -15,13 +15,14 @@ from pathlib import Path
 
 import yaml
 
-from hailoc.backend.hailo.pipeline import HailoBuilder, open_session
-from hailoc.build.batch import plan_targets, run_batch
-from hailoc.build.options import BuildOptions
-from hailoc.build.reporter import SilentReporter
+from hailoc.backends.hailo.backend import HailoBackend, open_session
 from hailoc.calibration import CalibParams, build_set
 from hailoc.manifest import load_manifest
 from hailoc.manifest.schema import DetectorSpec
+from hailoc.options import BuildOptions
+from hailoc.pipeline.batch import expand_targets, run_batch
+from hailoc.pipeline.reporter import SilentReporter
+from hailoc.pipeline.runner import RunContext, build_one
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,13 +60,16 @@ def main() -> None:
         print(
             f"session (daemon ping, suite image, DFC image): {time.perf_counter() - started:.2f} s"
         )
-        targets = plan_targets(
-            manifest, [], all_models=True, precision=None, hw_archs=None, backend="hailo"
+        targets = expand_targets(
+            manifest, [], all_models=True, precisions=None, hw_archs=None, backend="hailo"
         )
-        builder = HailoBuilder(manifest, options, session, SilentReporter())
+        backend = HailoBackend(manifest, session)
         for label in ("cold", "warm"):
+            context = RunContext.create(manifest, options, SilentReporter())
             started = time.perf_counter()
-            records = run_batch(targets, builder.build)
+            records = run_batch(
+                targets, lambda target, slot, ctx=context: build_one(ctx, backend, target, slot)
+            )
             wall = time.perf_counter() - started
             dfc = sum(s.worker_seconds or 0.0 for r in records for s in r.stages)
             failed = [r.model for r in records if r.status != "ok"]

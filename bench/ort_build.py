@@ -13,10 +13,11 @@ from pathlib import Path
 
 from _project import demo_project
 
-from hailoc.backend.onnxruntime.pipeline import OrtBuilder
-from hailoc.build.layout import BuildTarget
-from hailoc.build.options import BuildOptions
-from hailoc.build.reporter import SilentReporter
+from hailoc.backends.onnxruntime.backend import OrtBackend
+from hailoc.options import BuildOptions
+from hailoc.pipeline.reporter import SilentReporter
+from hailoc.pipeline.runner import RunContext, build_one
+from hailoc.targets import BuildTarget
 
 
 def _rss_mb() -> float:
@@ -30,10 +31,12 @@ def main() -> None:
         print(
             f"calibration set: {time.perf_counter() - started:6.2f} s  peak RSS {_rss_mb():.0f} MB"
         )
-        builder = OrtBuilder(manifest, BuildOptions(force=True), SilentReporter())
+        context = RunContext.create(manifest, BuildOptions(force=True), SilentReporter())
+        backend = OrtBackend()
         for precision in ("int8", "int16-final"):
             started = time.perf_counter()
-            record = builder.build(BuildTarget("fr_feature", "hailo8", precision, "onnxruntime"))
+            target = BuildTarget("fr_feature", "hailo8", precision, "onnxruntime")
+            record = build_one(context, backend, target)
             seconds = time.perf_counter() - started
             stages = ", ".join(f"{s.name} {s.seconds:.2f} s" for s in record.stages)
             print(

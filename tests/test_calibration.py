@@ -191,7 +191,7 @@ def test_killed_build_leaves_previous_set_intact(project: Path, cli: Cli) -> Non
     while time.monotonic() < deadline and raw is None:
         found = [
             p
-            for p in (project / "calibration").glob(".demo.partial-*/faces.raw")
+            for p in (project / "calibration").glob(".demo.staging-*/faces.raw")
             if p.stat().st_size > 0
         ]
         raw = found[0] if found else None
@@ -203,7 +203,7 @@ def test_killed_build_leaves_previous_set_intact(project: Path, cli: Cli) -> Non
     assert after == before
     # The next build sweeps the dead staging folder away.
     assert cli("-m", m, "calib", "build", "demo", "--images", str(project / "photos")).code == 0
-    assert not list((project / "calibration").glob(".demo.partial-*"))
+    assert not list((project / "calibration").glob(".demo.staging-*"))
 
 
 @pytest.mark.parametrize(
@@ -212,6 +212,11 @@ def test_killed_build_leaves_previous_set_intact(project: Path, cli: Cli) -> Non
         (("--images", "nowhere"), "--images"),
         (("--images", "photos", "--distances", "112,0"), "--distances"),
         (("--images", "photos", "--eval-split", "1.5"), "--eval-split"),
+        (("--images", "photos", "--eval-split", "nan"), "--eval-split"),
+        (("--images", "photos", "--seed", "-1"), "--seed"),
+        (("--images", "photos", "--max-eye-error", "nan"), "--max-eye-error"),
+        (("--images", "photos", "--max-eye-error", "-2"), "--max-eye-error"),
+        (("--images", "photos", "--min-face", "0"), "--min-face"),
     ],
 )
 def test_bad_arguments_are_one_line(

@@ -13,10 +13,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from hailoc.backend.onnxruntime.preprocess import to_input
-from hailoc.backend.onnxruntime.session import Embedder, open_session
 from hailoc.eval.gate import judge
 from hailoc.eval.sweep import embed_sizes, evaluate
+from hailoc.inference.preprocess import to_input
+from hailoc.inference.session import Embedder, open_session
 from hailoc.manifest import load_manifest
 from tests.conftest import CliResult
 from tests.onnx_variants import with_in_graph_normalization

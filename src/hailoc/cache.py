@@ -1,4 +1,8 @@
-"""Content-addressed stage cache: a stage's outputs keyed by a hash of exactly its inputs."""
+"""Content-addressed stage cache: a stage's outputs keyed by a hash of exactly its inputs.
+
+One key function serves every producer (builds of both backends, the auto search, the fp32
+reference), so equal inputs always meet the same entry (DVC's stage cache is the model).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,16 @@ import hashlib
 import json
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from hailoc.fsutil import atomic_write_text
 
 
-def cache_key(stage: str, inputs: dict[str, Any]) -> str:
-    """sha256 over the stage name and its inputs in canonical JSON."""
-    blob = json.dumps({"stage": stage, "inputs": inputs}, sort_keys=True, default=str)
+def cache_key(step: str, inputs: Mapping[str, object]) -> str:
+    """sha256 over the step name and its inputs (hashes, settings, versions) in canonical JSON."""
+    blob = json.dumps({"stage": step, "inputs": inputs}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -34,7 +38,9 @@ class StageCache:
         path = self.entry(stage, key)
         return path if (path / "stage.json").is_file() else None
 
-    def store(self, stage: str, key: str, files: dict[str, Path], meta: dict[str, Any]) -> Path:
+    def store(
+        self, stage: str, key: str, files: Mapping[str, Path], meta: Mapping[str, object]
+    ) -> Path:
         """Copy `files` into a new entry and publish it with one rename."""
         final = self.entry(stage, key)
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -47,9 +53,13 @@ class StageCache:
                 shutil.copyfile(src, staging / name)
                 (staging / name).chmod(0o644)
             atomic_write_text(staging / "stage.json", json.dumps(meta, indent=1, default=str))
-            if final.exists():
-                shutil.rmtree(final)
-            staging.rename(final)
+            try:
+                staging.rename(final)
+            except OSError:
+                # Another process published the same key first: identical inputs, keep theirs.
+                if self.lookup(stage, key) is None:
+                    raise
+                shutil.rmtree(staging, ignore_errors=True)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

@@ -31,3 +31,16 @@ class OnnxError(HailocError):
 
 class PlanError(HailocError):
     """A precision plan cannot be built or resolved against a parsed network."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (or SIGINT) delivered as an exception, so every `finally` and record runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number, as shells report it (130 for SIGINT, 143 for SIGTERM)."""
+        return 128 + self.signum

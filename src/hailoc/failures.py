@@ -45,13 +45,18 @@ KNOWN: tuple[FailureClass, ...] = (
     ),
     FailureClass(
         "script",
-        r"AllocatorScriptParserException|Cannot find layer",
-        "the .alls names a layer the parsed network does not have: re-render it from the HN",
+        r"AllocatorScriptParserException|Cannot find layer|"
+        r"HailoNNException: The layer named .* doesn't exist in the HN|"
+        r"doesn't exist in the HN|already exists in the HN",
+        "the .alls names a layer the parsed network does not have (or redeclares one it "
+        "has): re-render it from the HN",
     ),
     FailureClass(
         "parse",
-        r"ParsingError|Unable to find node|UnsupportedModelError",
-        "the parser rejected the ONNX: check start_nodes/end_nodes and the model's opset",
+        r"ParsingError|Unable to find node|UnsupportedModelError|"
+        r"ParsingWithRecommendationException|MisspellNodeError",
+        "the parser rejected the ONNX: check start_nodes/end_nodes (the DFC's recommendation "
+        "is in build.log) and the model's opset",
     ),
     FailureClass(
         "calibration",
@@ -64,13 +69,29 @@ TIMEOUT = FailureClass("timeout", "", "raise --stage-timeout, or run on a GPU ho
 KILLED = FailureClass(
     "killed", "", "the container was killed (out of memory?): give Docker 16 GB RAM, 32 advised"
 )
+OOM = FailureClass(
+    "oom", "", "the stage ran out of memory: give Docker (or the container) 16 GB RAM, 32 advised"
+)
 UNKNOWN = FailureClass("unknown", "", "read build.log beside the record")
 
+# What to look at when a stage fails with a message hailoc does not know.
+_BY_STAGE = {
+    "parse": "the parse stage failed: check start_nodes/end_nodes and the opset; build.log "
+    "has the DFC's message",
+    "optimize": "the optimize stage failed: check the calibration set and the 16-bit layers; "
+    "build.log and dfc-logs/ have the DFC's messages",
+    "compile": "the compile stage failed: fewer 16-bit layers or a larger target; build.log "
+    "and dfc-logs/ have the allocator's messages",
+}
 
-def classify(error_type: str, message: str) -> FailureClass:
-    """The known failure class matching an error's type and message, else `unknown`."""
+
+def classify(error_type: str, message: str, stage: str | None = None) -> FailureClass:
+    """The known failure class matching an error's type and message (and stage), else
+    `unknown` with a hint for the stage it happened in."""
     text = f"{error_type}: {message}"
     for known in KNOWN:
         if re.search(known.pattern, text):
             return known
+    if stage in _BY_STAGE:
+        return FailureClass(UNKNOWN.name, "", _BY_STAGE[stage])
     return UNKNOWN

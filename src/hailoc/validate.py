@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 
+import onnx
+
 from hailoc.errors import HailocError, ManifestError, OnnxError
-from hailoc.fsutil import sha256_file
 from hailoc.manifest import ModelConfig
 from hailoc.manifest.families import FAMILIES
+from hailoc.manifest.schema import ALIGNED_SIZE
 from hailoc.onnxgraph import GraphInfo, inspect_model, load_onnx
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """An ONNX file read once: its bytes, their sha256, the parsed proto and graph facts."""
+
+    data: bytes
+    sha256: str
+    proto: onnx.ModelProto
+    graph: GraphInfo
 
 
 @dataclass
@@ -19,9 +32,15 @@ class ModelCheck:
     """The outcome of validating one model: graph facts, problems, warnings."""
 
     config: ModelConfig
-    graph: GraphInfo | None = None
+    loaded: LoadedModel | None = None
     problems: list[HailocError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def graph(self) -> GraphInfo | None:
+        """Graph facts, when the file could be read."""
+        return self.loaded.graph if self.loaded else None
 
     @property
     def ok(self) -> bool:
@@ -33,8 +52,8 @@ def _where(cfg: ModelConfig, key: str) -> str:
     return f"models.{cfg.name}.{key}"
 
 
-def load_graph(cfg: ModelConfig) -> GraphInfo:
-    """Load the model's ONNX and inspect it, or raise one clear error."""
+def load_model(cfg: ModelConfig) -> LoadedModel:
+    """Read the model's ONNX once, hash those bytes and inspect them, or raise one clear error."""
     where = f"{_where(cfg, 'onnx')} ({cfg.onnx_field})"
     if not cfg.onnx.is_file():
         raise OnnxError(
@@ -42,40 +61,69 @@ def load_graph(cfg: ModelConfig) -> GraphInfo:
             where=where,
             fix="put the model there or correct the path in models.yaml",
         )
-    if cfg.sha256 is not None:
-        actual = sha256_file(cfg.onnx)
-        if actual != cfg.sha256:
-            raise OnnxError(
-                f"sha256 is {actual[:12]}..., manifest says {cfg.sha256[:12]}...",
-                where=_where(cfg, "sha256"),
-                fix="restore the original file, or update sha256 if the model changed on purpose",
-            )
-    model = load_onnx(cfg.onnx, where=where)
-    return inspect_model(model, cfg.onnx, cfg.embedding_output)
+    try:
+        data = cfg.onnx.read_bytes()
+    except OSError as exc:
+        raise OnnxError(
+            f"cannot read {cfg.onnx}: {exc.strerror}", where=where, fix="check the file"
+        ) from None
+    actual = hashlib.sha256(data).hexdigest()
+    if cfg.sha256 is not None and actual != cfg.sha256:
+        raise OnnxError(
+            f"sha256 is {actual[:12]}..., manifest says {cfg.sha256[:12]}...",
+            where=_where(cfg, "sha256"),
+            fix="restore the original file, or update sha256 if the model changed on purpose",
+        )
+    model = load_onnx(cfg.onnx, where=where, data=data)
+    return LoadedModel(data, actual, model, inspect_model(model, cfg.onnx, cfg.embedding_output))
+
+
+def load_graph(cfg: ModelConfig) -> GraphInfo:
+    """The model's graph facts (see load_model)."""
+    return load_model(cfg).graph
 
 
 def check_model(cfg: ModelConfig) -> ModelCheck:
     """Validate one model entry against its graph; never raises for model problems."""
     check = ModelCheck(cfg)
     try:
-        graph = load_graph(cfg)
+        check.loaded = load_model(cfg)
     except HailocError as exc:
         check.problems.append(exc)
         return check
-    check.graph = graph
+    graph = check.loaded.graph
     check.problems.extend(_input_problems(cfg, graph))
     check.problems.extend(_normalization_problems(cfg, graph))
     check.problems.extend(_node_problems(cfg, graph))
     check.warnings.extend(_family_warnings(cfg))
-    if graph.static_batch(cfg.input.name) not in (None, 1):
-        check.warnings.append(
-            f"static batch {graph.static_batch(cfg.input.name)}: the DFC compiles batch 1"
+    batch = graph.static_batch(cfg.input.name)
+    if batch not in (None, 1):
+        check.notes.append(
+            f"static batch {batch}: evaluation pads the last chunk; the DFC is given batch 1"
         )
     return check
 
 
 def _input_problems(cfg: ModelConfig, graph: GraphInfo) -> list[HailocError]:
     declared = cfg.input
+    if len(graph.inputs) != 1:
+        return [
+            ManifestError(
+                f"the graph has {len(graph.inputs)} inputs ({', '.join(graph.inputs) or 'none'});"
+                " hailoc compiles single-input face embedders",
+                where=_where(cfg, "onnx"),
+                fix="export the embedder with one image input (fold constants into the graph)",
+            )
+        ]
+    if declared.height_width != (ALIGNED_SIZE, ALIGNED_SIZE):
+        return [
+            ManifestError(
+                f"input {declared.height_width[0]}x{declared.height_width[1]}: calibration and "
+                f"eval faces are aligned to the {ALIGNED_SIZE}x{ALIGNED_SIZE} ArcFace template",
+                where=_where(cfg, "input.shape"),
+                fix=f"use a {ALIGNED_SIZE}x{ALIGNED_SIZE} export of the embedder",
+            )
+        ]
     if declared.name not in graph.inputs:
         return [
             ManifestError(

@@ -8,13 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hailoc.backend.onnxruntime.qdq_plan import render_qdq
-from hailoc.backend.onnxruntime.quantize import quantize
-from hailoc.backend.onnxruntime.session import embed_at_sizes
-from hailoc.build.inputs import BuildInputs
+from hailoc.backends.onnxruntime.backend import QDQ
+from hailoc.backends.onnxruntime.qdq_plan import QdqPlan, render_qdq
+from hailoc.backends.onnxruntime.quantize import quantize, quantize_key
+from hailoc.cache import StageCache
 from hailoc.eval.sweep import BySize, evaluate
 from hailoc.fsutil import atomic_write_text
+from hailoc.inference.session import embed_at_sizes
+from hailoc.inputs import BuildInputs
 from hailoc.plan import PrecisionPlan
+from hailoc.reference import References
 
 
 @dataclass(frozen=True)
@@ -46,9 +49,9 @@ class Evaluator:
     """Quantizes with a layer set in 16-bit and measures agreement; results are memoised on disk
     so a second search with the same inputs does no model work."""
 
-    def __init__(self, inputs: BuildInputs, memo: Path, metric: str, face_size: int) -> None:
-        import onnx
-
+    def __init__(
+        self, inputs: BuildInputs, cache_root: Path, memo: Path, metric: str, face_size: int
+    ) -> None:
         self.inputs = inputs
         self.cfg = inputs.config
         self.metric = metric
@@ -56,21 +59,47 @@ class Evaluator:
         self.memo_path = memo / "evaluations.json"
         self.ranges = memo / "ranges.cache"
         memo.mkdir(parents=True, exist_ok=True)
-        self.memo: dict[str, dict[str, Any]] = (
-            json.loads(self.memo_path.read_text()) if self.memo_path.is_file() else {}
-        )
-        self.model = onnx.load(str(self.cfg.onnx), load_external_data=False)
-        self._reference: BySize | None = None
+        try:
+            self.memo: dict[str, dict[str, Any]] = (
+                json.loads(self.memo_path.read_text()) if self.memo_path.is_file() else {}
+            )
+        except ValueError:
+            self.memo = {}  # a damaged memo only costs evaluations
+        self.model = inputs.onnx_proto
+        self.stage_cache = StageCache(cache_root)
+        self.references = References(cache_root)
         self.computed = 0
         self.reused = 0
 
     def reference(self) -> BySize:
-        """fp32 embeddings of the eval faces at every size (computed once)."""
-        if self._reference is None:
-            self._reference = embed_at_sizes(
-                self.cfg.onnx, self.cfg, self.inputs.eval_faces, self.cfg.gate.face_sizes
-            )
-        return self._reference
+        """fp32 embeddings of the eval faces at every size (shared with builds)."""
+        return self.references.get(self.inputs, self.cfg.gate.face_sizes)
+
+    def _quantized(self, qplan: QdqPlan, path: Path) -> Path:
+        """The QDQ model of `qplan`: a build's cache entry when one exists, else made here."""
+        entry = self.stage_cache.lookup("quantize", quantize_key(self.inputs, qplan))
+        if entry is not None:
+            return entry / QDQ
+        quantize(
+            self.model,
+            self.inputs.calib,
+            self.cfg,
+            qplan,
+            path,
+            calibset_size=self.cfg.optimization.calibset_size,
+            ranges_cache=self.ranges,
+        )
+        return path
+
+    def materialize(self, layers: tuple[str, ...]) -> None:
+        """Put the QDQ model of `layers` into the stage cache, where a build of it will look."""
+        qplan = render_qdq(PrecisionPlan(self.cfg.name, "auto", tuple(layers)), self.model)
+        key = quantize_key(self.inputs, qplan)
+        if self.stage_cache.lookup("quantize", key) is not None:
+            return
+        with tempfile.TemporaryDirectory(prefix="hailoc-auto-", dir=self.ranges.parent) as tmp:
+            path = self._quantized(qplan, Path(tmp) / QDQ)
+            self.stage_cache.store("quantize", key, {QDQ: path}, {"stage": "quantize"})
 
     def score(self, layers: tuple[str, ...]) -> Score:
         """Score of running `layers` in 16-bit and everything else in int8."""
@@ -80,17 +109,8 @@ class Evaluator:
             return Score.from_dict(self.memo[key])
         plan = PrecisionPlan(self.cfg.name, "auto", tuple(layers))
         qplan = render_qdq(plan, self.model)
-        with tempfile.TemporaryDirectory(prefix="hailoc-auto-") as tmp:
-            path = Path(tmp) / "q.onnx"
-            quantize(
-                self.cfg.onnx,
-                self.inputs.calib,
-                self.cfg,
-                qplan,
-                path,
-                calibset_size=self.cfg.optimization.calibset_size,
-                ranges_cache=self.ranges,
-            )
+        with tempfile.TemporaryDirectory(prefix="hailoc-auto-", dir=self.ranges.parent) as tmp:
+            path = self._quantized(qplan, Path(tmp) / QDQ)
             candidate = embed_at_sizes(
                 path, self.cfg, self.inputs.eval_faces, self.cfg.gate.face_sizes
             )

@@ -11,10 +11,10 @@ import numpy as np
 
 from hailoc import __version__
 from hailoc.autoplan.evaluator import Evaluator, Score
-from hailoc.build.inputs import BuildInputs
 from hailoc.cache import cache_key
 from hailoc.errors import PlanError
 from hailoc.fsutil import atomic_write_text
+from hailoc.inputs import BuildInputs
 from hailoc.manifest.schema import AutoSearch
 from hailoc.plan import PrecisionPlan
 from hailoc.plan.support import a16_refusal, kind_for_onnx
@@ -31,12 +31,18 @@ class SearchProgress(Protocol):
     def advance(self) -> None:
         """One evaluation done."""
 
+    def finish(self) -> None:
+        """The phase ended (possibly before `total`)."""
+
 
 class _Silent:
     def start(self, total: int, what: str) -> None:
         pass
 
     def advance(self) -> None:
+        pass
+
+    def finish(self) -> None:
         pass
 
 
@@ -119,9 +125,6 @@ def search_plan(
 ) -> AutoResult:
     """Rank layers by the agreement they add in 16-bit, then add them greedily until the target
     (or the budget) is reached. Deterministic for a given model, calibration and eval set."""
-    import onnx
-    import onnxruntime
-
     progress = progress or _Silent()
     cfg = inputs.config
     if spec.face_size not in cfg.gate.face_sizes:
@@ -139,21 +142,22 @@ def search_plan(
     key = cache_key(
         "auto",
         {
-            "onnx": inputs.onnx_sha256,
-            "calibration": inputs.calib_sha256,
+            "onnx_sha256": inputs.onnx_sha256,
+            "calibration_sha256": inputs.calib_sha256,
             "calibset_size": cfg.optimization.calibset_size,
-            "eval": _digest(inputs.eval_faces),
+            "eval_sha256": inputs.eval_sha256,
             "sizes": list(cfg.gate.face_sizes),
             "input": cfg.input.model_dump(mode="json"),
             "normalization": cfg.normalization.model_dump(mode="json"),
             "metric": spec.metric,
             "face_size": spec.face_size,
-            "onnxruntime": onnxruntime.__version__,
-            "hailoc": __version__,
+            "versions": inputs.versions.model_dump(),
         },
     )
-    evaluator = Evaluator(inputs, cache_root / "auto" / key, spec.metric, spec.face_size)
-    weights = _weights(onnx.load(str(cfg.onnx), load_external_data=False))
+    evaluator = Evaluator(
+        inputs, cache_root, cache_root / "auto" / key, spec.metric, spec.face_size
+    )
+    weights = _weights(inputs.onnx_proto)
     total_weights = sum(weights.get(c, 0) for c in candidates) or 1
     max_layers = spec.max_layers or len(candidates) - 1
 
@@ -180,7 +184,8 @@ def search_plan(
     current = baseline
     curve = [_point(0, None, baseline)]
     reached = baseline.metric >= spec.target
-    progress.start(min(max_layers, len(order)), "greedy")
+    # At most one trial per ranked layer; the bar completes when the search stops early.
+    progress.start(len(order), "greedy")
     for i in order:
         if reached or len(chosen) >= max_layers:
             break
@@ -196,6 +201,9 @@ def search_plan(
             current = trial
             curve.append(_point(len(chosen), layer, trial))
             reached = current.metric >= spec.target
+    progress.finish()
+    # The build that follows a search quantizes exactly this plan: have it ready in the cache.
+    evaluator.materialize(tuple(chosen))
     # Fewer layers than int16-all is the point: every candidate in 16-bit is not a plan.
     result = AutoResult(
         model=cfg.name,
@@ -227,12 +235,6 @@ def _point(n: int, layer: str | None, score: Score) -> dict[str, Any]:
         "mean": score.mean,
         "worst": score.worst,
     }
-
-
-def _digest(array: Any) -> str:
-    import hashlib
-
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
 def save_outputs(result: AutoResult, folder: Path) -> Path:

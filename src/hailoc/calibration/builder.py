@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import multiprocessing
-import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +22,8 @@ from hailoc.calibration.distance import at_distance
 from hailoc.calibration.images import ImageRejected, decode_rgb, list_images, read_source
 from hailoc.calibration.template import ARCFACE_TEMPLATE, SIZE
 from hailoc.errors import HailocError
-from hailoc.fsutil import atomic_write_text, sha256_file
+from hailoc.fsutil import atomic_write_text, remove_staging, sha256_file
+from hailoc.locks import exclusive
 from hailoc.manifest.schema import DetectorSpec, is_safe_name
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,23 @@ class CalibParams:
             )
         if self.limit is not None and self.limit < 1:
             raise HailocError("limit must be >= 1", where="--limit", fix="drop it or give N >= 1")
+        if not 0 <= self.seed < 2**32:
+            raise HailocError(
+                f"seed {self.seed} is outside [0, 2**32)", where="--seed", fix="give e.g. 0"
+            )
+        if not 1 <= self.min_face_px <= 4096:
+            raise HailocError(
+                f"minimum face {self.min_face_px} px is outside [1, 4096]",
+                where="--min-face",
+                fix="give pixels such as 40",
+            )
+        # NaN compares false with everything: without this it would disable the filter.
+        if not (math.isfinite(self.max_eye_error_px) and self.max_eye_error_px > 0):
+            raise HailocError(
+                f"max eye error {self.max_eye_error_px} is not a positive number of pixels",
+                where="--max-eye-error",
+                fix="give pixels such as 3",
+            )
 
 
 class BuildProgress(Protocol):
@@ -185,21 +203,23 @@ def build_set(
         )
     align = AlignParams(params.min_face_px, params.max_eye_error_px)
     progress.start(len(listing.files))
-    previous = _previous(calib_root, name)
-    staged = store.staging_dir(calib_root, name)
-    try:
-        result = _collect(
-            staged, listing, images_dir, detector, project_root, align, workers, progress
-        )
-        manifest = _write_set(
-            staged, name, params, result, detector, project_root, images_dir, previous
-        )
-        log.info("calibration set %s: %d faces", name, manifest["counts"]["faces"])
-        changed = manifest["version"] != previous.get("version")
-        store.publish(staged, calib_root, name, keep_previous=changed)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
+    calib_root.mkdir(parents=True, exist_ok=True)
+    # One build of a set at a time: two would otherwise race on its staging and history.
+    with exclusive(calib_root / name, what=f"calibration/{name}"):
+        previous = _previous(calib_root, name)
+        staged = store.staging_dir(calib_root, name)
+        try:
+            result = _collect(
+                staged, listing, images_dir, detector, project_root, align, workers, progress
+            )
+            manifest = _write_set(
+                staged, name, params, result, detector, project_root, images_dir, previous
+            )
+            log.info("calibration set %s: %d faces", name, manifest["counts"]["faces"])
+            changed = manifest["version"] != previous.get("version")
+            store.publish(staged, calib_root, name, keep_previous=changed)
+        finally:
+            remove_staging(staged)
     return store.open_set(calib_root, name)
 
 

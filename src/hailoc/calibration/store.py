@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hailoc.calibration.images import list_images
 from hailoc.errors import HailocError
-from hailoc.fsutil import sha256_file
+from hailoc.fsutil import MARKER, NotOurs, publish_dir, sha256_file, staging_sibling
+from hailoc.manifest.schema import is_safe_name
 
 MANIFEST = "manifest.json"
 CALIB = "calib.npy"
@@ -47,6 +47,12 @@ class CalibSet:
 
 def open_set(root: Path, name: str) -> CalibSet:
     """Load calibration/<name>; a missing or unreadable set is a one-line error."""
+    if not is_safe_name(name):
+        raise HailocError(
+            f"set name {name!r} may only use letters, digits, '_', '-' and '.'",
+            where="NAME",
+            fix="use a set name from `hailoc calib list`",
+        )
     path = root / name
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
@@ -78,27 +84,37 @@ def list_sets(root: Path) -> list[CalibSet]:
 
 
 def staging_dir(root: Path, name: str) -> Path:
-    """A fresh hidden folder to build into; removed or renamed into place, never half-used."""
-    root.mkdir(parents=True, exist_ok=True)
-    for stale in root.glob(f".{name}.partial-*"):
-        # Left by a build that was killed: it never became the set, so it is safe to drop.
-        shutil.rmtree(stale, ignore_errors=True)
-    path = root / f".{name}.partial-{uuid.uuid4().hex[:8]}"
-    path.mkdir()
-    return path
+    """A fresh hidden folder to build into (call with the set's lock held); the staging
+    folders of killed builds of the same set are dropped: under the lock nobody else owns one."""
+    for stale in root.glob(f".{name}.staging-*"):
+        if (stale / MARKER).is_file():
+            shutil.rmtree(stale, ignore_errors=True)
+    return staging_sibling(root / name)
+
+
+def _is_set(path: Path) -> bool:
+    return (path / MANIFEST).is_file() or (path / MARKER).is_file()
 
 
 def publish(staged: Path, root: Path, name: str, *, keep_previous: bool = True) -> Path:
     """Swap a complete staged set into calibration/<name>; the previous version goes to history."""
     final = root / name
-    if final.exists() and not keep_previous:
-        shutil.rmtree(final)
-    if final.exists():
+    what = f"calibration/{name}"
+    if final.is_symlink() or (final.exists() and not _is_set(final)):
+        raise NotOurs(
+            f"{final} exists and is not a calibration set hailoc built",
+            where=what,
+            fix="move it away or pick another set name",
+        )
+    if final.exists() and keep_previous:
         keep = root / HISTORY / name
-        shutil.rmtree(keep, ignore_errors=True)
+        if keep.is_symlink() or (keep.exists() and not _is_set(keep)):
+            raise NotOurs(f"{keep} is not a set hailoc kept", where=what, fix="move it away")
+        if keep.exists():
+            shutil.rmtree(keep)
         keep.parent.mkdir(parents=True, exist_ok=True)
         final.rename(keep)
-    staged.rename(final)
+    publish_dir(staged, final, what=what, checked=True)
     return final
 
 

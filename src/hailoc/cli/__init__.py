@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 import typer
 from rich.console import Console
@@ -18,12 +23,13 @@ from hailoc.cli import (
     build_cmd,
     calib_cmd,
     eval_cmd,
+    gc_cmd,
     models_cmd,
     plan_cmd,
     report_cmd,
 )
 from hailoc.cli.state import CliState
-from hailoc.errors import HailocError
+from hailoc.errors import HailocError, Interrupted
 from hailoc.manifest.loader import MANIFEST_ENV, find_manifest
 
 app = typer.Typer(
@@ -45,6 +51,7 @@ app.command("build")(build_cmd.build)
 app.command("plan")(plan_cmd.plan)
 app.command("report")(report_cmd.report)
 app.command("eval")(eval_cmd.evaluate_pairs)
+app.command("gc")(gc_cmd.gc)
 
 
 def _version(value: bool) -> None:
@@ -65,7 +72,12 @@ def root(
         show_default=False,
     ),
     verbose: int = typer.Option(
-        0, "--verbose", "-v", count=True, help="More log output (-v info, -vv debug)."
+        0,
+        "--verbose",
+        "-v",
+        count=True,
+        metavar="",
+        help="More log output: -v info, -vv debug (a flag, repeated; takes no value).",
     ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
@@ -82,17 +94,51 @@ def root(
     ctx.obj = CliState(manifest_path=find_manifest(manifest))
 
 
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signum)
+
+
+@contextmanager
+def _signals_as_exceptions() -> Iterator[None]:
+    """SIGTERM and SIGINT raise Interrupted in the main thread, so cleanup and records run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    for sig in previous:
+        signal.signal(sig, _raise_interrupted)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; user errors print one line, no traceback."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        result = app(args=argv, prog_name="hailoc", standalone_mode=False)
+        with _signals_as_exceptions():
+            result = app(args=argv, prog_name="hailoc", standalone_mode=False)
     except HailocError as exc:
         err.print(Text.assemble(("error: ", "bold red"), str(exc)))
         return exc.exit_code
-    except typer.Abort:
-        err.print("aborted")
+    except Interrupted as exc:
+        err.print(f"interrupted (signal {exc.signum}); running builds recorded it")
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt) as exc:
+        # click turns KeyboardInterrupt (and so Interrupted) into Abort, keeping the cause.
+        cause = exc.__cause__ if isinstance(exc, typer.Abort) else exc
+        if isinstance(cause, Interrupted):
+            err.print(f"interrupted (signal {cause.signum}); running builds recorded it")
+            return cause.exit_code
+        err.print("interrupted")
         return 130
+    except OSError as exc:
+        # The output itself failed (disk full, read-only folder): one line, not a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        err.print(Text.assemble(("error: ", "bold red"), f"{where}{exc.strerror or exc}"))
+        return 1
     except typer.Exit as exc:
         return int(exc.exit_code)
     except TyperException as exc:

@@ -7,11 +7,13 @@ from pathlib import Path
 import typer
 
 from hailoc.alls import render_alls
-from hailoc.build.planning import saved_auto_plan
 from hailoc.cli.state import state
 from hailoc.errors import HailocError
-from hailoc.fsutil import atomic_write_text
+from hailoc.fsutil import atomic_write_text, check_replaceable
+from hailoc.manifest.schema import PRECISIONS
+from hailoc.pipeline.planning import saved_auto_plan
 from hailoc.plan import PrecisionPlan, ResolvedPlan, build_plan, read_hn, resolve_plan
+from hailoc.targets import check_choice
 from hailoc.validate import load_graph
 
 app = typer.Typer(help="Render .alls model scripts from alls_templates/.", no_args_is_help=True)
@@ -38,6 +40,7 @@ def render(
         "--unresolved",
         help="Without --hn, render ONNX node names; the file is marked NOT compilable.",
     ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --output file."),
 ) -> None:
     """Print the .alls the DFC runs for NAME at a precision.
 
@@ -47,6 +50,10 @@ def render(
     st = state(ctx)
     manifest = st.manifest()
     cfg = manifest.model(name)
+    if precision is not None:
+        check_choice("--precision", precision, PRECISIONS)
+    if output is not None:
+        check_replaceable(output, what="--output", force_file=force)
     if (precision or cfg.precision) == "auto":
         plan = saved_auto_plan(manifest.hef_dir, cfg.name)
     else:

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from hailoc.build.batch import failed_targets, plan_targets, run_batch
-from hailoc.build.inputs import InputsCache
-from hailoc.build.layout import BuildTarget
-from hailoc.build.options import STAGES, BuildOptions
+from hailoc.backends.protocol import Backend
 from hailoc.cli.live import LiveReporter
 from hailoc.cli.state import CliState, state
 from hailoc.cli.tables import accuracy_table
+from hailoc.cli.validate import docker_host_option, finite
 from hailoc.errors import HailocError
-from hailoc.manifest import LoadedManifest
-from hailoc.records import BuildRecord, write_summary
+from hailoc.manifest.schema import HW_ARCHS, PRECISIONS
+from hailoc.options import DEFAULT_STAGE_TIMEOUT, BuildOptions
+from hailoc.pipeline.batch import SlotPool, expand_targets, run_batch
+from hailoc.pipeline.runner import RunContext, build_one
+from hailoc.records import BuildRecord, SummaryRow, read_summary, write_summary
+from hailoc.targets import BACKENDS, BuildTarget, check_choice, split_choices
 
-BACKENDS = ("hailo", "onnxruntime")
+STAGES = ("parse", "optimize", "compile", "quantize")
 
 
 def build(
@@ -29,10 +32,10 @@ def build(
         None,
         "--precision",
         "-p",
-        help="int8 | int16-final | int16-all | custom | auto; several as int8,int16-final.",
+        help=f"{' | '.join(PRECISIONS)}; several as int8,int16-final (default: the model's).",
     ),
     hw_arch: str | None = typer.Option(
-        None, "--hw-arch", help="Override the target, e.g. hailo8 or hailo8,hailo8l."
+        None, "--hw-arch", help=f"Target(s): {', '.join(HW_ARCHS)}; several as hailo8,hailo8l."
     ),
     backend: str | None = typer.Option(
         None, "--backend", "-b", help="hailo | onnxruntime (default: defaults.backend)."
@@ -41,31 +44,34 @@ def build(
     from_stage: str | None = typer.Option(
         None,
         "--from-stage",
-        help="Re-run this stage and the ones after it: parse|optimize|compile.",
+        help="Re-run this stage and the ones after it: parse|optimize|compile (Hailo), "
+        "quantize (ONNX Runtime).",
     ),
     stage_timeout: float = typer.Option(
-        6 * 3600.0, "--stage-timeout", help="Seconds one stage may take before it is killed."
+        DEFAULT_STAGE_TIMEOUT, "--stage-timeout", help="Seconds one stage may take (> 0)."
     ),
     gpus: bool | None = typer.Option(
         None, "--gpus/--cpu", help="Use the NVIDIA GPUs (default: when Docker offers them)."
     ),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Models built at once (one GPU each)."),
+    jobs: int = typer.Option(
+        1, "--jobs", "-j", min=1, max=64, help="Targets built at once (one GPU slot each)."
+    ),
     retry_failed: bool = typer.Option(
         False,
         "--retry-failed",
-        help="Re-run only what failed in the last batch (hef/summary.json).",
+        help="Re-run only what failed or did not run in the last batch (hef/summary.json).",
     ),
     suite_image: str | None = typer.Option(
         None, "--suite-image", help="Suite image tag (default: defaults.suite_image)."
     ),
     docker_host: str | None = typer.Option(
-        None, "--docker-host", help="Docker engine URL, e.g. ssh://user@gpu-host."
+        None, "--docker-host", help="Docker engine URL: unix://, tcp:// or ssh://user@host."
     ),
     docker_context: str | None = typer.Option(
         None, "--docker-context", help="Named Docker context to use instead of the default."
     ),
     target: float | None = typer.Option(
-        None, "--target", help="auto: agreement to reach (default: the manifest's auto.target)."
+        None, "--target", help="auto: agreement to reach, in (0, 1] (default: auto.target)."
     ),
     budget: int | None = typer.Option(
         None, "--budget", min=1, help="auto: at most this many 16-bit layers."
@@ -76,95 +82,143 @@ def build(
         help="Keep the artifact (and compile) even when the accuracy gate fails; "
         "the record still says it failed the gate.",
     ),
+    no_wait: bool = typer.Option(
+        False,
+        "--no-wait",
+        help="Exit 3 instead of waiting when another hailoc process builds the same target.",
+    ),
 ) -> None:
     """Build models: parse -> optimize -> compile with the Hailo DFC, or emulate with ORT.
 
     Every build is checked against the fp32 model by the accuracy gate (agreement per
     simulated face size, degeneracy). Hailo outputs land in hef/<model>/<hw_arch>/<precision>/,
-    ONNX Runtime ones in hef/<model>/onnxruntime/<precision>/, each with record.json and
-    report.md. Writes hef/summary.json and hef/summary.md; exits 1 when any build failed.
+    ONNX Runtime ones in hef/<model>/onnxruntime/<precision>/, each with record.json,
+    build.log and report.md, published whole. Writes hef/summary.json and hef/summary.md as
+    builds finish; exits 1 when any build failed, 130/143 when interrupted.
     """
     st = state(ctx)
     manifest = st.manifest()
-    if from_stage is not None and from_stage not in STAGES:
-        raise HailocError(
-            f"unknown stage {from_stage!r}", where="--from-stage", fix=f"use {', '.join(STAGES)}"
-        )
-    if backend is not None and backend not in BACKENDS:
-        raise HailocError(
-            f"unknown backend {backend!r}", where="--backend", fix=f"use {' or '.join(BACKENDS)}"
-        )
-    archs = [a.strip() for a in hw_arch.split(",") if a.strip()] if hw_arch else None
+    # Every value that becomes a path or a choice is checked here, before any work.
+    if from_stage is not None:
+        check_choice("--from-stage", from_stage, STAGES)
+    if backend is not None:
+        check_choice("--backend", backend, BACKENDS)
+    archs = split_choices("--hw-arch", hw_arch, HW_ARCHS) if hw_arch is not None else None
+    precisions = (
+        split_choices("--precision", precision, PRECISIONS) if precision is not None else None
+    )
+    options = BuildOptions(
+        force=force,
+        from_stage=from_stage,
+        stage_timeout=finite("--stage-timeout", stage_timeout),
+        gpus=gpus,
+        suite_image=suite_image,
+        docker_host=docker_host_option(docker_host),
+        docker_context=docker_context,
+        skip_gate=skip_gate,
+        auto_target=finite("--target", target) if target is not None else None,
+        auto_budget=budget,
+        wait=not no_wait,
+    )
     if retry_failed:
-        targets = failed_targets(manifest.hef_dir)
+        targets = [
+            BuildTarget(r.model, r.hw_arch, r.precision, r.backend)
+            for r in read_summary(manifest.hef_dir)
+            if r.status != "ok"
+        ]
         if not targets:
             st.out.print("nothing failed in the last batch")
             return
     else:
-        precisions = [p.strip() for p in precision.split(",") if p.strip()] if precision else None
-        targets = plan_targets(
+        targets = expand_targets(
             manifest,
             names or [],
             all_models=all_models,
-            precision=precisions,
+            precisions=precisions,
             hw_archs=archs,
             backend=backend,
         )
-    options = BuildOptions(
-        force=force,
-        from_stage=from_stage,
-        stage_timeout=stage_timeout,
-        gpus=gpus,
-        suite_image=suite_image,
-        docker_host=docker_host,
-        docker_context=docker_context,
-        skip_gate=skip_gate,
-        auto_target=target,
-        auto_budget=budget,
-    )
-    inputs = InputsCache(manifest)
-    if len({t.model for t in targets}) == 1:
-        # One model: a bad input is a one-line error with nothing written, not a failed batch.
-        inputs.get(targets[0].model)
-    records = _run(st, manifest, targets, options, jobs, inputs)
-    _summary(st, manifest, records)
+    _check_from_stage(from_stage, targets)
+    records = _run(st, targets, options, jobs)
+    _summary(st, records)
     if any(r.status != "ok" for r in records):
         raise typer.Exit(1)
 
 
-def _run(
-    st: CliState,
-    manifest: LoadedManifest,
-    targets: list[BuildTarget],
-    options: BuildOptions,
-    jobs: int,
-    inputs: InputsCache,
-) -> list[BuildRecord]:
-    hailo_targets = [t for t in targets if t.backend == "hailo"]
-    ort_targets = [t for t in targets if t.backend == "onnxruntime"]
-    session = None
-    if hailo_targets:
-        from hailoc.backend.hailo.pipeline import open_session
+def _check_from_stage(stage: str | None, targets: list[BuildTarget]) -> None:
+    if stage is None:
+        return
+    stages = {"hailo": ("parse", "optimize", "compile"), "onnxruntime": ("quantize",)}
+    for target in targets:
+        if stage not in stages[target.backend]:
+            raise HailocError(
+                f"the {target.backend} backend has no stage {stage!r}",
+                where="--from-stage",
+                fix=f"use one of: {', '.join(stages[target.backend])}",
+            )
+
+
+def _backends(
+    st: CliState, targets: list[BuildTarget], options: BuildOptions
+) -> dict[str, Backend]:
+    manifest = st.manifest()
+    chosen: dict[str, Backend] = {}
+    if any(t.backend == "onnxruntime" for t in targets):
+        from hailoc.backends.onnxruntime.backend import OrtBackend
+
+        chosen["onnxruntime"] = OrtBackend()
+    if any(t.backend == "hailo" for t in targets):
+        from hailoc.backends.hailo.backend import HailoBackend, open_session
 
         # Before the live view: a missing daemon or suite image is one line, not a table.
-        session = open_session(manifest, options)
-    records: list[BuildRecord] = []
+        chosen["hailo"] = HailoBackend(manifest, open_session(manifest, options))
+    return chosen
+
+
+def _run(
+    st: CliState, targets: list[BuildTarget], options: BuildOptions, jobs: int
+) -> list[BuildRecord]:
+    manifest = st.manifest()
+    backends = _backends(st, targets, options)
     with LiveReporter(st.err, targets) as reporter:
-        if ort_targets:
-            from hailoc.backend.onnxruntime.pipeline import OrtBuilder
+        context = RunContext.create(manifest, options, reporter)
+        if len({t.model for t in targets}) == 1:
+            # One model: a bad input is a one-line error with nothing written, not a failed batch.
+            context.inputs.get(targets[0].model)
+        summary_lock = threading.Lock()
 
-            ort = OrtBuilder(manifest, options, reporter, inputs)
-            records += run_batch(ort_targets, ort.build, 1)
-        if session is not None:
-            from hailoc.backend.hailo.pipeline import HailoBuilder
+        def on_record(rows: list[SummaryRow]) -> None:
+            with summary_lock:
+                write_summary(manifest.hef_dir, rows)
 
-            hailo = HailoBuilder(manifest, options, session, reporter, inputs)
-            records += run_batch(hailo_targets, hailo.build, jobs)
-    return records
+        def cancel() -> None:
+            context.cancelled.set()
+            for backend in backends.values():
+                backend.cancel()
+
+        def build(target: BuildTarget, slot: int | None) -> BuildRecord:
+            return build_one(context, backends[target.backend], target, slot)
+
+        hailo = backends.get("hailo")
+        gpu_slots = list(range(jobs)) if hailo is not None and _uses_gpus(hailo) else []
+        return run_batch(
+            targets,
+            build,
+            jobs=jobs,
+            slots=SlotPool(gpu_slots),
+            on_record=on_record,
+            cancel=cancel,
+        )
 
 
-def _summary(st: CliState, manifest: LoadedManifest, records: list[BuildRecord]) -> None:
-    json_path, md_path = write_summary(manifest.hef_dir, records)
+def _uses_gpus(backend: Backend) -> bool:
+    from hailoc.backends.hailo.backend import HailoBackend
+
+    return isinstance(backend, HailoBackend) and backend.session.gpus
+
+
+def _summary(st: CliState, records: list[BuildRecord]) -> None:
+    manifest = st.manifest()
     table = Table(title="build summary")
     for column in ("model", "hw_arch", "precision", "backend", "status", "class", "seconds"):
         table.add_column(column, justify="right" if column == "seconds" else "left")
@@ -174,13 +228,14 @@ def _summary(st: CliState, manifest: LoadedManifest, records: list[BuildRecord])
             status += " (cached)"
         table.add_row(
             r.model,
-            r.hw_arch if r.backend == "hailo" else "-",
+            r.hw_arch,
             r.precision,
             r.backend,
             status,
             r.failure_class or "",
             f"{r.seconds:.1f}",
         )
+    st.out.print()
     st.out.print(table)
     for r in records:
         if r.status != "ok":
@@ -192,7 +247,8 @@ def _summary(st: CliState, manifest: LoadedManifest, records: list[BuildRecord])
     comparison = accuracy_table(records)
     if comparison is not None:
         st.out.print(comparison)
-    st.out.print(f"summary: {_rel(json_path)}, {_rel(md_path)}")
+    json_path = manifest.hef_dir / "summary.json"
+    st.out.print(f"summary: {_rel(json_path)}, {_rel(json_path.with_suffix('.md'))}")
 
 
 def _rel(path: Path) -> str:

@@ -276,6 +276,9 @@ def export(
     output: Path = typer.Option(..., "--output", "-o", help="File (.npy) or folder to write."),
     per_image: bool = typer.Option(False, "--per-image", help="A folder of one .npy per face."),
     split: str = typer.Option("calib", "--split", help="calib or eval."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace an existing file (never a folder hailoc did not write)."
+    ),
 ) -> None:
     """Write the set as the DFC takes it: float32 NHWC, the model's channel order, 0-255."""
     st = state(ctx)
@@ -289,5 +292,6 @@ def export(
         color=cfg.input.color,
         split=split,
         per_image=per_image,
+        force=force,
     )
     st.out.print(f"[green]ok[/] {n} faces -> {output} (float32 NHWC {cfg.input.color}, 0-255)")

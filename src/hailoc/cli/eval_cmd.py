@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from hailoc.backend.onnxruntime.session import Embedder, open_session
-from hailoc.build.layout import BuildTarget, output_dir
 from hailoc.calibration.detect import make_detector
 from hailoc.cli.state import state
 from hailoc.errors import HailocError
 from hailoc.eval.pairs import align_images, read_pairs, score_pairs
-from hailoc.fsutil import atomic_write_text
+from hailoc.fsutil import add_owned_file
+from hailoc.inference.session import Embedder, open_session
+from hailoc.manifest.schema import PRECISIONS
+from hailoc.records import PairsSection, read_record, write_record
+from hailoc.targets import BuildTarget, check_choice, output_dir
 
 
 def evaluate_pairs(
@@ -33,6 +34,7 @@ def evaluate_pairs(
     st = state(ctx)
     manifest = st.manifest()
     cfg = manifest.model(name)
+    check_choice("--precision", precision, PRECISIONS)
     target = BuildTarget(cfg.name, cfg.hw_arch, precision, "onnxruntime")
     folder = output_dir(manifest.hef_dir, target)
     qdq = folder / f"{cfg.name}.qdq.onnx"
@@ -79,13 +81,16 @@ def evaluate_pairs(
         )
     table.add_row("accuracy at fp32's threshold", "", f"{result.candidate_at_fp32_threshold:.4f}")
     st.out.print(table)
-    data = asdict(result) | {"pairs_file": str(pairs), "images": str(images)}
-    atomic_write_text(folder / "pairs.json", json.dumps(data, indent=1) + "\n")
+    section = PairsSection.model_validate(
+        asdict(result) | {"pairs_file": str(pairs), "images": str(images)}
+    )
+    add_owned_file(folder, "pairs.json", (section.model_dump_json(indent=1) + "\n").encode())
     record_path = folder / "record.json"
     if record_path.is_file():
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-        record.setdefault("accuracy", {})["pairs"] = data
-        atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
+        record = read_record(record_path)
+        if record.accuracy is not None:
+            record.accuracy.pairs = section
+            write_record(record_path, record)
     if skipped:
         st.err.print(f"{len(skipped)} images skipped (see {folder / 'pairs.json'})")
     st.out.print(f"pairs: {folder / 'pairs.json'}")

@@ -12,8 +12,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from hailoc.build.layout import BuildTarget
 from hailoc.records import BuildRecord
+from hailoc.targets import BuildTarget
 
 STYLE = {"ok": "green", "failed": "red", "running": "yellow", "queued": "dim"}
 
@@ -38,18 +38,24 @@ class LiveReporter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.live.update(self._render(show_log=False))
+        with self.lock:
+            # Whatever ended the view, no row stays "running" or "queued".
+            for target, row in self.rows.items():
+                if row[0] in ("running", "queued"):
+                    self.rows[target] = ["stopped", "interrupted" if exc else "not run"]
+            self.live.update(self._render(show_log=False))
         self.live.__exit__(kind, exc, tb)
 
     def _render(self, show_log: bool = True) -> Group:
         table = Table(box=None, pad_edge=False)
-        for column in ("model", "hw_arch", "precision", "status", "detail"):
-            table.add_column(column)
+        for column in ("model", "hw_arch", "precision", "backend", "status", "detail"):
+            table.add_column(column, no_wrap=column != "detail")
         for target, (status, detail) in self.rows.items():
             table.add_row(
                 target.model,
                 target.hw_arch,
                 target.precision,
+                target.backend,
                 Text(status, style=STYLE.get(status, "")),
                 detail,
             )

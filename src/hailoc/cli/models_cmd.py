@@ -71,6 +71,8 @@ def _report(out: Console, err: Console, check: ModelCheck, manifest_name: str) -
         error_line(err, problem, prefix=f"{manifest_name}: ")
     for warning in check.warnings:
         warning_line(err, f"{cfg.name}: {warning}")
+    for note in check.notes:
+        err.print(f"note: {cfg.name}: {note}", highlight=False, soft_wrap=True)
     graph = check.graph
     if graph is None or check.problems:
         return

@@ -9,13 +9,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from hailoc.autoplan import AutoResult
-from hailoc.build.inputs import gather
-from hailoc.build.options import BuildOptions
-from hailoc.build.planning import plan_for
 from hailoc.cli.alls_cmd import PRECISION_HELP
 from hailoc.cli.output import warning_line
 from hailoc.cli.state import CliState, state
+from hailoc.inputs import gather
+from hailoc.manifest.schema import PRECISIONS
+from hailoc.options import BuildOptions
+from hailoc.pipeline.planning import plan_for
 from hailoc.plan import PRESET_HELP, build_plan, read_hn, resolve_plan
+from hailoc.targets import check_choice
 from hailoc.validate import load_graph
 
 
@@ -29,6 +31,10 @@ class _Bar:
 
     def advance(self) -> None:
         self.progress.advance(self.task)
+
+    def finish(self) -> None:
+        task = self.progress.tasks[self.task]
+        self.progress.update(self.task, total=task.completed)
 
 
 def plan(
@@ -51,8 +57,11 @@ def plan(
     st = state(ctx)
     manifest = st.manifest()
     cfg = manifest.model(name)
+    if precision is not None:
+        check_choice("--precision", precision, PRECISIONS)
+    options = BuildOptions(auto_target=target, auto_budget=budget)
     if (precision or cfg.precision) == "auto":
-        _auto(st, name, target, budget)
+        _auto(st, name, options)
         return
     graph = load_graph(cfg)
     the_plan = build_plan(cfg, graph, precision)
@@ -81,10 +90,9 @@ def plan(
         st.out.print(f"quantization_param layers: {', '.join(resolved.a16_layers) or 'none'}")
 
 
-def _auto(st: CliState, name: str, target: float | None, budget: int | None) -> None:
+def _auto(st: CliState, name: str, options: BuildOptions) -> None:
     manifest = st.manifest()
     inputs = gather(manifest, name)
-    options = BuildOptions(auto_target=target, auto_budget=budget)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import typer
 
+from hailoc.cli.output import warning_line
 from hailoc.cli.state import state
 from hailoc.cli.tables import accuracy_table
 from hailoc.eval.report import collect_records, write_batch_report
+from hailoc.fsutil import check_replaceable
 
 
 def report(
@@ -25,9 +27,13 @@ def report(
     st = state(ctx)
     manifest = st.manifest()
     out = output or manifest.hef_dir
-    records = collect_records(manifest.hef_dir)
-    rows = write_batch_report(records, out)
-    table = accuracy_table(records)
+    collected = collect_records(manifest.hef_dir)
+    for problem in collected.unreadable:
+        warning_line(st.err, f"skipped {problem}")
+    if output is not None:
+        check_replaceable(out / "report.md", what="--output", force_file=True)
+    rows = write_batch_report(collected.records, out)
+    table = accuracy_table(collected.records)
     if table is None or not rows:
         st.err.print(f"no evaluated builds under {manifest.hef_dir}; run `hailoc build` first")
         raise typer.Exit(1)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich import box
 from rich.console import Group
 from rich.table import Table
 
+from hailoc.eval.report import precision_rank
 from hailoc.records import BuildRecord
 
 
@@ -15,48 +14,39 @@ def _num(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def accuracy_rows(records: list[BuildRecord] | list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Records (as dicts) that carry accuracy numbers."""
-    rows = []
-    for r in records:
-        data = r if isinstance(r, dict) else r.__dict__
-        if data.get("accuracy"):
-            rows.append(data)
-    return rows
+def _label(record: BuildRecord) -> str:
+    if record.backend == "onnxruntime":
+        return record.precision
+    return f"{record.precision} {record.hw_arch}"
 
 
-def _label(row: dict[str, Any]) -> str:
-    if row["backend"] == "onnxruntime":
-        return str(row["precision"])
-    return f"{row['precision']} {row['hw_arch']}"
-
-
-def accuracy_table(records: list[BuildRecord] | list[dict[str, Any]]) -> Group | None:
+def accuracy_table(records: list[BuildRecord]) -> Group | None:
     """Per model: a gate/agreement table, then one row per face size with builds side by side."""
-    rows = accuracy_rows(records)
+    rows = [r for r in records if r.accuracy is not None]
     if not rows:
         return None
     parts: list[Table] = []
-    for model in sorted({r["model"] for r in rows}):
-        builds = [r for r in rows if r["model"] == model]
+    for model in sorted({r.model for r in rows}):
+        builds = sorted(
+            (r for r in rows if r.model == model),
+            key=lambda r: (r.backend, r.hw_arch, precision_rank(r.precision)),
+        )
         summary = Table(title=f"{model}: agreement with fp32 on held-out faces", box=box.SIMPLE)
         for column in ("build", "backend", "gate", "mean", "worst", "p5"):
             summary.add_column(
                 column, justify="right" if column in ("mean", "worst", "p5") else "left"
             )
         for r in builds:
-            acc = r["accuracy"]
-            gate = acc.get("gate", {})
-            verdict = (
-                "[green]pass[/]" if gate.get("passed") else f"[red]{r.get('failure_class')}[/]"
-            )
+            acc = r.accuracy
+            assert acc is not None
+            verdict = "[green]pass[/]" if acc.gate.passed else f"[red]{r.failure_class}[/]"
             summary.add_row(
                 _label(r),
-                r["backend"],
+                r.backend,
                 verdict,
-                _num(acc["agreement"]["mean"], 4),
-                _num(acc["agreement"]["min"], 4),
-                _num(acc["agreement"].get("p5"), 4),
+                _num(acc.agreement.mean, 4),
+                _num(acc.agreement.min, 4),
+                _num(acc.agreement.p5, 4),
             )
         parts.append(summary)
         sweep = Table(
@@ -68,18 +58,14 @@ def accuracy_table(records: list[BuildRecord] | list[dict[str, Any]]) -> Group |
         sweep.add_column("fp32 match", justify="right")
         for r in builds:
             sweep.add_column(_label(r), justify="right", no_wrap=True)
-        by_build = [{s["size"]: s for s in r["accuracy"]["sweep"]} for r in builds]
-        sizes = sorted({size for b in by_build for size in b}, reverse=True)
+        sizes = sorted({s for r in builds if r.accuracy for s in r.accuracy.sizes}, reverse=True)
         for size in sizes:
-            fp_match = next((b[size]["match_rate_fp32"] for b in by_build if size in b), None)
-            cells = []
-            for b in by_build:
-                row = b.get(size)
-                cells.append(
-                    "-"
-                    if row is None
-                    else _cell(row["agreement_mean"], row["match_rate_candidate"])
-                )
+            found = [r.accuracy.at_size(size) for r in builds if r.accuracy]
+            fp_match = next((row.match_rate_fp32 for row in found if row is not None), None)
+            cells = [
+                "-" if row is None else _cell(row.agreement_mean, row.match_rate_candidate)
+                for row in found
+            ]
             sweep.add_row(str(size), _num(fp_match, 2), *cells)
         parts.append(sweep)
     return Group(*parts)

@@ -38,17 +38,22 @@ def read_pairs(path: Path) -> list[Pair]:
             f"cannot read pairs file: {exc}", where=str(path), fix="pass an LFW-style pairs.txt"
         ) from None
     pairs: list[Pair] = []
+
+    def num(text: str) -> bool:
+        # ASCII digits only: str.isdigit() also accepts superscripts that int() refuses.
+        return text.isascii() and text.isdecimal()
+
     for number, line in enumerate(lines, 1):
         fields = line.split()
         if not fields or line.lstrip().startswith("#"):
             continue
-        if number == 1 and all(f.isdigit() for f in fields) and len(fields) <= 2:
+        if number == 1 and all(num(f) for f in fields) and len(fields) <= 2:
             continue  # LFW header: folds and pairs per fold
-        if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
+        if len(fields) == 3 and num(fields[1]) and num(fields[2]):
             pairs.append(
                 Pair(_lfw_name(fields[0], fields[1]), _lfw_name(fields[0], fields[2]), True)
             )
-        elif len(fields) == 4 and fields[1].isdigit() and fields[3].isdigit():
+        elif len(fields) == 4 and num(fields[1]) and num(fields[3]):
             pairs.append(
                 Pair(_lfw_name(fields[0], fields[1]), _lfw_name(fields[2], fields[3]), False)
             )

@@ -8,6 +8,7 @@ from typing import Any
 
 from hailoc.eval.sweep import EvalResult
 from hailoc.fsutil import atomic_write_bytes
+from hailoc.records import BuildRecord
 
 FP32 = "#1f77b4"
 CAND = "#d62728"
@@ -100,16 +101,18 @@ def pre_norm_vs_size(result: EvalResult, label: str, path: Path) -> None:
     _save(fig, path)
 
 
-def batch_comparison(rows: list[dict[str, Any]], path: Path) -> None:
+def batch_comparison(rows: list[BuildRecord], path: Path) -> None:
     """Mean and worst agreement per build (model x precision) as grouped bars."""
     fig, axes = _figure(1)
     ax = axes[0][0]
-    labels = [f"{r['model']}\n{r['precision']}\n({r['backend']})" for r in rows]
+    labels = [f"{r.model}\n{r.precision}\n({r.backend})" for r in rows]
     xs = list(range(len(rows)))
-    ax.bar([x - 0.2 for x in xs], [r["mean"] for r in rows], 0.4, color=FP32, label="mean")
-    ax.bar([x + 0.2 for x in xs], [r["worst"] for r in rows], 0.4, color=CAND, label="worst face")
+    means = [r.accuracy.agreement.mean if r.accuracy else 0.0 for r in rows]
+    worst = [r.accuracy.agreement.min if r.accuracy else 0.0 for r in rows]
+    ax.bar([x - 0.2 for x in xs], means, 0.4, color=FP32, label="mean")
+    ax.bar([x + 0.2 for x in xs], worst, 0.4, color=CAND, label="worst face")
     ax.set_xticks(xs, labels, fontsize=7)
-    low = min([r["worst"] for r in rows] + [0.9])
+    low = min([*worst, 0.9])
     ax.set(
         ylabel="cosine to fp32",
         ylim=(max(-1.0, low - 0.05), 1.0),

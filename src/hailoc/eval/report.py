@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-import json
+import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from hailoc.eval import plots
 from hailoc.eval.sweep import EvalResult
 from hailoc.fsutil import atomic_write_text
-from hailoc.records import BuildRecord
+from hailoc.records import BuildRecord, RecordError, read_record
+from hailoc.records.schema import VerificationNumbers
+
+log = logging.getLogger(__name__)
 
 PLOTS = ("agreement.png", "scores.png", "pre_norm.png")
+# Reports list builds from least to most 16-bit, then the searched plan.
+PRECISION_ORDER = ("int8", "int16-final", "int16-all", "custom", "auto")
 
 
 def _f(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def precision_rank(precision: str) -> int:
+    """Sort key that puts int8 first and auto last."""
+    return PRECISION_ORDER.index(precision) if precision in PRECISION_ORDER else 99
 
 
 def sweep_table(result: EvalResult) -> list[str]:
@@ -34,23 +44,28 @@ def sweep_table(result: EvalResult) -> list[str]:
     return lines
 
 
+def _ver(numbers: VerificationNumbers | None, key: str) -> float | None:
+    return None if numbers is None else float(getattr(numbers, key))
+
+
 def write_build_report(out: Path, record: BuildRecord, result: EvalResult) -> None:
     """report.md and its PNG plots next to record.json."""
     label = f"{record.precision} ({record.backend})"
     plots.agreement_vs_size(result, label, out / "agreement.png")
     plots.score_histograms(result, label, out / "scores.png")
     plots.pre_norm_vs_size(result, label, out / "pre_norm.png")
-    gate = (record.accuracy or {}).get("gate", {})
-    status = "PASSED" if gate.get("passed") else f"FAILED ({record.failure_class})"
-    fp, cand = result.fp32, result.candidate
+    accuracy = record.accuracy
+    gate = accuracy.gate if accuracy else None
+    status = "PASSED" if gate and gate.passed else f"FAILED ({record.failure_class})"
+    fp = accuracy.fp32 if accuracy else None
+    cand = accuracy.candidate if accuracy else None
     lines = [
         f"# {record.model}: {record.precision} on {record.backend}",
         "",
-        f"Gate: **{status}**"
-        + (f": {'; '.join(gate.get('reasons', []))}" if gate.get("reasons") else ""),
+        f"Gate: **{status}**" + (f": {'; '.join(gate.reasons)}" if gate and gate.reasons else ""),
         "",
         f"{result.faces} eval faces at {', '.join(str(s) for s in result.sizes)} px "
-        f"({(record.accuracy or {}).get('eval_source', '')}).",
+        f"({accuracy.eval_source if accuracy else ''}).",
         "",
         f"Agreement with fp32: mean {_f(result.agreement.mean)}, "
         f"worst {_f(result.agreement.min)}, p5 {_f(result.agreement.p5)}.",
@@ -64,7 +79,6 @@ def write_build_report(out: Path, record: BuildRecord, result: EvalResult) -> No
         "| | fp32 | candidate |",
         "|---|---:|---:|",
     ]
-    fv, cv = fp.get("verification") or {}, cand.get("verification") or {}
     for key in (
         "genuine_mean",
         "impostor_mean",
@@ -74,18 +88,22 @@ def write_build_report(out: Path, record: BuildRecord, result: EvalResult) -> No
         "tar_at_far_1e3",
         "roc_auc",
     ):
-        lines.append(f"| {key} | {_f(fv.get(key))} | {_f(cv.get(key))} |")
+        fv = _ver(fp.verification if fp else None, key)
+        cv = _ver(cand.verification if cand else None, key)
+        lines.append(f"| {key} | {_f(fv)} | {_f(cv)} |")
     lines += ["", "## Degeneracy", "", "| | fp32 | candidate |", "|---|---:|---:|"]
     for key in ("norm_mean", "norm_cv", "mean_pairwise_similarity", "effective_rank"):
-        lines.append(f"| {key} | {_f(fp['degeneracy'][key])} | {_f(cand['degeneracy'][key])} |")
+        fd = getattr(result.fp32.degeneracy, key)
+        cd = getattr(result.candidate.degeneracy, key)
+        lines.append(f"| {key} | {_f(fd)} | {_f(cd)} |")
     lines += ["", *[f"![{name}]({name})" for name in PLOTS]]
-    auto = (record.plan or {}).get("auto")
-    if auto:
+    auto = record.plan.auto if record.plan else None
+    if auto is not None:
         lines += [
             "",
             "## --precision auto",
             "",
-            f"{auto.get('message', '')}. Layers: {', '.join(auto.get('layers', []))}.",
+            f"{auto.message}. Layers: {', '.join(auto.layers)}.",
             "",
             "![agreement vs 16-bit layers](../../auto_curve.png)",
         ]
@@ -93,47 +111,34 @@ def write_build_report(out: Path, record: BuildRecord, result: EvalResult) -> No
     atomic_write_text(out / "report.md", "\n".join(lines))
 
 
-def collect_records(hef_dir: Path) -> list[dict[str, Any]]:
-    """Every record.json under hef/, newest layout first."""
-    rows = []
+@dataclass(frozen=True)
+class Collected:
+    """The readable records under hef/ and the files that were not records."""
+
+    records: list[BuildRecord]
+    unreadable: list[RecordError]
+
+
+def collect_records(hef_dir: Path) -> Collected:
+    """Every record.json under hef/<model>/<target>/<precision>/, in report order."""
+    records: list[BuildRecord] = []
+    unreadable: list[RecordError] = []
     for path in sorted(hef_dir.glob("*/*/*/record.json")):
         try:
-            rows.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            continue
-    return rows
+            records.append(read_record(path))
+        except RecordError as exc:
+            unreadable.append(exc)
+    records.sort(key=lambda r: (r.model, r.backend, r.hw_arch, precision_rank(r.precision)))
+    return Collected(records, unreadable)
 
 
-def comparison_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per build that has accuracy numbers."""
-    rows = []
-    for r in records:
-        acc = r.get("accuracy")
-        if not acc:
-            continue
-        rows.append(
-            {
-                "model": r["model"],
-                "backend": r["backend"],
-                "hw_arch": r["hw_arch"],
-                "precision": r["precision"],
-                "status": r["status"],
-                "class": r.get("failure_class") or "",
-                "mean": acc["agreement"]["mean"],
-                "worst": acc["agreement"]["min"],
-                "sweep": {str(s["size"]): s for s in acc["sweep"]},
-            }
-        )
-    return rows
-
-
-def write_batch_report(records: list[dict[str, Any]], out: Path) -> list[dict[str, Any]]:
+def write_batch_report(records: list[BuildRecord], out: Path) -> list[BuildRecord]:
     """report.md + comparison.png comparing the evaluated builds among `records`."""
-    rows = comparison_rows(records)
+    rows = [r for r in records if r.accuracy is not None]
     out.mkdir(parents=True, exist_ok=True)
-    sizes = sorted({int(s) for r in rows for s in r["sweep"]}, reverse=True)
+    sizes = sorted({s for r in rows if r.accuracy for s in r.accuracy.sizes}, reverse=True)
     header = ["model", "precision", "backend", "hw_arch", "status", "mean", "worst"] + [
-        f"match@{s}" for s in sizes if s != max(sizes, default=0)
+        f"match@{s}" for s in sizes[1:]
     ]
     lines = [
         "# hailoc builds compared with fp32",
@@ -142,18 +147,19 @@ def write_batch_report(records: list[dict[str, Any]], out: Path) -> list[dict[st
         "|" + "---|" * len(header),
     ]
     for r in rows:
+        assert r.accuracy is not None
         cells = [
-            r["model"],
-            r["precision"],
-            r["backend"],
-            r["hw_arch"],
-            r["status"] + (f" ({r['class']})" if r["class"] else ""),
-            _f(r["mean"]),
-            _f(r["worst"]),
+            r.model,
+            r.precision,
+            r.backend,
+            r.hw_arch,
+            r.status + (f" ({r.failure_class})" if r.failure_class else ""),
+            _f(r.accuracy.agreement.mean),
+            _f(r.accuracy.agreement.min),
         ]
         for s in sizes[1:]:
-            row = r["sweep"].get(str(s), {})
-            cells.append(_f(row.get("match_rate_candidate"), 2))
+            row = r.accuracy.at_size(s)
+            cells.append(_f(row.match_rate_candidate if row else None, 2))
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "![agreement](comparison.png)", ""]
     atomic_write_text(out / "report.md", "\n".join(lines))

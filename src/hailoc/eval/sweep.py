@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -63,6 +62,15 @@ class PairScores:
     impostor: npt.NDArray[np.float64]
 
 
+@dataclass(frozen=True)
+class Side:
+    """fp32's or the candidate's own numbers on the eval faces."""
+
+    degeneracy: Degeneracy
+    verification: Verification | None
+    pre_norm_ratio: float | None = None
+
+
 @dataclass
 class EvalResult:
     """Every number the gate and the report need."""
@@ -72,21 +80,9 @@ class EvalResult:
     agreement: Agreement
     sweep: list[SizeRow]
     fp32_threshold: float | None
-    fp32: dict[str, Any]
-    candidate: dict[str, Any]
+    fp32: Side
+    candidate: Side
     pairs: dict[str, PairScores] = field(default_factory=dict, repr=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready numbers (pair scores left out)."""
-        return {
-            "faces": self.faces,
-            "sizes": list(self.sizes),
-            "agreement": asdict(self.agreement),
-            "sweep": [asdict(r) for r in self.sweep],
-            "fp32_threshold": self.fp32_threshold,
-            "fp32": self.fp32,
-            "candidate": self.candidate,
-        }
 
 
 def _pairs(by_size: BySize, close: int) -> PairScores:
@@ -144,23 +140,19 @@ def evaluate(reference: BySize, candidate: BySize) -> EvalResult:
     all_ref = np.concatenate([reference[s] for s in sizes])
     all_cand = np.concatenate([candidate[s] for s in sizes])
 
-    def side(by_size: BySize, ver: Verification | None) -> dict[str, Any]:
-        return {
-            "degeneracy": asdict(Degeneracy.of(by_size[close])),
-            "verification": ver.as_dict() if ver else None,
-        }
-
     pre_ref = pre_norm(all_ref).mean()
     pre_cand = pre_norm(all_cand).mean()
-    candidate_side = side(candidate, cand_ver)
-    candidate_side["pre_norm_ratio"] = float(pre_cand / pre_ref) if pre_ref > 0 else None
     return EvalResult(
         faces=len(reference[close]),
         sizes=sizes,
         agreement=Agreement.of(all_ref, all_cand),
         sweep=rows,
         fp32_threshold=threshold,
-        fp32=side(reference, ref_ver),
-        candidate=candidate_side,
+        fp32=Side(Degeneracy.of(reference[close]), ref_ver),
+        candidate=Side(
+            Degeneracy.of(candidate[close]),
+            cand_ver,
+            float(pre_cand / pre_ref) if pre_ref > 0 else None,
+        ),
         pairs={"fp32": ref_pairs, "candidate": cand_pairs},
     )

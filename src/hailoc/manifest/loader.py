@@ -99,6 +99,21 @@ class LoadedManifest:
         return self.root / self.data.defaults.hef_dir
 
     @property
+    def state_dir(self) -> Path:
+        """hailoc's own working state (.hailoc/): cache, work folders, temp files."""
+        return self.root / ".hailoc"
+
+    @property
+    def cache_dir(self) -> Path:
+        """The content-addressed stage cache."""
+        return self.state_dir / "cache"
+
+    @property
+    def work_dir(self) -> Path:
+        """Per-stage scratch folders, removed when the stage ends."""
+        return self.state_dir / "work"
+
+    @property
     def templates_dir(self) -> Path:
         """Where the project's .alls templates live."""
         return self.root / self.data.defaults.alls_templates

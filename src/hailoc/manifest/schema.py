@@ -25,6 +25,9 @@ PRECISIONS: tuple[str, ...] = Precision.__args__  # type: ignore[attr-defined]
 Backend = Literal["onnxruntime", "hailo"]
 Family = Literal["generic", "insightface", "magface", "adaface", "faceplugin"]
 
+# Calibration and eval faces are aligned to the 112x112 ArcFace template.
+ALIGNED_SIZE = 112
+
 # Names become folder names under hef/ and calibration/: no separators, no dot-dot, no leading dot.
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 SafeName = Annotated[str, StringConstraints(pattern=SAFE_NAME)]
@@ -37,7 +40,6 @@ def _no_dotdot(value: str) -> str:
 
 
 ModelName = Annotated[SafeName, AfterValidator(_no_dotdot)]
-
 
 
 def _relative_path(value: str) -> str:

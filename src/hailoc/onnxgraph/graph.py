@@ -67,17 +67,19 @@ class GraphInfo:
         return [n for n in self.nodes if n.has_weights]
 
 
-def load_onnx(path: Path, *, where: str | None = None) -> onnx.ModelProto:
-    """Load and check an ONNX file, turning every failure into one OnnxError line."""
+def load_onnx(
+    path: Path, *, where: str | None = None, data: bytes | None = None
+) -> onnx.ModelProto:
+    """Load and check an ONNX file (or its bytes, already read), as one OnnxError line."""
     label = where or str(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise OnnxError(
             f"ONNX file {path} not found",
             where=label,
             fix="put the model there or correct the path",
         )
     try:
-        model = onnx.load(str(path))
+        model = onnx.load_from_string(data) if data is not None else onnx.load(str(path))
         onnx.checker.check_model(model)
     except Exception as exc:  # onnx raises DecodeError, ValidationError, OSError, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -10,14 +10,34 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hailoc.backend.onnxruntime.preprocess import to_input
-from hailoc.backend.onnxruntime.qdq_plan import QdqPlan
+from hailoc.backends.onnxruntime.qdq_plan import QdqPlan
+from hailoc.cache import cache_key
 from hailoc.errors import OnnxError
+from hailoc.inference.preprocess import to_input
+from hailoc.inputs import BuildInputs
 from hailoc.manifest import ModelConfig
 
-# Per-channel int8 QDQ needs opset >= 13; 16-bit QuantizeLinear needs >= 21.
-OPSET_INT8 = 13
-OPSET_16BIT = 21
+# 16-bit QuantizeLinear needs opset >= 21. Every plan (int8 too) is quantized at this opset, so
+# the int8 graph is the same graph the 16-bit plans and the auto search start from.
+OPSET = 21
+
+
+def quantize_key(inputs: BuildInputs, plan: QdqPlan) -> str:
+    """The cache key of one QDQ model: shared by builds and the auto search."""
+    cfg = inputs.config
+    return cache_key(
+        "ort-quantize",
+        {
+            "onnx_sha256": inputs.onnx_sha256,
+            "calibration_sha256": inputs.calib_sha256,
+            "calibset_size": cfg.optimization.calibset_size,
+            "input": cfg.input.model_dump(mode="json"),
+            "normalization": cfg.normalization.model_dump(mode="json"),
+            "a16_tensors": list(plan.tensors),
+            "opset": OPSET,
+            "versions": inputs.versions.model_dump(),
+        },
+    )
 
 
 def upgrade_opset(model: Any, needed: int) -> Any:
@@ -38,19 +58,24 @@ def upgrade_opset(model: Any, needed: int) -> Any:
 
 
 class _Reader:
-    """Feeds calibration faces one batch at a time (the example model has a static batch 1)."""
+    """Feeds calibration faces in chunks of the model's batch (padding a static batch)."""
 
     def __init__(self, faces: npt.NDArray[np.uint8], cfg: ModelConfig, batch: int) -> None:
         self.faces = faces
         self.cfg = cfg
         self.batch = batch
+        self.static = batch > 0
+        self.step = batch if batch > 0 else 16
         self.pos = 0
 
     def get_next(self) -> dict[str, npt.NDArray[np.float32]] | None:
         if self.pos >= len(self.faces):
             return None
-        chunk = np.asarray(self.faces[self.pos : self.pos + self.batch])
-        self.pos += self.batch
+        chunk = np.asarray(self.faces[self.pos : self.pos + self.step])
+        self.pos += self.step
+        if self.static and len(chunk) < self.batch:
+            # Repeating the last face leaves min/max ranges unchanged.
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch - len(chunk), 0)])
         return {self.cfg.input.name: to_input(chunk, self.cfg)}
 
     def rewind(self) -> None:
@@ -58,16 +83,16 @@ class _Reader:
 
 
 def quantize(
-    onnx_path: Path,
-    calib: Path,
+    model: Any,
+    faces: npt.NDArray[np.uint8],
     cfg: ModelConfig,
     plan: QdqPlan,
     out: Path,
     *,
     calibset_size: int,
     ranges_cache: Path | None = None,
-) -> dict[str, Any]:
-    """Write a QDQ model to `out`; returns facts for the record (opset, tensors, faces).
+) -> dict[str, int | list[str]]:
+    """Write a QDQ model of `model` (an onnx.ModelProto) to `out`; return facts for the record.
 
     With `ranges_cache` (and an onnxruntime that supports it), activation ranges are
     collected once and reused: a plan search quantizes the same model dozens of times.
@@ -81,31 +106,28 @@ def quantize(
         quantize_static,
     )
 
-    model = onnx.load(str(onnx_path))
-    # With a shared ranges cache every variant must see the same graph: use one opset.
-    opset = OPSET_16BIT if plan.tensors or ranges_cache else OPSET_INT8
-    model = upgrade_opset(model, opset)
-    faces = np.load(calib, mmap_mode="r")[:calibset_size]
-    batch = model.graph.input[0].type.tensor_type.shape.dim[0].dim_value or 16
+    upgraded = upgrade_opset(model, OPSET)
+    chosen = faces[:calibset_size]
+    batch = upgraded.graph.input[0].type.tensor_type.shape.dim[0].dim_value
 
     class Reader(_Reader, CalibrationDataReader):  # type: ignore[misc]
         pass
 
-    with tempfile.TemporaryDirectory(prefix="hailoc-ort-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="hailoc-ort-", dir=out.parent) as tmp:
         src = Path(tmp) / "fp32.onnx"
-        onnx.save(model, str(src))
+        onnx.save(upgraded, str(src))
         # ORT logs advice about pre-processing at WARNING on every call; it is not actionable.
         root = logging.getLogger()
         level = root.level
         root.setLevel(logging.ERROR)
-        cache_option: dict[str, Any] = {}
+        cache_option: dict[str, str] = {}
         if ranges_cache is not None and _supports_ranges_cache(quantize_static):
             cache_option["calibration_cache_path"] = str(ranges_cache)
         try:
             quantize_static(
                 str(src),
-                str(Path(tmp) / "qdq.onnx"),
-                Reader(faces, cfg, batch),
+                str(out),
+                Reader(chosen, cfg, batch),
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
                 activation_type=QuantType.QUInt8,
@@ -117,14 +139,12 @@ def quantize(
         except Exception as exc:
             raise OnnxError(
                 f"onnxruntime quantization failed: {str(exc).splitlines()[0][:200]}",
-                where=str(onnx_path),
+                where=str(cfg.onnx),
                 fix="check the model loads in onnxruntime and the plan's layers",
             ) from None
         finally:
             root.setLevel(level)
-        data = (Path(tmp) / "qdq.onnx").read_bytes()
-    out.write_bytes(data)
-    return {"opset": opset, "calibration_faces": len(faces), "a16_tensors": list(plan.tensors)}
+    return {"opset": OPSET, "calibration_faces": len(chosen), "a16_tensors": list(plan.tensors)}
 
 
 def _supports_ranges_cache(function: Any) -> bool:

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from hailoc.build.layout import BuildTarget
 from hailoc.records import BuildRecord
+from hailoc.targets import BuildTarget
 
 
 class Reporter(Protocol):
-    """Receives progress events from builders."""
+    """Receives progress events from the runner; called from worker threads."""
 
     def stage(self, target: BuildTarget, stage: str, cached: bool) -> None:
         """A stage starts (or is taken from the cache)."""
 
     def line(self, target: BuildTarget, text: str) -> None:
-        """One line of a stage's log."""
+        """One line of a build's log."""
 
     def done(self, record: BuildRecord) -> None:
         """A build finished, successfully or not."""

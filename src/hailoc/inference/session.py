@@ -8,10 +8,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hailoc.backend.onnxruntime.preprocess import to_input
 from hailoc.errors import OnnxError
 from hailoc.eval.sweep import BySize, embed_sizes
+from hailoc.inference.preprocess import to_input
 from hailoc.manifest import ModelConfig
+
+# Chunk size for models with a dynamic batch: large enough to amortise, small enough for R100.
+DYNAMIC_BATCH = 32
 
 
 def open_session(model: Path | bytes, threads: int = 0) -> Any:
@@ -33,8 +36,18 @@ def open_session(model: Path | bytes, threads: int = 0) -> Any:
         ) from None
 
 
+def static_batch(session: Any) -> int | None:
+    """The model's fixed batch size, or None when the batch dimension is dynamic."""
+    dim = session.get_inputs()[0].shape[0]
+    return dim if isinstance(dim, int) and dim > 0 else None
+
+
 class Embedder:
-    """Callable: (N, H, W, 3) uint8 RGB faces -> (N, D) raw embeddings (pre-normalisation)."""
+    """Callable: (N, H, W, 3) uint8 RGB faces -> (N, D) raw embeddings (pre-normalisation).
+
+    Any N works whatever the model's batch: a static batch B takes chunks of exactly B, the
+    last one padded with copies of its final face and the padding dropped from the output.
+    """
 
     def __init__(self, session: Any, cfg: ModelConfig, output: str | None = None) -> None:
         self.session = session
@@ -42,21 +55,28 @@ class Embedder:
         self.input = cfg.input.name
         names = [o.name for o in session.get_outputs()]
         self.output = output if output in names else names[0]
-        batch = session.get_inputs()[0].shape[0]
-        self.batch = batch if isinstance(batch, int) and batch > 0 else 64
+        self.fixed = static_batch(session)
+        self.batch = self.fixed or DYNAMIC_BATCH
 
     def __call__(self, faces: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-        """Embed faces in chunks the model's (often static) batch size allows."""
+        """Embed faces in chunks the model's batch size allows."""
         x = to_input(faces, self.cfg)
-        out = [
-            self.session.run([self.output], {self.input: x[i : i + self.batch]})[0]
-            for i in range(0, len(x), self.batch)
-        ]
-        return np.concatenate(out).reshape(len(x), -1).astype(np.float32)
+        out = []
+        for start in range(0, len(x), self.batch):
+            chunk = x[start : start + self.batch]
+            real = len(chunk)
+            if self.fixed is not None and real < self.fixed:
+                pad = np.repeat(chunk[-1:], self.fixed - real, axis=0)
+                chunk = np.concatenate([chunk, pad])
+            y = self.session.run([self.output], {self.input: chunk})[0]
+            out.append(np.asarray(y).reshape(len(chunk), -1)[:real])
+        if not out:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32)
 
 
 def embed_at_sizes(
-    model: Path, cfg: ModelConfig, faces: npt.NDArray[np.uint8], sizes: tuple[int, ...]
+    model: Path | bytes, cfg: ModelConfig, faces: npt.NDArray[np.uint8], sizes: tuple[int, ...]
 ) -> BySize:
     """Embeddings of `faces` at each simulated size under `model` (fp32 ONNX or a QDQ build)."""
     return embed_sizes(Embedder(open_session(model), cfg, cfg.embedding_output), faces, sizes)

@@ -17,7 +17,7 @@ from hailoc.errors import HailocError
 log = logging.getLogger(__name__)
 
 WORKER_FILES = ("worker.py", "dfc.py")
-CONTAINER_SRC = "src/hailoc/backend/hailo/worker"
+CONTAINER_SRC = "src/hailoc/backends/hailo/worker"
 
 
 class BackendUnavailable(HailocError):
@@ -86,7 +86,7 @@ def suite_image_id(client: Any, ref: str) -> str:
 
 
 def _container_dir() -> Path:
-    return Path(str(resources.files("hailoc.backend.hailo"))) / "worker"
+    return Path(str(resources.files("hailoc.backends.hailo"))) / "worker"
 
 
 def _short_reason(exc: BaseException) -> str:
@@ -103,7 +103,7 @@ def dockerfile_path(project_root: Path) -> Path:
     """The project's Dockerfile, else the copy shipped with hailoc."""
     candidates = [
         project_root / "Dockerfile",
-        Path(str(resources.files("hailoc.backend.hailo"))) / "Dockerfile",
+        Path(str(resources.files("hailoc.backends.hailo"))) / "Dockerfile",
         # An editable install has no packaged copy: use the source checkout's.
         Path(__file__).resolve().parents[4] / "Dockerfile",
     ]

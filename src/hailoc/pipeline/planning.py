@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 from hailoc.autoplan import AutoResult, SearchProgress, save_outputs, search_plan, with_overrides
-from hailoc.build.inputs import BuildInputs
-from hailoc.build.options import BuildOptions
 from hailoc.errors import PlanError
+from hailoc.inputs import BuildInputs
 from hailoc.manifest import LoadedManifest
+from hailoc.options import BuildOptions
 from hailoc.plan import PrecisionPlan, build_plan
 
 AUTO_HINT = "lower --target, raise --budget, or build int16-all; auto_plan.json has the curve"
@@ -27,7 +27,7 @@ def plan_for(
         return build_plan(inputs.config, inputs.graph, precision), None
     cfg = inputs.config
     spec = with_overrides(cfg.auto, options.auto_target, options.auto_budget)
-    result = search_plan(inputs, manifest.root / ".hailoc" / "cache", spec=spec, progress=progress)
+    result = search_plan(inputs, manifest.cache_dir, spec=spec, progress=progress)
     save_outputs(result, manifest.hef_dir / cfg.name)
     return result.plan(), result
 
@@ -35,11 +35,12 @@ def plan_for(
 def saved_auto_plan(hef_dir: Path, model: str) -> PrecisionPlan:
     """The plan of the last `auto` search for `model` (hef/<model>/auto_plan.json)."""
     path = hef_dir / model / "auto_plan.json"
+    fix = f"run `hailoc plan {model} -p auto` first"
     if not path.is_file():
-        raise PlanError(
-            f"no auto plan for {model} at {path}",
-            where="--precision auto",
-            fix=f"run `hailoc plan {model} -p auto` first",
-        )
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return PrecisionPlan(model, "auto", tuple(data["layers"]))
+        raise PlanError(f"no auto plan for {model} at {path}", where="--precision auto", fix=fix)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        layers = tuple(str(layer) for layer in data["layers"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PlanError(f"unreadable auto plan ({exc})", where=str(path), fix=fix) from None
+    return PrecisionPlan(model, "auto", layers)

@@ -36,6 +36,7 @@ class StageOutcome:
     exit_code: int | None
     timed_out: bool = False
     oom_killed: bool = False
+    memory_limit: str | None = None
     log_tail: list[str] = field(default_factory=list)
 
 
@@ -58,6 +59,21 @@ def prepare_workdir(path: Path, files: dict[str, bytes] | None = None) -> None:
         (path / name).chmod(0o644)
 
 
+def kill_labelled(client: Any, labels: dict[str, str]) -> int:
+    """Kill and remove every container carrying all `labels`; how many there were."""
+    from docker.errors import APIError, DockerException
+
+    filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+    try:
+        found = client.containers.list(all=True, filters=filters)
+    except DockerException:
+        return 0
+    for container in found:
+        with contextlib.suppress(APIError):
+            container.remove(force=True)
+    return len(found)
+
+
 def run_stage(
     client: Any,
     image: str,
@@ -65,6 +81,7 @@ def run_stage(
     workdir: Path,
     mounts: list[Mount],
     *,
+    files: dict[str, bytes] | None = None,
     timeout: float,
     gpus: bool,
     gpu_index: int | None = None,
@@ -75,7 +92,7 @@ def run_stage(
     import requests
     from docker.types import DeviceRequest
 
-    prepare_workdir(workdir)
+    prepare_workdir(workdir, files)
     job_path = workdir / "job.json"
     job_path.write_text(json.dumps(job, indent=1), encoding="utf-8")
     volumes = {
@@ -96,6 +113,9 @@ def run_stage(
         network_disabled=True,
         labels={"org.hailoc": "stage", **(labels or {})},
         device_requests=[_gpu_request(DeviceRequest, gpu_index)] if gpus else None,
+        # The optimizer calibrates in subprocesses that share memory through /dev/shm; the
+        # suite's own run scripts give it 4g or more (DFC_NOTES: the suite container).
+        shm_size="4g",
     )
     tail: deque[str] = deque(maxlen=40)
 
@@ -138,11 +158,13 @@ def run_stage(
             result = json.loads(result_path.read_text(encoding="utf-8"))
         except ValueError:
             result = None
+    limit = state.get("MemoryLimit")
     return StageOutcome(
         result=result,
         exit_code=None if timed_out else exit_code,
         timed_out=timed_out,
         oom_killed=bool(state.get("OOMKilled")),
+        memory_limit=str(limit) if limit else None,
         log_tail=list(tail),
     )
 
@@ -165,7 +187,11 @@ def _state(container: Any) -> dict[str, Any]:
 
     try:
         container.reload()
-        return dict(container.attrs.get("State", {}))
+        state = dict(container.attrs.get("State", {}))
+        memory = container.attrs.get("HostConfig", {}).get("Memory")
+        if memory:
+            state["MemoryLimit"] = f"{int(memory) / 2**30:.1f} GiB"
+        return state
     except (APIError, NotFound):
         return {}
 

@@ -1,1 +1,0 @@
-"""Build backends: hailo (the DFC in the suite container) and onnxruntime (host emulation)."""

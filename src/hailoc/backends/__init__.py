@@ -1,0 +1,1 @@
+"""Backends: what differs between building on Hailo's DFC and emulating with ONNX Runtime."""

@@ -1,0 +1,327 @@
+"""Build with the Hailo DFC: parse -> render .alls -> optimize + emulate -> compile, in containers.
+
+Each stage runs hailoc's worker in a fresh container of the suite image. Inputs reach it as
+content-addressed blobs (the bytes hailoc hashed) and earlier stages' cache entries, mounted
+read-only; the stage writes only into its own work folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import re
+import socket
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hailoc.alls import render_alls
+from hailoc.backends.hailo import docker_env
+from hailoc.backends.hailo.container import Mount, StageOutcome, kill_labelled, run_stage
+from hailoc.backends.protocol import (
+    ArtifactFile,
+    Candidate,
+    Job,
+    StageFailure,
+    StageOutput,
+    Stages,
+)
+from hailoc.cache import cache_key
+from hailoc.eval.sweep import split_sizes, stack_sizes
+from hailoc.failures import KILLED, OOM, TIMEOUT, UNKNOWN, classify
+from hailoc.fsutil import atomic_write_bytes
+from hailoc.manifest import LoadedManifest
+from hailoc.options import BuildOptions
+from hailoc.plan import PrecisionPlan, read_hn, resolve_plan
+from hailoc.records import ExcludedLayer, PlanSection
+
+log = logging.getLogger(__name__)
+
+STANDIN_MAGIC = b"HAILOC-STANDIN-NOT-A-HEF"
+WS = "/local/workspace"
+INPUTS = f"{WS}/inputs"  # content-addressed blobs: ONNX bytes, calibration array
+PREVIOUS = f"{WS}/in"  # the previous stage's cache entry
+
+
+@dataclass(frozen=True)
+class HailoSession:
+    """A connected engine with the suite and hailoc's DFC image ready."""
+
+    client: Any
+    image: str
+    suite_ref: str
+    suite_id: str
+    gpus: bool
+    worker: str
+
+
+def open_session(manifest: LoadedManifest, options: BuildOptions) -> HailoSession:
+    """Check the daemon and the suite image, build the DFC image if needed."""
+    target = docker_env.DockerTarget(options.docker_host, options.docker_context)
+    client = docker_env.connect(target)
+    suite_ref = options.suite_image or manifest.data.defaults.suite_image
+    suite_id = docker_env.suite_image_id(client, suite_ref)
+    image = docker_env.ensure_dfc_image(client, suite_ref, suite_id, manifest.root)
+    gpus = docker_env.has_gpu_runtime(client) if options.gpus is None else options.gpus
+    return HailoSession(client, image, suite_ref, suite_id, gpus, docker_env.worker_digest())
+
+
+def _net_name(model: str) -> str:
+    return re.sub(r"\W", "_", model)
+
+
+def _npy_bytes(array: np.ndarray[Any, Any]) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+class HailoBackend:
+    """Builds targets against an open session; one instance serves a whole batch."""
+
+    name = "hailo"
+    stages: tuple[str, ...] = ("parse", "optimize", "compile")
+
+    def __init__(self, manifest: LoadedManifest, session: HailoSession) -> None:
+        self.manifest = manifest
+        self.session = session
+        self.blobs = manifest.cache_dir / "blobs"
+        # Every container of this invocation carries this label: cancel() and `hailoc gc`
+        # find them by it.
+        self.run_id = uuid.uuid4().hex[:12]
+
+    def facts(self) -> dict[str, str]:
+        """Suite image, its id, hailoc's DFC image and the worker digest."""
+        return {
+            "suite_image": self.session.suite_ref,
+            "suite_image_id": self.session.suite_id,
+            "dfc_image": self.session.image,
+            "worker_sha256": self.session.worker,
+        }
+
+    # -- stages -----------------------------------------------------------------------------
+    def prepare(self, job: Job, stages: Stages) -> Path | None:
+        """Parse the ONNX into a HAR and the HN (shared by every precision of the model)."""
+        inputs = job.inputs
+        cfg = inputs.config
+        onnx_name = self._blob(f"{inputs.onnx_sha256}.onnx", inputs.onnx_bytes)
+        key = cache_key(
+            "parse",
+            {
+                "onnx_sha256": inputs.onnx_sha256,
+                "suite_image_id": self.session.suite_id,
+                "worker_sha256": self.session.worker,
+                "hw_arch": job.target.hw_arch,
+                "net": _net_name(cfg.name),
+                "input": cfg.input.model_dump(mode="json"),
+                "start_nodes": cfg.start_nodes,
+                "end_nodes": cfg.end_nodes,
+                "hailoc": inputs.versions.hailoc,
+            },
+        )
+        job_file = {
+            "onnx": f"{INPUTS}/{onnx_name}",
+            "net_name": _net_name(cfg.name),
+            "hw_arch": job.target.hw_arch,
+            "start_nodes": list(cfg.start_nodes),
+            "end_nodes": list(cfg.end_nodes),
+            "input_name": cfg.input.name,
+            "input_shape": [1, *cfg.input.shape[1:]],
+        }
+        return self._stage(
+            job, stages, "parse", key, job_file, None, ("parsed.har", "parsed.hn.json")
+        )
+
+    def quantize(
+        self, job: Job, plan: PrecisionPlan, prepared: Path | None, stages: Stages
+    ) -> Candidate:
+        """Resolve the plan on the HN, render the .alls, optimize and emulate the eval faces."""
+        assert prepared is not None
+        inputs = job.inputs
+        cfg = inputs.config
+        resolved = resolve_plan(plan, read_hn(prepared / "parsed.hn.json"))
+        alls = render_alls(cfg, resolved, self.manifest.templates_dir)
+        sizes = cfg.gate.face_sizes
+        eval_bytes = _npy_bytes(stack_sizes(inputs.eval_faces, sizes))
+        calib_name = self._blob(f"{inputs.calib_sha256}.npy", _npy_bytes(inputs.calib))
+        key = cache_key(
+            "optimize",
+            {
+                "parse": prepared.name,
+                "alls_sha256": hashlib.sha256(alls.encode()).hexdigest(),
+                "calibration_sha256": inputs.calib_sha256,
+                "eval_sha256": hashlib.sha256(eval_bytes).hexdigest(),
+                "channel_order": cfg.input.color,
+            },
+        )
+        job_file = {
+            "har_in": f"{PREVIOUS}/parsed.har",
+            "alls": f"{WS}/work/model.alls",
+            "calib": f"{INPUTS}/{calib_name}",
+            "eval": f"{WS}/work/eval.npy",
+            "hw_arch": job.target.hw_arch,
+            "channel_order": cfg.input.color,
+        }
+        entry = self._stage(
+            job,
+            stages,
+            "optimize",
+            key,
+            job_file,
+            prepared,
+            ("optimized.har", "emulate_fp.npy", "emulate_q.npy"),
+            extra_files={"model.alls": alls.encode(), "eval.npy": eval_bytes},
+        )
+        section = PlanSection(
+            precision=plan.precision,
+            onnx_nodes=list(plan.onnx_nodes),
+            a16_kind="hn_layers",
+            a16_layers=list(resolved.a16_layers),
+            excluded=[
+                ExcludedLayer(name=e.name, kind=e.kind, why=e.why) for e in resolved.excluded
+            ],
+        )
+        return Candidate(
+            plan=section,
+            embeddings=split_sizes(np.load(entry / "emulate_q.npy"), sizes),
+            entry=entry,
+            fp_emulated=split_sizes(np.load(entry / "emulate_fp.npy"), sizes),
+            alls=alls,
+            prepared=prepared,
+        )
+
+    def finish(self, job: Job, candidate: Candidate, stages: Stages) -> list[ArtifactFile]:
+        """Compile the optimized HAR; the HEF (or the stand-in's marked output) is the artifact."""
+        key = cache_key("compile", {"optimize": candidate.entry.name})
+        job_file = {"har_in": f"{PREVIOUS}/optimized.har", "hw_arch": job.target.hw_arch}
+        entry = self._stage(job, stages, "compile", key, job_file, candidate.entry, ("model.hef",))
+        data = (entry / "model.hef").read_bytes()
+        model = job.target.model
+        artifacts = [ArtifactFile("alls", "model.alls", (candidate.alls or "").encode())]
+        if candidate.prepared is not None:
+            artifacts.append(
+                ArtifactFile("hn", "parsed.hn.json", candidate.prepared / "parsed.hn.json")
+            )
+        if data.startswith(STANDIN_MAGIC):
+            # A stand-in's output must never pass for a HEF: different name, flagged.
+            log.warning("%s: built with the stand-in DFC: the output is NOT a HEF", model)
+            artifacts.append(
+                ArtifactFile(
+                    "standin_output",
+                    f"{model}.standin-not-a-hef",
+                    data,
+                    "produced by the test stand-in DFC: NOT a HEF",
+                )
+            )
+        else:
+            artifacts.append(ArtifactFile("hef", f"{model}.hef", data))
+        return artifacts
+
+    def cancel(self) -> None:
+        """Kill every container this invocation started."""
+        kill_labelled(self.session.client, {"org.hailoc.run": self.run_id})
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _blob(self, name: str, data: bytes) -> str:
+        """Store `data` once under the content-addressed blob folder; its file name."""
+        path = self.blobs / name
+        if not path.is_file():
+            atomic_write_bytes(path, data)
+        return name
+
+    def _stage(
+        self,
+        job: Job,
+        stages: Stages,
+        stage: str,
+        key: str,
+        job_file: dict[str, Any],
+        previous: Path | None,
+        outputs: tuple[str, ...],
+        extra_files: dict[str, bytes] | None = None,
+    ) -> Path:
+        def produce(workdir: Path) -> StageOutput:
+            mounts = [Mount(self.blobs, INPUTS)]
+            if previous is not None:
+                mounts.append(Mount(previous, PREVIOUS))
+            outcome = run_stage(
+                self.session.client,
+                self.session.image,
+                {**job_file, "stage": stage, "out_dir": f"{WS}/work/out"},
+                workdir,
+                mounts,
+                files=extra_files or {},
+                timeout=job.options.stage_timeout,
+                gpus=self.session.gpus,
+                gpu_index=job.slot,
+                on_line=stages.log,
+                labels={
+                    "org.hailoc.model": job.target.model,
+                    "org.hailoc.stage": stage,
+                    "org.hailoc.run": self.run_id,
+                    "org.hailoc.pid": str(os.getpid()),
+                    "org.hailoc.host": socket.gethostname(),
+                },
+            )
+            _raise_if_failed(stage, outcome, job.options.stage_timeout)
+            files = {name: workdir / "out" / name for name in outputs}
+            missing = [n for n, p in files.items() if not p.is_file()]
+            if missing:
+                raise StageFailure(
+                    UNKNOWN.name,
+                    f"{stage} reported ok but wrote no {', '.join(missing)}",
+                    UNKNOWN.hint,
+                )
+            result = outcome.result or {}
+            return StageOutput(
+                files,
+                worker_seconds=_float(result.get("seconds")),
+                peak_rss_mb=_float(result.get("peak_rss_mb")),
+            )
+
+        return stages.run(stage, key, produce)
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _raise_if_failed(stage: str, outcome: StageOutcome, timeout: float) -> None:
+    result = outcome.result or {}
+    if result.get("status") == "ok" and outcome.exit_code == 0 and not outcome.timed_out:
+        return
+    seconds = _float(result.get("seconds"))
+    peak = _float(result.get("peak_rss_mb"))
+    if outcome.timed_out:
+        raise StageFailure(
+            TIMEOUT.name, f"{stage} exceeded its {timeout:g} s timeout", TIMEOUT.hint
+        )
+    if outcome.result is None:
+        if outcome.oom_killed:
+            limit = f" (memory limit {outcome.memory_limit})" if outcome.memory_limit else ""
+            raise StageFailure(
+                OOM.name, f"{stage} container was killed out of memory{limit}", OOM.hint
+            )
+        raise StageFailure(
+            KILLED.name,
+            f"{stage} container died without a result: exit code {outcome.exit_code}",
+            KILLED.hint,
+        )
+    error_type = str(result.get("error_type") or "")
+    message = str(result.get("message") or "")
+    known = classify(error_type, message, stage)
+    raise StageFailure(
+        known.name,
+        f"{stage}: {error_type}: {message}",
+        known.hint,
+        error_type=error_type,
+        detail=message,
+        traceback_tail=tuple(str(t) for t in result.get("traceback_tail", [])),
+        worker_seconds=seconds,
+        peak_rss_mb=peak,
+    )

@@ -1,0 +1,73 @@
+"""Emulate a Hailo build on any machine: QDQ quantization of the same plan, embedded with ORT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hailoc.backends.onnxruntime.qdq_plan import render_qdq
+from hailoc.backends.onnxruntime.quantize import quantize, quantize_key
+from hailoc.backends.protocol import ArtifactFile, Candidate, Job, StageOutput, Stages
+from hailoc.inference.session import embed_at_sizes
+from hailoc.plan import PrecisionPlan
+from hailoc.records import ExcludedLayer, PlanSection
+
+QDQ = "model.qdq.onnx"
+NOT_A_HEF = "ONNX Runtime QDQ emulation of the Hailo plan: NOT a HEF"
+
+
+class OrtBackend:
+    """Builds targets with ONNX Runtime on the host; outputs are QDQ models, never HEFs."""
+
+    name = "onnxruntime"
+    stages: tuple[str, ...] = ("quantize",)
+
+    def facts(self) -> dict[str, str]:
+        """Nothing beyond the toolchain versions every record carries."""
+        return {}
+
+    def prepare(self, job: Job, stages: Stages) -> Path | None:
+        """ONNX Runtime needs no per-model preparation."""
+        return None
+
+    def quantize(
+        self, job: Job, plan: PrecisionPlan, prepared: Path | None, stages: Stages
+    ) -> Candidate:
+        """QDQ-quantize with the plan's 16-bit tensors, then embed the eval faces with it."""
+        inputs = job.inputs
+        cfg = inputs.config
+        qplan = render_qdq(plan, inputs.onnx_proto)
+
+        def produce(workdir: Path) -> StageOutput:
+            facts = quantize(
+                inputs.onnx_proto,
+                inputs.calib,
+                cfg,
+                qplan,
+                workdir / QDQ,
+                calibset_size=cfg.optimization.calibset_size,
+            )
+            stages.log(
+                f"quantized {facts['calibration_faces']} calibration faces at opset "
+                f"{facts['opset']}, {len(qplan.tensors)} tensors in 16-bit"
+            )
+            return StageOutput({QDQ: workdir / QDQ})
+
+        entry = stages.run("quantize", quantize_key(inputs, qplan), produce)
+        stages.phase("evaluate")
+        embeddings = embed_at_sizes(entry / QDQ, cfg, inputs.eval_faces, cfg.gate.face_sizes)
+        section = PlanSection(
+            precision=plan.precision,
+            onnx_nodes=list(plan.onnx_nodes),
+            a16_kind="qdq_tensors",
+            a16_layers=list(qplan.tensors),
+            excluded=[ExcludedLayer(name=e.name, kind=e.kind, why=e.why) for e in plan.excluded],
+        )
+        return Candidate(section, embeddings, entry)
+
+    def finish(self, job: Job, candidate: Candidate, stages: Stages) -> list[ArtifactFile]:
+        """The QDQ model is the artifact."""
+        name = f"{job.target.model}.qdq.onnx"
+        return [ArtifactFile("qdq_onnx", name, candidate.entry / QDQ, NOT_A_HEF)]
+
+    def cancel(self) -> None:
+        """Runs in-process: an interrupt reaches it directly."""

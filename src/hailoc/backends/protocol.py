@@ -1,0 +1,130 @@
+"""The Backend protocol: only what differs between backends; the runner owns everything else.
+
+A build is: prepare (Hailo: parse; ORT: nothing) -> quantize the plan and embed the eval faces
+with the result (Hailo: optimize + SDK_QUANTIZED emulation; ORT: QDQ + a session) -> the
+runner's gate -> finish (Hailo: compile; ORT: the QDQ model is the artifact). Cached work goes
+through `Stages.run`, so the stage cache, `--from-stage`, timings and the record's stage list
+behave the same for every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from hailoc.eval.sweep import BySize
+from hailoc.inputs import BuildInputs
+from hailoc.options import BuildOptions
+from hailoc.plan import PrecisionPlan
+from hailoc.records import PlanSection
+from hailoc.targets import BuildTarget
+
+Fact = str | int | float | bool | None
+
+
+@dataclass(frozen=True)
+class StageOutput:
+    """Files a stage produced in its work folder (copied into the cache) and its own numbers."""
+
+    files: dict[str, Path]
+    worker_seconds: float | None = None
+    peak_rss_mb: float | None = None
+    facts: dict[str, Fact] = field(default_factory=dict)
+
+
+class StageFailure(Exception):
+    """A stage ended without its outputs; carries the class and details for the record."""
+
+    def __init__(
+        self,
+        failure_class: str,
+        message: str,
+        hint: str,
+        *,
+        error_type: str | None = None,
+        detail: str | None = None,
+        traceback_tail: tuple[str, ...] = (),
+        worker_seconds: float | None = None,
+        peak_rss_mb: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.failure_class = failure_class
+        self.message = message
+        self.hint = hint
+        self.error_type = error_type
+        self.detail = detail
+        self.traceback_tail = traceback_tail
+        self.worker_seconds = worker_seconds
+        self.peak_rss_mb = peak_rss_mb
+
+
+class Stages(Protocol):
+    """What a backend may ask of the runner while it builds."""
+
+    def run(self, name: str, key: str, produce: Callable[[Path], StageOutput]) -> Path:
+        """The cache entry of stage `name` under `key`; `produce(workdir)` runs on a miss."""
+
+    def phase(self, name: str) -> None:
+        """An uncached step starts (shown in progress and the log)."""
+
+    def log(self, line: str) -> None:
+        """One line of the build's log."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One target to build with its checked inputs and the invocation's options."""
+
+    target: BuildTarget
+    inputs: BuildInputs
+    options: BuildOptions
+    slot: int | None = None  # GPU index this build holds, when GPUs are in use
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A quantized build, before the gate: its plan and its embeddings of the eval faces."""
+
+    plan: PlanSection
+    embeddings: BySize
+    entry: Path  # the quantize stage's cache entry
+    # The backend's own full-precision emulation, compared with ONNX to catch .alls mistakes.
+    fp_emulated: BySize | None = None
+    alls: str | None = None
+    prepared: Path | None = None  # the prepare stage's cache entry (Hailo: the parse)
+
+
+@dataclass(frozen=True)
+class ArtifactFile:
+    """A file to publish beside the record."""
+
+    key: str  # the record's artifacts key: hef, standin_output, qdq_onnx, alls, hn
+    name: str  # file name in the output folder
+    source: Path | bytes
+    note: str | None = None
+
+
+class Backend(Protocol):
+    """One way of turning a plan into a quantized model and an artifact."""
+
+    name: str
+    stages: tuple[str, ...]  # cached stages, in order, as `--from-stage` names them
+
+    def facts(self) -> dict[str, str]:
+        """Backend facts for the record (images, versions, digests)."""
+
+    def prepare(self, job: Job, stages: Stages) -> Path | None:
+        """Work every precision of the model shares (Hailo: parse); its cache entry."""
+
+    def quantize(
+        self, job: Job, plan: PrecisionPlan, prepared: Path | None, stages: Stages
+    ) -> Candidate:
+        """Quantize with `plan` and embed the eval faces at every gate size."""
+
+    def finish(self, job: Job, candidate: Candidate, stages: Stages) -> list[ArtifactFile]:
+        """Produce the artifact of a candidate that passed the gate."""
+
+    def cancel(self) -> None:
+        """Stop everything this backend started (containers); called from another thread."""

@@ -1,0 +1,1 @@
+"""ONNX Runtime on the host: sessions and preprocessing shared by the reference and backends."""

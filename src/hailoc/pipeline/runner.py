@@ -1,0 +1,272 @@
+"""build_one: the one function that owns a build's record, from start to end, for any backend.
+
+inputs -> plan -> backend stages (through one StageRunner) -> fp32 reference -> gate ->
+artifact -> publish. Whatever happens (an input error, a DFC failure, a full disk, Ctrl-C), the
+target's folder ends with a record.json and build.log that say so, published in one rename,
+and the reporter hears `done`.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hailoc.backends.protocol import Backend, Candidate, Job, StageFailure
+from hailoc.cache import StageCache
+from hailoc.errors import HailocError
+from hailoc.eval.gate import accuracy_section, hint_for, judge
+from hailoc.eval.metrics import Agreement
+from hailoc.eval.report import write_build_report
+from hailoc.eval.sweep import BySize, EvalResult, evaluate
+from hailoc.fsutil import (
+    NotOurs,
+    atomic_write_bytes,
+    atomic_write_text,
+    check_replaceable,
+    publish_dir,
+    remove_staging,
+    staging_sibling,
+)
+from hailoc.inputs import InputsCache
+from hailoc.locks import exclusive
+from hailoc.manifest import LoadedManifest
+from hailoc.options import BuildOptions
+from hailoc.pipeline.planning import AUTO_HINT, plan_for
+from hailoc.pipeline.reporter import Reporter
+from hailoc.pipeline.stages import BuildLog, StageRunner
+from hailoc.records import Artifact, AutoSummary, BuildRecord, PlanSection, write_record
+from hailoc.reference import References
+from hailoc.targets import BuildTarget, output_dir
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED_HINT = (
+    "the build was interrupted: run the same command again (finished stages are cached)"
+)
+DISK_HINT = "free disk space (or make the output folder writable) and run the command again"
+
+
+@dataclass
+class RunContext:
+    """What every build of one invocation shares."""
+
+    manifest: LoadedManifest
+    options: BuildOptions
+    reporter: Reporter
+    inputs: InputsCache
+    references: References
+    # Set when the invocation is being interrupted: running builds end as `interrupted`.
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def create(
+        cls, manifest: LoadedManifest, options: BuildOptions, reporter: Reporter
+    ) -> RunContext:
+        """A context with fresh per-invocation caches."""
+        return cls(
+            manifest, options, reporter, InputsCache(manifest), References(manifest.cache_dir)
+        )
+
+
+def _concat(by_size: BySize) -> np.ndarray[tuple[int, int], np.dtype[np.float32]]:
+    return np.concatenate([by_size[s] for s in sorted(by_size, reverse=True)])
+
+
+def _disk_error(exc: OSError) -> tuple[str, str] | None:
+    if exc.errno == errno.ENOSPC:
+        return "disk_full", f"no space left on the device ({exc.filename or 'output'})"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "output", f"cannot write {exc.filename or 'the outputs'}: {exc.strerror}"
+    return None
+
+
+class _Build:
+    """The state of one target's build while build_one runs."""
+
+    def __init__(self, ctx: RunContext, backend: Backend, target: BuildTarget) -> None:
+        self.ctx = ctx
+        self.backend = backend
+        self.target = target
+        self.record = BuildRecord(
+            model=target.model,
+            backend=backend.name,
+            hw_arch=target.hw_arch,
+            precision=target.precision,
+        )
+        self.log = BuildLog(ctx.reporter, target)
+        self.result: EvalResult | None = None
+
+    def run(self, staged: Path, slot: int | None) -> None:
+        """Every step up to the artifacts in `staged`; raises what the record must classify."""
+        ctx, target, record = self.ctx, self.target, self.record
+        inputs = ctx.inputs.get(target.model)
+        record.inputs = inputs.describe(ctx.manifest)
+        record.inputs.backend = self.backend.facts()
+        stages = StageRunner(
+            cache=StageCache(ctx.manifest.cache_dir),
+            work_root=ctx.manifest.work_dir,
+            target=target,
+            stage_names=self.backend.stages,
+            options=ctx.options,
+            record=record,
+            log=self.log,
+            reporter=ctx.reporter,
+        )
+        job = Job(target, inputs, ctx.options, slot)
+        prepared = self.backend.prepare(job, stages)
+        if target.precision == "auto":
+            stages.phase("auto-search")
+        plan, auto = plan_for(ctx.manifest, inputs, target.precision, ctx.options)
+        summary = (
+            AutoSummary(
+                reached=auto.reached,
+                message=auto.message,
+                layers=auto.layers,
+                target=auto.target,
+                metric=auto.metric,
+                face_size=auto.face_size,
+            )
+            if auto is not None
+            else None
+        )
+        record.plan = PlanSection(
+            precision=plan.precision, onnx_nodes=list(plan.onnx_nodes), auto=summary
+        )
+        if auto is not None and not auto.reached:
+            record.fail("auto_target", auto.message, AUTO_HINT)
+            return
+        candidate = self.backend.quantize(job, plan, prepared, stages)
+        record.plan = candidate.plan.model_copy(update={"auto": summary})
+        if candidate.alls is not None:
+            record.inputs.alls = candidate.alls
+            record.inputs.alls_sha256 = hashlib.sha256(candidate.alls.encode()).hexdigest()
+        stages.phase("gate")
+        passed = self._gate(candidate)
+        if not passed and not ctx.options.skip_gate:
+            # Compiling takes hours on real models: a build that fails the gate stops here.
+            return
+        for artifact in self.backend.finish(job, candidate, stages):
+            path = staged / artifact.name
+            if isinstance(artifact.source, bytes):
+                atomic_write_bytes(path, artifact.source)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(path, artifact.source.read_bytes())
+            final = output_dir(ctx.manifest.hef_dir, target) / artifact.name
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            record.artifacts[artifact.key] = Artifact(
+                path=str(final), sha256=digest, note=artifact.note
+            )
+        record.status = "ok"
+        if not passed:
+            assert record.accuracy is not None
+            record.message = "gate skipped by --skip-gate: " + "; ".join(
+                record.accuracy.gate.reasons
+            )
+
+    def _gate(self, candidate: Candidate) -> bool:
+        ctx, record = self.ctx, self.record
+        inputs = ctx.inputs.get(self.target.model)
+        cfg = inputs.config
+        reference = ctx.references.get(inputs, cfg.gate.face_sizes)
+        self.result = evaluate(reference, candidate.embeddings)
+        emulator_fp = (
+            Agreement.of(_concat(reference), _concat(candidate.fp_emulated))
+            if candidate.fp_emulated is not None
+            else None
+        )
+        verdict = judge(self.result, cfg.gate, emulator_fp)
+        record.accuracy = accuracy_section(
+            self.result, verdict, eval_source=inputs.eval_source, emulator_fp=emulator_fp
+        )
+        self.log(f"gate: {'passed' if verdict.passed else verdict.message}")
+        if not verdict.passed:
+            klass = verdict.failure_class or "accuracy"
+            record.fail(klass, verdict.message, hint_for(klass, self.target.precision))
+        return verdict.passed
+
+    def classify(self, exc: BaseException) -> None:
+        """Put any exception into the record as a failure class with a hint."""
+        record = self.record
+        if isinstance(exc, StageFailure):
+            record.fail(exc.failure_class, exc.message, exc.hint)
+        elif isinstance(exc, HailocError):
+            record.fail("input", str(exc), exc.fix or "fix the input named in the message")
+        elif isinstance(exc, KeyboardInterrupt):
+            record.fail("interrupted", "interrupted by a signal", INTERRUPTED_HINT)
+        elif isinstance(exc, OSError) and _disk_error(exc) is not None:
+            klass, message = _disk_error(exc) or ("", "")
+            record.fail(klass, message, DISK_HINT)
+        else:
+            log.debug("unexpected failure", exc_info=exc)
+            record.fail("internal", f"{type(exc).__name__}: {exc}", "report this as a hailoc bug")
+            record.log_tail = traceback.format_exception(exc)[-12:]
+        if self.ctx.cancelled.is_set() and record.status != "ok":
+            record.fail("interrupted", f"interrupted ({record.message})", INTERRUPTED_HINT)
+
+    def write(self, staged: Path, started: float) -> None:
+        """record.json, build.log and report.md into the staged folder."""
+        record = self.record
+        record.seconds = round(time.monotonic() - started, 3)
+        record.log_tail = record.log_tail or self.log.lines[-30:]
+        if self.result is not None:
+            write_build_report(staged, record, self.result)
+        atomic_write_text(staged / "build.log", self.log.text())
+        write_record(staged / "record.json", record)
+
+
+def build_one(
+    ctx: RunContext, backend: Backend, target: BuildTarget, slot: int | None = None
+) -> BuildRecord:
+    """Build one target; every outcome ends in a published record (KeyboardInterrupt is
+    re-raised after the record is written)."""
+    started = time.monotonic()
+    build = _Build(ctx, backend, target)
+    if ctx.cancelled.is_set():
+        # Queued behind a build that was interrupted: nothing started, nothing is written.
+        build.record.fail("interrupted", "not started: the batch was interrupted", INTERRUPTED_HINT)
+        ctx.reporter.done(build.record)
+        return build.record
+    final = output_dir(ctx.manifest.hef_dir, target)
+    what = f"hef/{target.model}/{target.arch_folder}/{target.precision}"
+    interrupted: KeyboardInterrupt | None = None
+    try:
+        check_replaceable(final, what=what)
+        with exclusive(
+            final,
+            what=what,
+            wait=ctx.options.wait,
+            on_wait=lambda: build.log(f"waiting: another hailoc process is building {what}"),
+        ):
+            staged = staging_sibling(final)
+            try:
+                try:
+                    build.run(staged, slot)
+                except KeyboardInterrupt as exc:
+                    interrupted = exc
+                    build.classify(exc)
+                except Exception as exc:
+                    build.classify(exc)
+                build.write(staged, started)
+                publish_dir(staged, final, what=what)
+            finally:
+                remove_staging(staged)
+    except NotOurs as exc:
+        build.record.fail("output", str(exc), exc.fix or "give another output folder")
+    except OSError as exc:
+        # The outputs themselves could not be written: the record cannot land on disk.
+        klass, message = _disk_error(exc) or ("internal", f"{type(exc).__name__}: {exc}")
+        build.record.fail(klass, message, DISK_HINT)
+        log.error("%s: %s", what, message)
+    ctx.reporter.done(build.record)
+    if interrupted is not None:
+        raise interrupted
+    return build.record

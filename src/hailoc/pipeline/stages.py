@@ -1,0 +1,145 @@
+"""StageRunner: every cached step of every backend runs through here.
+
+Look the key up in the stage cache; on a miss (or when `--force`/`--from-stage` says so) run
+the step in a private work folder, store its outputs as a new cache entry published whole,
+and append the stage to the record. The work folder is removed whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from hailoc.backends.protocol import StageFailure, StageOutput
+from hailoc.cache import StageCache
+from hailoc.fsutil import owner_stamp
+from hailoc.options import BuildOptions
+from hailoc.pipeline.reporter import Reporter
+from hailoc.records import BuildRecord, StageRecord
+from hailoc.targets import BuildTarget
+
+OWNER = "owner.json"
+
+
+def new_workdir(root: Path) -> Path:
+    """A private scratch folder under .hailoc/work/, stamped with its owner for `hailoc gc`."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / uuid.uuid4().hex[:12]
+    path.mkdir()
+    (path / OWNER).write_text(json.dumps(owner_stamp()), encoding="utf-8")
+    return path
+
+
+class BuildLog:
+    """The lines of one build: kept for build.log and forwarded to the reporter."""
+
+    def __init__(self, reporter: Reporter, target: BuildTarget) -> None:
+        self.reporter = reporter
+        self.target = target
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, line: str) -> None:
+        """Append one line."""
+        with self._lock:
+            self.lines.append(line)
+        self.reporter.line(self.target, line)
+
+    def text(self) -> str:
+        """The whole log as build.log holds it."""
+        return "\n".join(self.lines) + ("\n" if self.lines else "")
+
+
+class StageRunner:
+    """Runs one build's cached stages (implements the backends' `Stages` protocol)."""
+
+    def __init__(
+        self,
+        *,
+        cache: StageCache,
+        work_root: Path,
+        target: BuildTarget,
+        stage_names: tuple[str, ...],
+        options: BuildOptions,
+        record: BuildRecord,
+        log: BuildLog,
+        reporter: Reporter,
+    ) -> None:
+        self.cache = cache
+        self.work_root = work_root
+        self.target = target
+        self.stage_names = stage_names
+        self.options = options
+        self.record = record
+        self.log = log
+        self.reporter = reporter
+
+    def phase(self, name: str) -> None:
+        """An uncached step starts."""
+        self.reporter.stage(self.target, name, False)
+        self.log(f"== {name}")
+
+    def run(self, name: str, key: str, produce: Callable[[Path], StageOutput]) -> Path:
+        """The cache entry of stage `name` under `key`, produced on a miss."""
+        rerun = self.options.rerun(name, self.stage_names)
+        cached = None if rerun else self.cache.lookup(name, key)
+        self.reporter.stage(self.target, name, cached is not None)
+        if cached is not None:
+            self.log(f"== {name}: cache hit {key[:12]}")
+            self.record.stages.append(
+                StageRecord(name=name, status="ok", cache_hit=True, cache_key=key)
+            )
+            return cached
+        self.log(f"== {name}: running (key {key[:12]})")
+        workdir = new_workdir(self.work_root)
+        started = time.monotonic()
+        try:
+            output = produce(workdir)
+            entry = self.cache.store(
+                name, key, output.files, {"stage": name, "facts": output.facts}
+            )
+        except StageFailure as exc:
+            self.record.stages.append(
+                StageRecord(
+                    name=name,
+                    status="failed",
+                    seconds=round(time.monotonic() - started, 3),
+                    cache_key=key,
+                    worker_seconds=exc.worker_seconds,
+                    peak_rss_mb=exc.peak_rss_mb,
+                    error_type=exc.error_type,
+                    message=exc.detail or exc.message,
+                    traceback_tail=list(exc.traceback_tail),
+                )
+            )
+            raise
+        except BaseException as exc:
+            self.record.stages.append(
+                StageRecord(
+                    name=name,
+                    status="failed",
+                    seconds=round(time.monotonic() - started, 3),
+                    cache_key=key,
+                    error_type=type(exc).__name__,
+                    message=str(exc)[:500] or type(exc).__name__,
+                )
+            )
+            raise
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        self.record.stages.append(
+            StageRecord(
+                name=name,
+                status="ok",
+                seconds=round(time.monotonic() - started, 3),
+                cache_key=key,
+                worker_seconds=output.worker_seconds,
+                peak_rss_mb=output.peak_rss_mb,
+            )
+        )
+        return entry

@@ -1,0 +1,241 @@
+"""The build record: one typed, versioned schema for every backend (record.json)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hailoc import __version__
+
+SCHEMA_VERSION = 2
+
+Status = Literal["ok", "failed", "skipped"]
+
+
+class Section(BaseModel):
+    """Base of every record section: lenient on read (older or newer fields are ignored)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class StageRecord(Section):
+    """One stage of a build: what ran (or came from cache) and how it ended."""
+
+    name: str
+    status: Literal["ok", "failed"]
+    seconds: float = 0.0  # wall time on the host, container start and stop included
+    worker_seconds: float | None = None  # what the worker itself spent (DFC time)
+    cache_hit: bool = False
+    cache_key: str = ""
+    peak_rss_mb: float | None = None
+    error_type: str | None = None
+    message: str | None = None
+    traceback_tail: list[str] = Field(default_factory=list)
+    engine: str | None = None
+    gpu: int | None = None
+
+
+class Versions(Section):
+    """Versions of everything that changes a build's numbers; part of every cache key."""
+
+    hailoc: str
+    python: str
+    numpy: str
+    onnx: str
+    onnxruntime: str
+    pillow: str
+
+
+class InputsSection(Section):
+    """What a build read, each with the sha256 of the bytes actually read."""
+
+    onnx: str
+    onnx_sha256: str
+    manifest_entry: dict[str, object] = Field(default_factory=dict)
+    calibration: str
+    calibration_sha256: str
+    eval_faces: int
+    eval_sha256: str = ""
+    eval_source: str = ""
+    versions: Versions | None = None
+    # Backend facts (suite image and its id, DFC image, worker digest, ...), all strings.
+    backend: dict[str, str] = Field(default_factory=dict)
+    alls: str | None = None
+    alls_sha256: str | None = None
+
+
+class ExcludedLayer(Section):
+    """A layer the plan wanted in 16-bit but had to leave out, and why."""
+
+    name: str
+    kind: str
+    why: str
+
+
+class AutoSummary(Section):
+    """What `--precision auto` chose, in the record of the build that used it."""
+
+    reached: bool
+    message: str
+    layers: list[str]
+    target: float | None = None
+    metric: str | None = None
+    face_size: int | None = None
+    auto_plan: str = "../../auto_plan.json"
+
+
+class PlanSection(Section):
+    """The precision plan in ONNX terms and in the backend's own terms."""
+
+    precision: str = ""
+    onnx_nodes: list[str] = Field(default_factory=list)
+    # hn_layers: names in the .alls (Hailo); qdq_tensors: tensors with 16-bit Q/DQ (ORT).
+    a16_kind: Literal["hn_layers", "qdq_tensors"] = "hn_layers"
+    a16_layers: list[str] = Field(default_factory=list)
+    excluded: list[ExcludedLayer] = Field(default_factory=list)
+    auto: AutoSummary | None = None
+
+
+class AgreementNumbers(Section):
+    """cosine(fp32, candidate) per face, summarised."""
+
+    mean: float
+    min: float
+    p5: float
+
+
+class SizeRow(Section):
+    """One line of the distance sweep."""
+
+    size: int
+    agreement_mean: float
+    agreement_min: float
+    pre_norm_fp32: float
+    pre_norm_candidate: float
+    match_rate_fp32: float | None = None
+    match_rate_candidate: float | None = None
+
+
+class DegeneracyNumbers(Section):
+    """Signals of collapsed embeddings."""
+
+    norm_mean: float
+    norm_std: float
+    norm_cv: float
+    mean_pairwise_similarity: float
+    effective_rank: float
+
+
+class VerificationNumbers(Section):
+    """Genuine/impostor statistics, the best threshold and ROC numbers."""
+
+    genuine_mean: float
+    genuine_std: float
+    impostor_mean: float
+    impostor_std: float
+    threshold: float
+    accuracy: float
+    tar_at_far_1e2: float
+    tar_at_far_1e3: float
+    roc_auc: float
+
+
+class SideNumbers(Section):
+    """fp32's or the candidate's own numbers."""
+
+    degeneracy: DegeneracyNumbers
+    verification: VerificationNumbers | None = None
+    pre_norm_ratio: float | None = None
+
+
+class GateSection(Section):
+    """The gate's verdict."""
+
+    passed: bool
+    failure_class: str | None = Field(default=None, alias="class")
+    reasons: list[str] = Field(default_factory=list)
+
+
+class PairsSection(Section):
+    """`hailoc eval --pairs`: verification on the user's own pairs."""
+
+    pairs: int
+    used: int
+    skipped_images: dict[str, str] = Field(default_factory=dict)
+    fp32: VerificationNumbers
+    candidate: VerificationNumbers
+    candidate_at_fp32_threshold: float
+    pairs_file: str = ""
+    images: str = ""
+
+
+class AccuracySection(Section):
+    """Every number the gate and the reports use."""
+
+    faces: int
+    sizes: list[int]
+    agreement: AgreementNumbers
+    sweep: list[SizeRow]
+    fp32_threshold: float | None = None
+    fp32: SideNumbers
+    candidate: SideNumbers
+    gate: GateSection
+    eval_source: str = ""
+    # The DFC's own full-precision emulation vs ONNX: a wrong .alls normalization shows here.
+    emulator_fp_agreement: AgreementNumbers | None = None
+    pairs: PairsSection | None = None
+
+    def at_size(self, size: int) -> SizeRow | None:
+        """The sweep row for `size`, if evaluated."""
+        return next((r for r in self.sweep if r.size == size), None)
+
+
+class Artifact(Section):
+    """A file the build published, with its hash."""
+
+    path: str
+    sha256: str
+    note: str | None = None
+
+
+class BuildRecord(Section):
+    """Everything needed to trust, reproduce or debug one model build."""
+
+    schema_version: int = SCHEMA_VERSION
+    model: str
+    backend: str
+    hw_arch: str
+    precision: str
+    status: Status = "failed"
+    failure_class: str | None = None
+    message: str | None = None
+    hint: str | None = None
+    engine: str | None = None
+    inputs: InputsSection | None = None
+    plan: PlanSection | None = None
+    stages: list[StageRecord] = Field(default_factory=list)
+    accuracy: AccuracySection | None = None
+    artifacts: dict[str, Artifact] = Field(default_factory=dict)
+    log_tail: list[str] = Field(default_factory=list)
+    hailoc_version: str = __version__
+    started_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
+    seconds: float = 0.0
+
+    def fail(self, failure_class: str, message: str, hint: str) -> None:
+        """Mark the build failed with a class, a one-line message and a remedy hint."""
+        self.status = "failed"
+        self.failure_class = failure_class
+        self.message = message
+        self.hint = hint
+
+    @property
+    def all_cached(self) -> bool:
+        """True when every stage that ran came from the cache."""
+        cached = [s for s in self.stages if s.cache_key]
+        return bool(cached) and all(s.cache_hit for s in cached)
+
+    def to_json(self) -> str:
+        """Stable, human-readable JSON (the gate's class is written as `class`)."""
+        return self.model_dump_json(indent=2, by_alias=True) + "\n"

@@ -190,3 +190,21 @@ def test_validate_all_fails_on_missing_models_unless_skipped(cli, monkeypatch) -
     result = cli("models", "validate", "--skip-missing")
     assert result.code == 0, result.err
     assert "arcface_r50: skipped" in result.err
+
+
+def test_no_daemon_is_one_line(cli, project: Path) -> None:
+    """Needs no engine: a socket that does not exist stands for a daemon that is not running."""
+    res = cli(
+        "-m",
+        str(project / "models.yaml"),
+        "build",
+        "fr_feature",
+        "-b",
+        "hailo",
+        "--docker-host",
+        "unix:///nonexistent/docker.sock",
+    )
+    assert res.code == 2
+    assert len(res.err.strip().splitlines()) == 1 and "Traceback" not in res.err
+    assert "--backend onnxruntime" in res.err
+    assert not (project / "hef").exists()

@@ -15,6 +15,7 @@ from PIL import Image
 
 from hailoc.eval.gate import judge
 from hailoc.eval.sweep import embed_sizes, evaluate
+from hailoc.fsutil import sha256_file
 from hailoc.inference.preprocess import to_input
 from hailoc.inference.session import Embedder, open_session
 from hailoc.manifest import load_manifest
@@ -64,10 +65,15 @@ def test_int16_final_is_16_bit_exactly_on_the_plan(built: Path) -> None:
     int8, int16 = _record(built, "int8"), _record(built, "int16-final")
     out = built / "hef" / "fr_feature" / "onnxruntime"
     assert _sixteen_bit_tensors(out / "int8" / "fr_feature.qdq.onnx") == set()
-    planned = set(int16["plan"]["a16_tensors"])
+    assert int16["plan"]["a16_kind"] == "qdq_tensors"
+    planned = set(int16["plan"]["a16_layers"])
     assert planned  # the final block's weights and activations
     assert _sixteen_bit_tensors(out / "int16-final" / "fr_feature.qdq.onnx") == planned
-    assert int16["accuracy"]["agreement"]["mean"] >= int8["accuracy"]["agreement"]["mean"]
+    # 16-bit on the final block must not cost accuracy; the tolerance absorbs the last digits
+    # that differ between onnxruntime builds and CPUs.
+    tolerance = 0.005
+    mean8, mean16 = (r["accuracy"]["agreement"]["mean"] for r in (int8, int16))
+    assert mean16 >= mean8 - tolerance
     # Emulation outputs are never named or presented as HEFs.
     assert not list((built / "hef").rglob("*.hef"))
     assert "NOT a HEF" in int16["artifacts"]["qdq_onnx"]["note"]
@@ -146,6 +152,10 @@ def test_bad_inputs_are_one_line_and_leave_nothing(
         folder = project / "calibration" / "fr_demo"
         empty = np.zeros((0, 112, 112, 3), np.uint8)
         np.save(folder / "calib.npy", empty)
+        # Recorded as if the set were built empty: the bytes match, the content is wrong.
+        meta = json.loads((folder / "manifest.json").read_text())
+        meta["arrays"]["calib.npy"]["sha256"] = sha256_file(folder / "calib.npy")
+        (folder / "manifest.json").write_text(json.dumps(meta))
         expected = "calibration set is empty"
     res = cli("-m", str(project / "models.yaml"), "build", "fr_feature", "-p", "int8")
     assert res.code == 2, res.err

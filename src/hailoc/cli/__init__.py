@@ -94,51 +94,45 @@ def root(
     ctx.obj = CliState(manifest_path=find_manifest(manifest))
 
 
-def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
-    raise Interrupted(signum)
+class _Signals:
+    """SIGTERM and SIGINT raise Interrupted in the main thread (so cleanup and records run) and
+    remember which signal came: typer turns the exception into a plain exit code."""
 
+    def __init__(self) -> None:
+        self.received: int | None = None
 
-@contextmanager
-def _signals_as_exceptions() -> Iterator[None]:
-    """SIGTERM and SIGINT raise Interrupted in the main thread, so cleanup and records run."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    for sig in previous:
-        signal.signal(sig, _raise_interrupted)
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        self.received = signum
+        raise Interrupted(signum)
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        """Route the signals to `_handler` while the block runs (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+        for sig in previous:
+            signal.signal(sig, self._handler)
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; user errors print one line, no traceback."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    signals = _Signals()
     try:
-        with _signals_as_exceptions():
+        with signals.installed():
             result = app(args=argv, prog_name="hailoc", standalone_mode=False)
     except HailocError as exc:
         err.print(Text.assemble(("error: ", "bold red"), str(exc)))
         return exc.exit_code
-    except Interrupted as exc:
-        err.print(f"interrupted (signal {exc.signum}); running builds recorded it")
-        return exc.exit_code
-    except (typer.Abort, KeyboardInterrupt) as exc:
-        # click turns KeyboardInterrupt (and so Interrupted) into Abort, keeping the cause.
-        cause = exc.__cause__ if isinstance(exc, typer.Abort) else exc
-        if isinstance(cause, Interrupted):
-            err.print(f"interrupted (signal {cause.signum}); running builds recorded it")
-            return cause.exit_code
-        err.print("interrupted")
-        return 130
-    except OSError as exc:
-        # The output itself failed (disk full, read-only folder): one line, not a traceback.
-        where = f"{exc.filename}: " if exc.filename else ""
-        err.print(Text.assemble(("error: ", "bold red"), f"{where}{exc.strerror or exc}"))
-        return 1
+    except (typer.Abort, KeyboardInterrupt):
+        result = 130
     except typer.Exit as exc:
         return int(exc.exit_code)
     except TyperException as exc:
@@ -149,6 +143,16 @@ def run(argv: list[str] | None = None) -> int:
         else:
             err.print(f"error: {exc}")
         return int(getattr(exc, "exit_code", 2))
+    except OSError as exc:
+        # The output itself failed (disk full, read-only folder): one line, not a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        err.print(Text.assemble(("error: ", "bold red"), f"{where}{exc.strerror or exc}"))
+        return 1
+    if signals.received is not None:
+        err.print(f"interrupted by signal {signals.received}; running builds recorded it")
+        return 128 + signals.received
+    if result == 130:
+        err.print("interrupted")
     return result if isinstance(result, int) else 0
 
 

@@ -14,11 +14,13 @@ from hailoc.cli.state import CliState, state
 from hailoc.cli.tables import accuracy_table
 from hailoc.cli.validate import docker_host_option, finite
 from hailoc.errors import HailocError
+from hailoc.inputs import InputsCache
 from hailoc.manifest.schema import HW_ARCHS, PRECISIONS
 from hailoc.options import DEFAULT_STAGE_TIMEOUT, BuildOptions
 from hailoc.pipeline.batch import SlotPool, expand_targets, run_batch
 from hailoc.pipeline.runner import RunContext, build_one
 from hailoc.records import BuildRecord, SummaryRow, read_summary, write_summary
+from hailoc.reference import References
 from hailoc.targets import BACKENDS, BuildTarget, check_choice, split_choices
 
 STAGES = ("parse", "optimize", "compile", "quantize")
@@ -141,6 +143,8 @@ def build(
     _check_from_stage(from_stage, targets)
     records = _run(st, targets, options, jobs)
     _summary(st, records)
+    if any(r.failure_class == "busy" for r in records):
+        raise typer.Exit(3)  # --no-wait and another process holds a target
     if any(r.status != "ok" for r in records):
         raise typer.Exit(1)
 
@@ -180,11 +184,12 @@ def _run(
 ) -> list[BuildRecord]:
     manifest = st.manifest()
     backends = _backends(st, targets, options)
+    inputs = InputsCache(manifest)
+    if len({t.model for t in targets}) == 1:
+        # One model: a bad input is a one-line error with nothing written, not a failed batch.
+        inputs.get(targets[0].model)
     with LiveReporter(st.err, targets) as reporter:
-        context = RunContext.create(manifest, options, reporter)
-        if len({t.model for t in targets}) == 1:
-            # One model: a bad input is a one-line error with nothing written, not a failed batch.
-            context.inputs.get(targets[0].model)
+        context = RunContext(manifest, options, reporter, inputs, References(manifest.cache_dir))
         summary_lock = threading.Lock()
 
         def on_record(rows: list[SummaryRow]) -> None:

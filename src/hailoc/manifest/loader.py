@@ -231,6 +231,9 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
             parts.append(f"[{item}]")
         elif item == "[key]":
             continue
+        elif not item.isprintable() or not item or " " in item:
+            # Keys come from the user's file: never print control characters raw.
+            parts.append(f"[{item!r}]")
         elif parts:
             parts.append(f".{item}")
         else:

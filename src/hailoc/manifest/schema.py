@@ -57,7 +57,7 @@ RelPath = Annotated[str, AfterValidator(_relative_path)]
 class Strict(BaseModel):
     """Base for every manifest section: unknown keys are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class InputSpec(Strict):
@@ -150,6 +150,16 @@ class Gate(Strict):
     max_impostor_similarity: float = Field(default=0.60, ge=-1, le=1)
     min_norm_cv: float = Field(default=0.01, ge=0)
     face_sizes: tuple[int, ...] = (112, 64, 40, 24, 16)
+
+    @field_validator("face_sizes")
+    @classmethod
+    def _sizes(cls, sizes: tuple[int, ...]) -> tuple[int, ...]:
+        if not sizes or any(not 8 <= s <= ALIGNED_SIZE for s in sizes):
+            raise ValueError(f"give face sizes in pixels between 8 and {ALIGNED_SIZE}")
+        if len(set(sizes)) != len(sizes):
+            raise ValueError("face sizes must be distinct")
+        # The largest size is the "close" face every other size is compared with.
+        return tuple(sorted(sizes, reverse=True))
 
 
 class DetectorSpec(Strict):

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from hailoc.errors import HailocError
+from hailoc.locks import Busy
 from hailoc.manifest import LoadedManifest
 from hailoc.records import BuildRecord, SummaryRow
 from hailoc.targets import BuildTarget
@@ -95,7 +96,8 @@ def _guarded(build: BuildFn, target: BuildTarget, slots: SlotPool) -> BuildRecor
             hw_arch=target.hw_arch,
             precision=target.precision,
         )
-        record.fail("input", str(exc), exc.fix or "fix the input named in the message")
+        klass = "busy" if isinstance(exc, Busy) else "input"
+        record.fail(klass, str(exc), exc.fix or "fix the input named in the message")
         return record
     except Exception as exc:  # one broken target must not end the batch
         log.debug("unexpected failure", exc_info=True)

@@ -1,0 +1,247 @@
+"""The build runner with a fake backend: no Docker, no ONNX Runtime, every path of the record.
+
+The project holds the real example ONNX (read and hashed, never run) and a tiny synthetic
+calibration set; the fp32 reference is replaced by fixed embeddings, so only the runner's own
+logic is under test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hailoc.backends.protocol import ArtifactFile, Candidate, Job, StageFailure, StageOutput, Stages
+from hailoc.errors import HailocError
+from hailoc.eval.sweep import BySize
+from hailoc.inputs import BuildInputs
+from hailoc.manifest import load_manifest
+from hailoc.options import BuildOptions
+from hailoc.pipeline.reporter import SilentReporter
+from hailoc.pipeline.runner import RunContext, build_one
+from hailoc.plan import PrecisionPlan
+from hailoc.records import BuildRecord, PlanSection, read_record
+from hailoc.targets import BuildTarget, output_dir
+from tests.conftest import REPO
+
+SIZES = (112, 64, 40, 24, 16)
+DIM = 16
+
+
+def _embeddings(faces: int, seed: int = 0) -> BySize:
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(faces, DIM)).astype(np.float32) * rng.uniform(1, 3, (faces, 1))
+    return {s: (base + 0.01 * rng.normal(size=base.shape)).astype(np.float32) for s in SIZES}
+
+
+def synthetic_set(root: Path, name: str = "tiny", faces: int = 8) -> None:
+    """A calibration set written by hand: random 112x112 faces, hashes in its manifest."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    arrays = {}
+    for fname, n in (("calib.npy", faces), ("eval.npy", faces)):
+        np.save(folder / fname, rng.integers(0, 255, (n, 112, 112, 3), dtype=np.uint8))
+        digest = hashlib.sha256((folder / fname).read_bytes()).hexdigest()
+        arrays[fname] = {"sha256": digest, "shape": [n, 112, 112, 3]}
+    manifest = {"format": 1, "name": name, "version": 1, "arrays": arrays, "params": {}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+class FakeReferences:
+    """fp32 embeddings without running a model."""
+
+    def get(self, inputs: BuildInputs, sizes: tuple[int, ...]) -> BySize:
+        return _embeddings(len(inputs.eval_faces))
+
+
+class FakeBackend:
+    """Records what the runner asked for; quantize returns close or collapsed embeddings."""
+
+    name = "onnxruntime"
+    stages: tuple[str, ...] = ("prepare", "quantize", "finish")
+
+    def __init__(self, *, collapsed: bool = False, fail_in: str | None = None) -> None:
+        self.collapsed = collapsed
+        self.fail_in = fail_in
+        self.produced: list[str] = []
+        self.finished = False
+
+    def _stage(self, stages: Stages, name: str, key: str) -> Path:
+        def produce(workdir: Path) -> StageOutput:
+            self.produced.append(name)
+            if self.fail_in == name:
+                raise StageFailure("allocator", f"{name}: BackendAllocatorException", "fewer")
+            if self.fail_in == f"{name}-crash":
+                raise RuntimeError("a bug in a backend")
+            (workdir / "out.bin").write_bytes(name.encode())
+            return StageOutput({"out.bin": workdir / "out.bin"}, worker_seconds=0.5)
+
+        return stages.run(name, key, produce)
+
+    def facts(self) -> dict[str, str]:
+        return {"fake": "yes"}
+
+    def prepare(self, job: Job, stages: Stages) -> Path | None:
+        return self._stage(stages, "prepare", f"prepare-{job.inputs.onnx_sha256}")
+
+    def quantize(
+        self, job: Job, plan: PrecisionPlan, prepared: Path | None, stages: Stages
+    ) -> Candidate:
+        entry = self._stage(stages, "quantize", f"quantize-{plan.precision}")
+        faces = len(job.inputs.eval_faces)
+        if self.collapsed:
+            same = np.ones((faces, DIM), dtype=np.float32)
+            embeddings = {s: same for s in SIZES}
+        else:
+            embeddings = _embeddings(faces)
+        return Candidate(PlanSection(precision=plan.precision), embeddings, entry)
+
+    def finish(self, job: Job, candidate: Candidate, stages: Stages) -> list[ArtifactFile]:
+        self._stage(stages, "finish", f"finish-{candidate.entry.name}")
+        self.finished = True
+        if self.fail_in == "finish-input":
+            raise HailocError("bad", where="x", fix="y")
+        return [ArtifactFile("qdq_onnx", f"{job.target.model}.fake", b"artifact bytes", "fake")]
+
+    def cancel(self) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_project(tmp_path: Path) -> Path:
+    (tmp_path / "models").mkdir()
+    shutil.copy(REPO / "models" / "fr_feature.onnx", tmp_path / "models")
+    shutil.copytree(REPO / "alls_templates", tmp_path / "alls_templates")
+    text = (REPO / "models.yaml").read_text().replace("calib_set: fr_demo", "calib_set: tiny")
+    (tmp_path / "models.yaml").write_text(text)
+    synthetic_set(tmp_path / "calibration")
+    return tmp_path
+
+
+Build = Callable[..., tuple[BuildRecord, Path]]
+
+
+@pytest.fixture
+def build(fake_project: Path) -> Build:
+    manifest = load_manifest(fake_project / "models.yaml")
+
+    def run(backend: FakeBackend, **options: object) -> tuple[BuildRecord, Path]:
+        ctx = RunContext.create(manifest, BuildOptions(**options), SilentReporter())  # type: ignore[arg-type]
+        ctx.references = FakeReferences()  # type: ignore[assignment]
+        target = BuildTarget("fr_feature", "hailo8", "int8", "onnxruntime")
+        record = build_one(ctx, backend, target)
+        return record, output_dir(manifest.hef_dir, target)
+
+    return run
+
+
+def _files(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+def test_success_publishes_record_log_report_and_artifact(build: Build) -> None:
+    backend = FakeBackend()
+    record, folder = build(backend)
+    assert record.status == "ok", record.message
+    assert backend.produced == ["prepare", "quantize", "finish"]
+    on_disk = read_record(folder / "record.json")
+    assert on_disk.status == "ok" and on_disk.accuracy is not None
+    assert on_disk.accuracy.gate.passed
+    artifact = on_disk.artifacts["qdq_onnx"]
+    assert hashlib.sha256((folder / "fr_feature.fake").read_bytes()).hexdigest() == artifact.sha256
+    assert {"record.json", "build.log", "report.md", "fr_feature.fake"} <= _files(folder)
+    assert "== quantize: running" in (folder / "build.log").read_text()
+    assert on_disk.inputs is not None and on_disk.inputs.backend == {"fake": "yes"}
+    # Nothing staged or in flight is left beside the target.
+    assert [p.name for p in folder.parent.iterdir() if ".staging-" in p.name] == []
+
+
+def test_second_build_hits_the_cache_and_from_stage_reruns_from_there(build: Build) -> None:
+    build(FakeBackend())
+    again = FakeBackend()
+    record, _ = build(again)
+    assert again.produced == [] and record.all_cached
+    assert [s.cache_hit for s in record.stages] == [True, True, True]
+    partial = FakeBackend()
+    record, _ = build(partial, from_stage="quantize")
+    assert partial.produced == ["quantize", "finish"]
+    assert [s.cache_hit for s in record.stages] == [True, False, False]
+    forced = FakeBackend()
+    build(forced, force=True)
+    assert forced.produced == ["prepare", "quantize", "finish"]
+
+
+def test_gate_failure_stops_before_finish_and_publishes_no_artifact(build: Build) -> None:
+    backend = FakeBackend(collapsed=True)
+    record, folder = build(backend)
+    assert record.status == "failed" and record.failure_class == "degenerate"
+    assert not backend.finished
+    assert "fr_feature.fake" not in _files(folder)
+    assert read_record(folder / "record.json").failure_class == "degenerate"
+    assert "FAILED (degenerate)" in (folder / "report.md").read_text()
+
+
+def test_skip_gate_keeps_the_artifact_and_says_so(build: Build) -> None:
+    record, folder = build(FakeBackend(collapsed=True), skip_gate=True)
+    assert record.status == "ok" and "gate skipped" in (record.message or "")
+    assert "fr_feature.fake" in _files(folder)
+
+
+@pytest.mark.parametrize(
+    ("fail_in", "klass"),
+    [
+        ("prepare", "allocator"),
+        ("quantize", "allocator"),
+        ("finish", "allocator"),
+        ("quantize-crash", "internal"),
+        ("finish-input", "input"),
+    ],
+)
+def test_a_failure_in_any_step_still_writes_record_and_log(
+    build: Build, fail_in: str, klass: str
+) -> None:
+    # A good build first: its artifact must not survive next to a failed record.
+    build(FakeBackend())
+    record, folder = build(FakeBackend(fail_in=fail_in), force=True)
+    assert record.status == "failed" and record.failure_class == klass
+    on_disk = read_record(folder / "record.json")
+    assert on_disk.failure_class == klass and on_disk.hint
+    assert (folder / "build.log").is_file()
+    assert "fr_feature.fake" not in _files(folder)
+    failed = [s for s in on_disk.stages if s.status == "failed"]
+    assert len(failed) == (0 if fail_in == "finish-input" else 1)
+
+
+def test_input_error_is_a_record_too(build: Build, fake_project: Path) -> None:
+    (fake_project / "calibration" / "tiny" / "calib.npy").write_bytes(b"flipped")
+    record, folder = build(FakeBackend())
+    assert record.failure_class == "input" and "array changed: calib.npy" in (record.message or "")
+    assert (folder / "record.json").is_file() and (folder / "build.log").is_file()
+
+
+def test_keyboard_interrupt_is_recorded_then_raised(build: Build, fake_project: Path) -> None:
+    class Interrupting(FakeBackend):
+        def quantize(
+            self, job: Job, plan: PrecisionPlan, prepared: Path | None, stages: Stages
+        ) -> Candidate:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build(Interrupting())
+    folder = fake_project / "hef" / "fr_feature" / "onnxruntime" / "int8"
+    record = read_record(folder / "record.json")
+    assert record.failure_class == "interrupted"
+
+
+def test_a_folder_with_user_files_is_never_replaced(build: Build) -> None:
+    _, folder = build(FakeBackend())
+    (folder / "notes.txt").write_text("mine")
+    record, _ = build(FakeBackend(), force=True)
+    assert record.failure_class == "output" and "notes.txt" in (record.message or "")
+    assert (folder / "notes.txt").read_text() == "mine"

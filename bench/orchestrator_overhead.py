@@ -56,7 +56,7 @@ def main() -> None:
         manifest = load_manifest(project / "models.yaml")
         options = BuildOptions(suite_image=args.suite_image, gpus=False)
         started = time.perf_counter()
-        session = open_session(manifest, options)
+        session = open_session(manifest, options, ["hailo8"])
         print(
             f"session (daemon ping, suite image, DFC image): {time.perf_counter() - started:.2f} s"
         )

@@ -26,6 +26,28 @@ class CliResult:
     err: str
 
 
+def _untracked() -> set[str]:
+    import subprocess
+
+    proc = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return {line[3:] for line in proc.stdout.splitlines() if line.startswith("??")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def repo_stays_clean() -> object:
+    """No test may leave files in the checkout (outputs belong in tmp_path)."""
+    before = _untracked()
+    yield
+    left = _untracked() - before
+    assert not left, f"tests left files in the repository: {sorted(left)[:5]}"
+
+
 @pytest.fixture
 def cli(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch

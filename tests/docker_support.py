@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-STANDIN_IMAGE = "hailoc-standin-suite:latest"
+STANDIN_IMAGE = "hailoc-standin-suite:latest"  # DFC v3-like: the Hailo-8 family
+STANDIN_V5_IMAGE = "hailoc-standin-suite-v5:latest"  # DFC v5-like: Hailo-10H/15
+VERSIONS = {STANDIN_IMAGE: "3.33.0+standin", STANDIN_V5_IMAGE: "5.1.0+standin"}
 
 
 def engine_or_skip() -> Any:
@@ -29,10 +31,10 @@ def engine_or_skip() -> Any:
     return client
 
 
-def ensure_standin_image() -> str:
-    """Build (or refresh, when tests/standin changed) the stand-in suite image."""
+def ensure_standin_image(tag: str = STANDIN_IMAGE) -> str:
+    """Build (or refresh, when tests/standin changed) a stand-in suite image."""
     proc = subprocess.run(
-        [str(REPO / "scripts" / "build-standin-image"), STANDIN_IMAGE],
+        [str(REPO / "scripts" / "build-standin-image"), tag, VERSIONS[tag]],
         capture_output=True,
         text=True,
         check=False,
@@ -42,7 +44,7 @@ def ensure_standin_image() -> str:
         if os.environ.get("HAILOC_REQUIRE_DOCKER") == "1":
             pytest.fail(message)
         pytest.skip(message)
-    return STANDIN_IMAGE
+    return tag
 
 
 def add_models(project: Path, **entries: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from hailoc.errors import HailocError
 from hailoc.manifest import load_manifest
 from tests.conftest import REPO
 
-OUTPUTS = ("hef", ".hailoc")
+# hef/ and .hailoc/ are hailoc's; out/ is the working directory, where a relative -o lands.
+OUTPUTS = ("hef", ".hailoc", "out")
 
 values = st.one_of(
     st.text(max_size=24),
@@ -55,10 +57,16 @@ def _tree(root: Path) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*")}
 
 
-def _invoke(*args: str) -> tuple[int, str]:
+def _invoke(sandbox: Path, *args: str) -> tuple[int, str]:
     err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        code = run(list(args))
+    cwd = Path.cwd()
+    (sandbox / "out").mkdir(exist_ok=True)
+    os.chdir(sandbox / "out")
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = run(list(args))
+    finally:
+        os.chdir(cwd)
     return code, err.getvalue()
 
 
@@ -67,6 +75,7 @@ def _invoke(*args: str) -> tuple[int, str]:
 def test_build_options(sandbox: Path, option: str, value: str) -> None:
     before = _tree(sandbox.parent)
     code, err = _invoke(
+        sandbox,
         "-m",
         str(sandbox / "models.yaml"),
         "build",
@@ -99,7 +108,7 @@ def test_build_options(sandbox: Path, option: str, value: str) -> None:
 )
 def test_other_commands(sandbox: Path, command: tuple[str, ...], value: str) -> None:
     before = _tree(sandbox.parent)
-    code, err = _invoke("-m", str(sandbox / "models.yaml"), *command, value)
+    code, err = _invoke(sandbox, "-m", str(sandbox / "models.yaml"), *command, value)
     assert code in (0, 1, 2), err
     assert "Traceback" not in err
     created = _tree(sandbox.parent) - before

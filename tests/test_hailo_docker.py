@@ -134,8 +134,10 @@ def _failed_cleanly(project: Path, engine: Any, model: str, klass: str, text: st
     record = _record(project, model)
     assert record["failure_class"] == klass and text in record["message"]
     folder = project / "hef" / model / "hailo8" / "int16-final"
+    # The record, the log and the DFC's own logs: no artifact, nothing half-written.
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
         "build.log",
+        "dfc-logs",
         "record.json",
     ]
     assert not engine.containers.list(all=True, filters={"label": f"org.hailoc.model={model}"})

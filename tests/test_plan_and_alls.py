@@ -68,8 +68,13 @@ def test_golden_alls(cli, monkeypatch, precision: str) -> None:
         assert len(lines) == 1 and lines[0].endswith("precision_mode=a16_w16)")
 
 
-def test_int16_final_names_hn_layers(fr_feature, fr_feature_alls=None) -> None:
-    text = (GOLDEN / "fr_feature.int16-final.alls").read_text()
+def test_int16_final_names_hn_layers(fr_feature) -> None:
+    from hailoc.alls import render_alls
+
+    manifest, cfg, graph = fr_feature
+    resolved = resolve_plan(build_plan(cfg, graph, "int16-final"), read_hn(HN))
+    text = render_alls(cfg, resolved, manifest.templates_dir)
+    assert text == (GOLDEN / "fr_feature.int16-final.alls").read_text()
     assert "quantization_param([dw17, conv33, output_layer1], precision_mode=a16_w16)" in text
     assert "normalization1 = normalization([127.0, 127.0, 127.0], [128.0, 128.0, 128.0])" in text
 

@@ -84,7 +84,7 @@ class FakeBackend:
 
         return stages.run(name, key, produce)
 
-    def facts(self) -> dict[str, str]:
+    def facts(self, target: BuildTarget) -> dict[str, str]:
         return {"fake": "yes"}
 
     def prepare(self, job: Job, stages: Stages) -> Path | None:

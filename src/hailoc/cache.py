@@ -50,6 +50,7 @@ class StageCache:
             # user: they must be world-readable (mkdtemp makes 0700).
             staging.chmod(0o755)
             for name, src in files.items():
+                (staging / name).parent.mkdir(mode=0o755, parents=True, exist_ok=True)
                 shutil.copyfile(src, staging / name)
                 (staging / name).chmod(0o644)
             atomic_write_text(staging / "stage.json", json.dumps(meta, indent=1, default=str))

@@ -8,6 +8,7 @@ from pathlib import Path
 import jinja2
 
 from hailoc import __version__
+from hailoc.alls.flavor import Flavor
 from hailoc.errors import HailocError
 from hailoc.manifest import ModelConfig
 from hailoc.plan import PrecisionPlan, ResolvedPlan
@@ -28,12 +29,31 @@ def _fmt(value: float) -> str:
     return repr(float(value))
 
 
+def normalization_name(taken: frozenset[str]) -> str:
+    """A name for the input normalization layer that the parsed network does not have.
+
+    Model-zoo scripts use normalization1, or new_normalization1, ... where the HN already has
+    a normalization1 (docs/dfc-behaviour.md); declaring an existing name is an error.
+    """
+    if "normalization1" not in taken:
+        return "normalization1"
+    index = 1
+    while f"new_normalization{index}" in taken:
+        index += 1
+    return f"new_normalization{index}"
+
+
 def render_alls(
     cfg: ModelConfig,
     plan: ResolvedPlan | PrecisionPlan,
     templates_dir: Path,
+    flavor: Flavor | None = None,
 ) -> str:
-    """Render the .alls text; an unresolved plan is marked as not compilable."""
+    """Render the .alls text; an unresolved plan is marked as not compilable.
+
+    Without `flavor` (previews), a numeric manifest level is written and `auto` is shown as
+    the DFC's default.
+    """
     search = templates_search_path(templates_dir)
     if not search:
         raise HailocError(
@@ -63,8 +83,17 @@ def render_alls(
             ) from None
         template = env.get_template(BASE_TEMPLATE)
 
+    if flavor is None:
+        level = cfg.optimization.optimization_level
+        flavor = (
+            Flavor(None, "auto: decided per stage (GPU, calibration size)")
+            if level == "auto"
+            else Flavor(level, "set in the manifest")
+        )
+    taken: frozenset[str] = frozenset()
     if isinstance(plan, ResolvedPlan):
         layers, unresolved, precision = plan.a16_layers, False, plan.plan.precision
+        taken = plan.taken
     else:
         layers = plan.onnx_nodes + plan.hn_names
         if plan.include_output:
@@ -74,7 +103,11 @@ def render_alls(
     norm = cfg.normalization
     normalization = None
     if not norm.in_graph and norm.mean is not None and norm.std is not None:
-        normalization = {"mean": [_fmt(v) for v in norm.mean], "std": [_fmt(v) for v in norm.std]}
+        normalization = {
+            "name": normalization_name(taken),
+            "mean": [_fmt(v) for v in norm.mean],
+            "std": [_fmt(v) for v in norm.std],
+        }
     try:
         return template.render(
             version=__version__,
@@ -86,6 +119,7 @@ def render_alls(
             normalization=normalization,
             a16_layers=list(layers),
             optimization=cfg.optimization,
+            flavor=flavor,
             extra=list(cfg.alls_extra),
         )
     except jinja2.TemplateError as exc:

@@ -28,7 +28,7 @@ Fact = str | int | float | bool | None
 class StageOutput:
     """Files a stage produced in its work folder (copied into the cache) and its own numbers."""
 
-    files: dict[str, Path]
+    files: dict[str, Path]  # names may hold a folder: "logs/x.log" lands in logs/ of the entry
     worker_seconds: float | None = None
     peak_rss_mb: float | None = None
     facts: dict[str, Fact] = field(default_factory=dict)
@@ -48,8 +48,11 @@ class StageFailure(Exception):
         traceback_tail: tuple[str, ...] = (),
         worker_seconds: float | None = None,
         peak_rss_mb: float | None = None,
+        logs: dict[str, bytes] | None = None,
     ) -> None:
         super().__init__(message)
+        # Tool logs of the failed stage (name -> bytes): published under logs/ for support.
+        self.logs = logs or {}
         self.failure_class = failure_class
         self.message = message
         self.hint = hint
@@ -112,8 +115,8 @@ class Backend(Protocol):
     name: str
     stages: tuple[str, ...]  # cached stages, in order, as `--from-stage` names them
 
-    def facts(self) -> dict[str, str]:
-        """Backend facts for the record (images, versions, digests)."""
+    def facts(self, target: BuildTarget) -> dict[str, str]:
+        """Backend facts for the record of `target` (images, versions, digests)."""
 
     def prepare(self, job: Job, stages: Stages) -> Path | None:
         """Work every precision of the model shares (Hailo: parse); its cache entry."""

@@ -22,6 +22,7 @@ from hailoc.cli import (
     alls_cmd,
     build_cmd,
     calib_cmd,
+    doctor_cmd,
     eval_cmd,
     gc_cmd,
     models_cmd,
@@ -52,6 +53,7 @@ app.command("plan")(plan_cmd.plan)
 app.command("report")(report_cmd.report)
 app.command("eval")(eval_cmd.evaluate_pairs)
 app.command("gc")(gc_cmd.gc)
+app.command("doctor")(doctor_cmd.doctor)
 
 
 def _version(value: bool) -> None:

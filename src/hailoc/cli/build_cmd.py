@@ -173,9 +173,13 @@ def _backends(
         chosen["onnxruntime"] = OrtBackend()
     if any(t.backend == "hailo" for t in targets):
         from hailoc.backends.hailo.backend import HailoBackend, open_session
+        from hailoc.backends.hailo.doctor import preflight
+
+        preflight(manifest)
 
         # Before the live view: a missing daemon or suite image is one line, not a table.
-        chosen["hailo"] = HailoBackend(manifest, open_session(manifest, options))
+        archs = [t.hw_arch for t in targets if t.backend == "hailo"]
+        chosen["hailo"] = HailoBackend(manifest, open_session(manifest, options, archs))
     return chosen
 
 

@@ -23,6 +23,7 @@ from hailoc.manifest.schema import (
     Normalization,
     Optimization,
     Precision,
+    family_of,
     is_safe_name,
 )
 
@@ -97,6 +98,14 @@ class LoadedManifest:
     def hef_dir(self) -> Path:
         """Where build outputs and records live."""
         return self.root / self.data.defaults.hef_dir
+
+    def suite_image_for(self, hw_arch: str, override: str | None = None) -> str:
+        """The suite image that builds `hw_arch`: --suite-image, suite_images, suite_image."""
+        if override:
+            return override
+        defaults = self.data.defaults
+        chosen: str = defaults.suite_images.get(family_of(hw_arch), defaults.suite_image)  # type: ignore[call-overload]
+        return chosen
 
     @property
     def state_dir(self) -> Path:

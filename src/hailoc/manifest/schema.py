@@ -23,6 +23,21 @@ Precision = Literal["int8", "int16-final", "int16-all", "custom", "auto"]
 PRECISIONS: tuple[str, ...] = Precision.__args__  # type: ignore[attr-defined]
 
 Backend = Literal["onnxruntime", "hailo"]
+
+# One suite image serves one family: DFC v3.x builds Hailo-8, v5.x builds Hailo-10/15.
+ArchFamily = Literal["hailo8", "hailo10h"]
+ARCH_FAMILIES: dict[str, tuple[str, ...]] = {
+    "hailo8": ("hailo8", "hailo8l", "hailo8r"),
+    "hailo10h": ("hailo10h", "hailo15h", "hailo15m", "hailo15l"),
+}
+
+
+def family_of(hw_arch: str) -> str:
+    """The architecture family (suite generation) a hw_arch belongs to."""
+    return next(f for f, archs in ARCH_FAMILIES.items() if hw_arch in archs)
+
+
+ImageRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,254}$")]
 Family = Literal["generic", "insightface", "magface", "adaface", "faceplugin"]
 
 # Calibration and eval faces are aligned to the 112x112 ArcFace template.
@@ -134,7 +149,9 @@ class Finetune(Strict):
 class Optimization(Strict):
     """Model-optimization settings rendered into the .alls."""
 
-    optimization_level: int = Field(default=2, ge=0, le=4)
+    # auto: the DFC's own rule (level 0 without a GPU or with < 1024 entries), decided per
+    # stage; a number is written as given.
+    optimization_level: Literal["auto"] | Annotated[int, Field(ge=0, le=4)] = "auto"
     compression_level: int = Field(default=0, ge=0, le=5)
     calib_batch_size: int = Field(default=8, ge=1)
     calibset_size: int = Field(default=1024, ge=1)
@@ -200,7 +217,11 @@ class Defaults(Strict):
     hw_arch: HwArch = "hailo8"
     precision: Precision = "int8"
     backend: Backend = "onnxruntime"
-    suite_image: str = "hailo8_ai_sw_suite_2025-10:1"
+    # The suite image for the Hailo-8 family; suite_images maps families to images when a
+    # project targets both (e.g. {hailo8: hailo8_ai_sw_suite_2025-10:1,
+    # hailo10h: hailo10_ai_sw_suite_2025-10:1}) and overrides this for the families it names.
+    suite_image: ImageRef = "hailo8_ai_sw_suite_2025-10:1"
+    suite_images: dict[ArchFamily, ImageRef] = Field(default_factory=dict)
     calibration_dir: RelPath = "calibration"
     hef_dir: RelPath = "hef"
     alls_templates: RelPath = "alls_templates"

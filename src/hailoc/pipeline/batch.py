@@ -86,27 +86,21 @@ class SlotPool:
 
 def _guarded(build: BuildFn, target: BuildTarget, slots: SlotPool) -> BuildRecord:
     slot = slots.acquire()
+    record = BuildRecord(
+        model=target.model,
+        backend=target.backend,
+        hw_arch=target.hw_arch,
+        precision=target.precision,
+    )
     try:
         return build(target, slot)
     except HailocError as exc:
         # Raised before the target's build began (e.g. another process holds its lock).
-        record = BuildRecord(
-            model=target.model,
-            backend=target.backend,
-            hw_arch=target.hw_arch,
-            precision=target.precision,
-        )
         klass = "busy" if isinstance(exc, Busy) else "input"
         record.fail(klass, str(exc), exc.fix or "fix the input named in the message")
         return record
     except Exception as exc:  # one broken target must not end the batch
         log.debug("unexpected failure", exc_info=True)
-        record = BuildRecord(
-            model=target.model,
-            backend=target.backend,
-            hw_arch=target.hw_arch,
-            precision=target.precision,
-        )
         record.fail("internal", f"{type(exc).__name__}: {exc}", "report this as a hailoc bug")
         record.log_tail = traceback.format_exc().splitlines()[-12:]
         return record

@@ -103,13 +103,14 @@ class _Build:
         )
         self.log = BuildLog(ctx.reporter, target)
         self.result: EvalResult | None = None
+        self.stages: StageRunner | None = None
 
     def run(self, staged: Path, slot: int | None) -> None:
         """Every step up to the artifacts in `staged`; raises what the record must classify."""
         ctx, target, record = self.ctx, self.target, self.record
         inputs = ctx.inputs.get(target.model)
         record.inputs = inputs.describe(ctx.manifest)
-        record.inputs.backend = self.backend.facts()
+        record.inputs.backend = self.backend.facts(target)
         stages = StageRunner(
             cache=StageCache(ctx.manifest.cache_dir),
             work_root=ctx.manifest.work_dir,
@@ -120,6 +121,7 @@ class _Build:
             log=self.log,
             reporter=ctx.reporter,
         )
+        self.stages = stages
         job = Job(target, inputs, ctx.options, slot)
         prepared = self.backend.prepare(job, stages)
         if target.precision == "auto":
@@ -154,23 +156,24 @@ class _Build:
             # Compiling takes hours on real models: a build that fails the gate stops here.
             return
         for artifact in self.backend.finish(job, candidate, stages):
-            path = staged / artifact.name
-            if isinstance(artifact.source, bytes):
-                atomic_write_bytes(path, artifact.source)
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_bytes(path, artifact.source.read_bytes())
-            final = output_dir(ctx.manifest.hef_dir, target) / artifact.name
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            record.artifacts[artifact.key] = Artifact(
-                path=str(final), sha256=digest, note=artifact.note
-            )
+            self._place(staged, artifact.key, artifact.name, artifact.source, artifact.note)
         record.status = "ok"
         if not passed:
             assert record.accuracy is not None
             record.message = "gate skipped by --skip-gate: " + "; ".join(
                 record.accuracy.gate.reasons
             )
+
+    def _place(
+        self, staged: Path, key: str, name: str, source: Path | bytes, note: str | None = None
+    ) -> None:
+        """Write one published file into the staged folder and list it in the record."""
+        data = source if isinstance(source, bytes) else source.read_bytes()
+        atomic_write_bytes(staged / name, data)
+        final = output_dir(self.ctx.manifest.hef_dir, self.target) / name
+        self.record.artifacts[key] = Artifact(
+            path=str(final), sha256=hashlib.sha256(data).hexdigest(), note=note
+        )
 
     def _gate(self, candidate: Candidate) -> bool:
         ctx, record = self.ctx, self.record
@@ -215,6 +218,8 @@ class _Build:
     def write(self, staged: Path, started: float) -> None:
         """record.json, build.log and report.md into the staged folder."""
         record = self.record
+        for name, source in (self.stages.attachments if self.stages else {}).items():
+            self._place(staged, name, name, source)
         record.seconds = round(time.monotonic() - started, 3)
         record.log_tail = record.log_tail or self.log.lines[-30:]
         if self.result is not None:

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from hailoc.backends.protocol import StageFailure, StageOutput
 from hailoc.cache import StageCache
@@ -24,6 +25,8 @@ from hailoc.records import BuildRecord, StageRecord
 from hailoc.targets import BuildTarget
 
 OWNER = "owner.json"
+# Where the tools' own log files go in a build's folder (what Hailo support asks for).
+LOGS_DIR = "dfc-logs"
 
 
 def new_workdir(root: Path) -> Path:
@@ -78,6 +81,14 @@ class StageRunner:
         self.record = record
         self.log = log
         self.reporter = reporter
+        # Tool logs of every stage (cached or run, passed or failed), published with the build.
+        self.attachments: dict[str, Path | bytes] = {}
+
+    def _attach(self, name: str, entry: Path) -> None:
+        logs = entry / "logs"
+        if logs.is_dir():
+            for path in sorted(logs.iterdir()):
+                self.attachments[f"{LOGS_DIR}/{name}/{path.name}"] = path
 
     def phase(self, name: str) -> None:
         """An uncached step starts."""
@@ -94,52 +105,42 @@ class StageRunner:
             self.record.stages.append(
                 StageRecord(name=name, status="ok", cache_hit=True, cache_key=key)
             )
+            self._attach(name, cached)
             return cached
         self.log(f"== {name}: running (key {key[:12]})")
         workdir = new_workdir(self.work_root)
         started = time.monotonic()
+
+        def done(status: Literal["ok", "failed"], **details: object) -> None:
+            seconds = round(time.monotonic() - started, 3)
+            self.record.stages.append(
+                StageRecord.model_validate(
+                    {"name": name, "status": status, "seconds": seconds, "cache_key": key} | details
+                )
+            )
+
         try:
             output = produce(workdir)
             entry = self.cache.store(
                 name, key, output.files, {"stage": name, "facts": output.facts}
             )
         except StageFailure as exc:
-            self.record.stages.append(
-                StageRecord(
-                    name=name,
-                    status="failed",
-                    seconds=round(time.monotonic() - started, 3),
-                    cache_key=key,
-                    worker_seconds=exc.worker_seconds,
-                    peak_rss_mb=exc.peak_rss_mb,
-                    error_type=exc.error_type,
-                    message=exc.detail or exc.message,
-                    traceback_tail=list(exc.traceback_tail),
-                )
+            for log_name, data in exc.logs.items():
+                self.attachments[f"{LOGS_DIR}/{name}/{log_name}"] = data
+            done(
+                "failed",
+                worker_seconds=exc.worker_seconds,
+                peak_rss_mb=exc.peak_rss_mb,
+                error_type=exc.error_type,
+                message=exc.detail or exc.message,
+                traceback_tail=list(exc.traceback_tail),
             )
             raise
         except BaseException as exc:
-            self.record.stages.append(
-                StageRecord(
-                    name=name,
-                    status="failed",
-                    seconds=round(time.monotonic() - started, 3),
-                    cache_key=key,
-                    error_type=type(exc).__name__,
-                    message=str(exc)[:500] or type(exc).__name__,
-                )
-            )
+            done("failed", error_type=type(exc).__name__, message=str(exc)[:500] or None)
             raise
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        self.record.stages.append(
-            StageRecord(
-                name=name,
-                status="ok",
-                seconds=round(time.monotonic() - started, 3),
-                cache_key=key,
-                worker_seconds=output.worker_seconds,
-                peak_rss_mb=output.peak_rss_mb,
-            )
-        )
+        done("ok", worker_seconds=output.worker_seconds, peak_rss_mb=output.peak_rss_mb)
+        self._attach(name, entry)
         return entry

@@ -27,6 +27,11 @@ class HnNetwork:
     layers: tuple[HnLayer, ...]
     output_layers: tuple[str, ...]
 
+    @property
+    def names(self) -> frozenset[str]:
+        """Every layer name in the network (bare)."""
+        return frozenset(layer.name for layer in self.layers)
+
     def layer(self, name: str) -> HnLayer | None:
         """The layer with bare or scoped name `name`."""
         bare = name.split("/", 1)[1] if "/" in name else name
@@ -56,10 +61,10 @@ def hn_from_dict(data: dict[str, Any], *, source: str = "HN") -> HnNetwork:
         )
         for key, value in raw_layers.items()
     )
-    order = data.get("net_params", {}).get("output_layers_order") or [
-        layer.name for layer in layers if layer.type == "output_layer"
-    ]
-    return HnNetwork(str(net_name), layers, tuple(_bare(o) for o in order))
+    # net_params.output_layers_order names the layers that FEED the outputs (net/conv68), not
+    # the output layers themselves (DFC_NOTES, HN): output layers are found by their type.
+    outputs = tuple(layer.name for layer in layers if layer.type == "output_layer")
+    return HnNetwork(str(net_name), layers, outputs)
 
 
 def read_hn(path: Path) -> HnNetwork:

@@ -40,3 +40,5 @@ class ResolvedPlan:
     a16_layers: tuple[str, ...]
     mapping: dict[str, tuple[str, ...]] = field(default_factory=dict)
     excluded: tuple[Excluded, ...] = ()
+    # Every layer name the HN already has: a model script must not declare one again.
+    taken: frozenset[str] = frozenset()

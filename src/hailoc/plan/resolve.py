@@ -95,4 +95,6 @@ def resolve_plan(plan: PrecisionPlan, hn: HnNetwork) -> ResolvedPlan:
             log.warning(
                 "%s: HN layer %s (%s) stays 8-bit: %s", plan.model, layer.name, layer.type, why
             )
-    return ResolvedPlan(plan, hn.net_name, tuple(ordered), mapping, plan.excluded + tuple(excluded))
+    return ResolvedPlan(
+        plan, hn.net_name, tuple(ordered), mapping, plan.excluded + tuple(excluded), hn.names
+    )

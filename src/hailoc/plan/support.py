@@ -1,8 +1,16 @@
-"""Which layer kinds can run in 16-bit on Hailo: the one table every plan consults."""
+"""Which layer kinds can run in 16-bit on Hailo: the one table every plan consults.
+
+Each row cites its public evidence (details and links in docs/dfc-behaviour.md); a row with
+none says "unverified". There is no public per-layer-type support table: where the evidence
+is only that the model zoo compiles a16_w16 on a layer type, the row says so.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+MZ = "hailo_model_zoo cfg/alls"
+NB16 = "Hailo-Application-Code-Examples compilation/16bit_optimization"
 
 
 @dataclass(frozen=True)
@@ -14,25 +22,71 @@ class LayerKind:
     hn_types: tuple[str, ...]
     a16: bool
     why: str = ""
+    evidence: str = "unverified"
 
 
-# Field reports behind the "no" rows are listed in DFC_NOTES (allocator, super-defuse, ...).
 KINDS: tuple[LayerKind, ...] = (
-    LayerKind("conv", ("Conv", "ConvTranspose"), ("conv", "dw", "deconv"), True),
-    LayerKind("fc", ("Gemm", "MatMul"), ("fc",), True),
-    LayerKind("batch_norm", ("BatchNormalization",), ("batch_norm",), True),
-    LayerKind("elementwise", ("Add", "Sub", "Mul"), ("ew_add", "ew_sub", "ew_mult"), True),
     LayerKind(
-        "pooling", ("AveragePool", "GlobalAveragePool", "MaxPool"), ("avgpool", "maxpool"), True
+        "conv",
+        ("Conv", "ConvTranspose"),
+        ("conv", "dw", "deconv"),
+        True,
+        evidence=f"{MZ} (a16_w16 on conv layers); {NB16}",
     ),
-    LayerKind("output", (), ("output_layer",), True),
-    LayerKind("input", (), ("input_layer",), False, "input layers carry no computation"),
+    LayerKind("fc", ("Gemm", "MatMul"), ("fc",), True, evidence=f"{NB16}"),
+    LayerKind("batch_norm", ("BatchNormalization",), ("batch_norm",), True),
+    LayerKind(
+        "elementwise",
+        ("Add", "Sub", "Mul"),
+        ("ew_add", "ew_sub", "ew_mult"),
+        True,
+        evidence=f"{NB16} (shortcut/add take their inputs' precision)",
+    ),
+    LayerKind(
+        "pooling",
+        ("AveragePool", "GlobalAveragePool", "MaxPool"),
+        ("avgpool", "maxpool"),
+        True,
+        evidence=f"{MZ} (a16_w16 on maxpool)",
+    ),
+    LayerKind(
+        "output",
+        (),
+        ("output_layer",),
+        True,
+        evidence=f"{MZ}/generic/fast_depth.alls: quantization_param(output_layer1, "
+        "precision_mode=a16_w16)",
+    ),
+    LayerKind(
+        "concat_slice",
+        ("Concat", "Slice", "Split"),
+        ("concat", "slice", "feature_splitter"),
+        True,
+        evidence=f"{MZ} (a16_w16 on concat, slice); {NB16} (output the input's precision)",
+    ),
+    LayerKind(
+        "format_conversion",
+        (),
+        ("format_conversion",),
+        True,
+        evidence=f"{MZ} (a16_w16 on format_conversion)",
+    ),
+    LayerKind(
+        "input",
+        (),
+        ("input_layer",),
+        False,
+        "input layers carry no computation: 16-bit there only widens the input stream",
+        evidence=f"{MZ} puts a16_w16 on input_layer; hailoc keeps it out of presets",
+    ),
     LayerKind(
         "normalization",
         (),
         ("normalization",),
         False,
-        "16-bit on the input normalization layer needs super-defuse",
+        "16-bit on the input normalization layer has failed with 'needs super-defuse'",
+        evidence="DFC_NOTES field report (super-defuse); hailo_model_zoo cfg/alls puts a16_w16 "
+        "on normalization in some scripts",
     ),
     LayerKind(
         "softmax",
@@ -40,6 +94,7 @@ KINDS: tuple[LayerKind, ...] = (
         ("softmax",),
         False,
         "16-bit softmax fails in the allocator (BackendAllocatorException)",
+        evidence="DFC_NOTES field report",
     ),
     LayerKind(
         "layer_norm",
@@ -51,9 +106,10 @@ KINDS: tuple[LayerKind, ...] = (
     LayerKind(
         "reduce",
         ("ReduceMax", "ReduceSum", "ReduceL2", "ReduceMean"),
-        ("reduce_max", "reduce_sum", "reduce_l2"),
+        ("reduce_max", "reduce_sum", "reduce_l2", "reduce_mean"),
         False,
         "wide non-conv layer: 16-bit needs super-defuse",
+        evidence="DFC_NOTES field report; hailo_model_zoo cfg/alls uses {reduce_sum*} in 16-bit",
     ),
     LayerKind("resize", ("Resize", "Upsample"), ("resize",), False, "no 16-bit support"),
 )

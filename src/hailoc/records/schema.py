@@ -96,6 +96,9 @@ class PlanSection(Section):
     a16_layers: list[str] = Field(default_factory=list)
     excluded: list[ExcludedLayer] = Field(default_factory=list)
     auto: AutoSummary | None = None
+    # Hailo: the optimization level the .alls asks for (None: the DFC's default) and why.
+    optimization_level: int | None = None
+    optimization_reason: str | None = None
 
 
 class AgreementNumbers(Section):

@@ -174,7 +174,8 @@ def translate(
             "original_names": [], "params": {},
         }
         layers[f"{net_name}/{src}"]["output"].append(f"{net_name}/{name}")
-        output_order.append(f"{net_name}/{name}")
+        # As in a real HN: the order lists the layers that FEED the outputs (DFC_NOTES, HN).
+        output_order.append(f"{net_name}/{src}")
 
     return {
         "name": net_name,

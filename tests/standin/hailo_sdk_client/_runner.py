@@ -6,6 +6,7 @@ import contextlib
 import enum
 import io
 import json
+import os
 import re
 import tarfile
 import time
@@ -17,14 +18,22 @@ import onnx
 from hailo_sdk_client import _emulator
 from hailo_sdk_client._parser import ParsingError as _ParseFailure
 from hailo_sdk_client._parser import translate
+from hailo_sdk_client._version import __version__
 from hailo_sdk_client.exceptions import (
     FAILURES,
-    AllocatorScriptParserException,
+    HailoNNException,
+    MisspellNodeError,
     ParsingError,
     SDKException,
+    UnsupportedHwArchError,
 )
 
 HW_ARCHS = ("hailo8", "hailo8l", "hailo8r", "hailo15h", "hailo15m", "hailo15l", "hailo10h")
+# DFC v3.x (Hailo-8 suites) builds the Hailo-8 family only; v5.x the Hailo-10/15 family only.
+FAMILIES = {"3": ("hailo8", "hailo8l", "hailo8r"), "5": ("hailo10h", "hailo15h", "hailo15m", "hailo15l")}
+RECOMMENDED_CALIB = 1024
+_FLAVOR = re.compile(r"model_optimization_flavor\(([^)]*)\)")
+_DECLARED = re.compile(r"^\s*([\w/]+(?:\s*,\s*[\w/]+)*)\s*=\s*\w+\(", re.M)
 STANDIN_HEF_MAGIC = b"HAILOC-STANDIN-NOT-A-HEF\n"
 _LAYER_LIST = re.compile(r"quantization_param\(\s*(\[[^\]]*\]|\{[^}]*\}|[\w/]+)\s*,")
 _DIRECTIVE = re.compile(r"#\s*standin-(fail|sleep|degenerate)\s*:\s*(.*)$")
@@ -37,16 +46,35 @@ class InferenceContext(enum.Enum):
     SDK_BIT_EXACT = "bit_exact"
 
 
+def _log(name: str, line: str) -> None:
+    """The real SDK writes its logs into the current directory; so does the stand-in, and it
+    fails as the real one would when that directory is not writable."""
+    with open(os.path.join(os.getcwd(), name), "a", encoding="utf-8") as fh:
+        fh.write(line.rstrip("\n") + "\n")
+
+
+def _has_gpu() -> bool:
+    return os.environ.get("CUDA_VISIBLE_DEVICES", "") != "" and os.path.exists("/dev/nvidia0")
+
+
 class ClientRunner:
     def __init__(self, hw_arch: str = "hailo8", har: str | None = None) -> None:
+        _log("hailo_sdk.client.log", f"[info] ClientRunner(hw_arch={hw_arch}) DFC {__version__}")
         if hw_arch not in HW_ARCHS:
-            raise SDKException(f"Unsupported hw_arch {hw_arch}")
+            raise UnsupportedHwArchError(f"Unsupported hw_arch {hw_arch}")
+        family = FAMILIES.get(__version__.split(".", 1)[0], HW_ARCHS)
+        if hw_arch not in family:
+            raise UnsupportedHwArchError(
+                f"hw_arch {hw_arch} is not supported by Dataflow Compiler {__version__}; "
+                f"supported: {', '.join(family)}")
         self.hw_arch = hw_arch
         self._hn: dict[str, Any] | None = None
         self._onnx: bytes = b""
         self._script = ""
+        self._applied_script = ""
         self._state = "empty"
         self._quant: dict[str, Any] = {}
+        self.optimization: dict[str, Any] = {}
         if har is not None:
             self.load_har(har)
 
@@ -59,6 +87,8 @@ class ClientRunner:
             self._hn = translate(onnx.load_from_string(self._onnx), net_name, start_node_names,
                                  end_node_names, net_input_shapes)
         except _ParseFailure as exc:
+            if "Unable to find node" in str(exc):
+                raise MisspellNodeError(str(exc)) from None
             raise ParsingError(str(exc)) from None
         self._state = "hailo_model"
         return self._hn, {}
@@ -75,7 +105,7 @@ class ClientRunner:
             f"{net}.hn": json.dumps(self._hn).encode(),
             f"{net}.metadata.json": json.dumps(
                 {"state": self._state, "hw_arch": self.hw_arch, "standin": True}).encode(),
-            f"{net}.alls": self._script.encode(),
+            f"{net}.alls": (self._script or self._applied_script).encode(),
             f"{net}.q.json": json.dumps(self._quant).encode(),
             f"{net}.onnx": self._onnx,
         }
@@ -93,7 +123,10 @@ class ClientRunner:
         net = hn_name[: -len(".hn")]
         self._hn = json.loads(files[hn_name])
         self._state = json.loads(files[f"{net}.metadata.json"])["state"]
-        self._script = files.get(f"{net}.alls", b"").decode()
+        # Strict (unverified): a loaded HAR does not bring back the model script, so compile
+        # honours performance_param only when the script is loaded again (as hailomz does).
+        self._script = ""
+        self._applied_script = files.get(f"{net}.alls", b"").decode()
         self._quant = json.loads(files.get(f"{net}.q.json", b"{}") or b"{}")
         self._onnx = files.get(f"{net}.onnx", b"")
 
@@ -113,7 +146,15 @@ class ClientRunner:
     def load_model_script(self, text: str, append: bool = False) -> None:
         self._net()
         known = {k.split("/", 1)[1] for k in self._hn["layers"]}
-        declared = set(re.findall(r"^\s*(\w+)\s*=\s*normalization\(", text, re.M))
+        declared: set[str] = set()
+        for match in _DECLARED.finditer(text):
+            for name in re.split(r"\s*,\s*", match.group(1)):
+                bare = name.split("/", 1)[-1]
+                if bare in known:
+                    raise HailoNNException(
+                        f"The layer named {bare} already exists in the HN; a model script "
+                        "command cannot declare it again")
+                declared.add(bare)
         for match in _LAYER_LIST.finditer(text):
             group = match.group(1)
             if group.startswith("{"):
@@ -121,8 +162,7 @@ class ClientRunner:
             for name in re.findall(r"[\w/]+", group):
                 bare = name.split("/", 1)[-1]
                 if bare not in known and bare not in declared:
-                    raise AllocatorScriptParserException(
-                        f"Cannot find layer {bare} in existing layer names")
+                    raise HailoNNException(f"The layer named {bare} doesn't exist in the HN")
         self._script = (self._script + "\n" + text) if append else text
 
     def _directives(self, kind: str) -> list[list[str]]:
@@ -166,10 +206,37 @@ class ClientRunner:
         self._maybe_fail("optimize_full_precision")
         self._state = "fp_optimized_model"
 
+    def _optimization_level(self, entries: int) -> tuple[int, str]:
+        flavor = _FLAVOR.search(self._script)
+        level = None
+        if flavor:
+            found = re.search(r"optimization_level\s*=\s*(\d+)", flavor.group(1))
+            level = int(found.group(1)) if found else None
+        if level is not None:
+            return level, "set by the model script"
+        gpu = _has_gpu()
+        if entries < RECOMMENDED_CALIB and not gpu:
+            # Seen in third-party logs of the real DFC (DFC_NOTES, optimization level).
+            _log("acceleras.log", "[warning] Reducing optimization level to 0 (the accuracy won't "
+                 "be optimized and compression won't be used) because there's less data than the "
+                 f"recommended amount ({RECOMMENDED_CALIB}), and there's no available GPU")
+            return 0, "default, reduced: no GPU and fewer than 1024 entries"
+        if entries < RECOMMENDED_CALIB:
+            return 1, "default, reduced: fewer than 1024 entries"
+        _log("acceleras.log", "[info] Using default optimization level of 2")
+        return 2, "default"
+
     def optimize(self, calib_data: Any) -> None:
         array = self._check_calib(calib_data)
         self._maybe_fail("optimize")
+        level, why = self._optimization_level(len(array))
+        if level >= 2 and not _has_gpu():
+            _log("acceleras.log", f"[warning] optimization_level={level} on the CPU: AdaRound and "
+                 "fine-tuning take hours without a GPU")
+        self.optimization = {"level": level, "why": why, "gpu": _has_gpu()}
+        os.makedirs(os.path.join(os.getcwd(), ".stats_collection"), exist_ok=True)
         self._quant = _emulator.calibrate(self._onnx, self._hn, self._script, array)
+        self._applied_script = self._script
         self._state = "quantized_model"
 
     # --- compile ---------------------------------------------------------------------------
@@ -177,8 +244,12 @@ class ClientRunner:
         if self._state != "quantized_model":
             raise SDKException(f"Model must be quantized before compile (state {self._state})")
         self._maybe_fail("compile")
+        performance = re.findall(r"^\s*performance_param\(([^)]*)\)", self._script, re.M)
+        _log("allocator.log", f"[info] compiling {self._net()} for {self.hw_arch}; "
+             f"performance_param: {performance or 'none loaded'}")
         summary = {"net": self._net(), "hw_arch": self.hw_arch, "standin": True,
-                   "layers": len(self._hn["layers"])}
+                   "dfc_version": __version__, "layers": len(self._hn["layers"]),
+                   "performance_param": performance}
         return STANDIN_HEF_MAGIC + json.dumps(summary).encode()
 
     # --- emulation -------------------------------------------------------------------------
@@ -191,7 +262,8 @@ class ClientRunner:
         quantized = context in (InferenceContext.SDK_QUANTIZED, InferenceContext.SDK_BIT_EXACT)
         if quantized and self._state != "quantized_model":
             raise SDKException("SDK_QUANTIZED inference needs an optimized model")
-        out = _emulator.run(self._onnx, self._script, self._quant if quantized else None, array)
+        script = self._script or self._applied_script
+        out = _emulator.run(self._onnx, script, self._quant if quantized else None, array)
         if quantized and self._directives("degenerate"):
             # Mimic a collapsed build: every face maps to nearly the same embedding.
             out = np.tile(out.mean(axis=0, keepdims=True), (len(out), 1)) + 1e-3 * out

@@ -29,6 +29,22 @@ class ParsingError(SDKException):
     pass
 
 
+class HailoNNException(SDKException):
+    pass
+
+
+class ParsingWithRecommendationException(SDKException):
+    pass
+
+
+class MisspellNodeError(SDKException):
+    pass
+
+
+class UnsupportedHwArchError(SDKException):
+    pass
+
+
 # `# standin-fail: <stage> <name>` in a model script raises FAILURES[name] at that stage.
 FAILURES = {
     "allocator": (BackendAllocatorException,

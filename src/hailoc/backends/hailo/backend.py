@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from hailoc.alls import render_alls
+from hailoc.alls.flavor import choose_flavor
 from hailoc.backends.hailo import docker_env
 from hailoc.backends.hailo.container import Mount, StageOutcome, kill_labelled, run_stage
 from hailoc.backends.protocol import (
@@ -39,6 +40,7 @@ from hailoc.manifest import LoadedManifest
 from hailoc.options import BuildOptions
 from hailoc.plan import PrecisionPlan, read_hn, resolve_plan
 from hailoc.records import ExcludedLayer, PlanSection
+from hailoc.targets import BuildTarget
 
 log = logging.getLogger(__name__)
 
@@ -49,26 +51,50 @@ PREVIOUS = f"{WS}/in"  # the previous stage's cache entry
 
 
 @dataclass(frozen=True)
+class Suite:
+    """A suite image checked by a probe, and hailoc's DFC image built on it."""
+
+    info: docker_env.SuiteInfo
+    image: str  # hailoc-dfc:<hash>
+
+
+@dataclass(frozen=True)
 class HailoSession:
-    """A connected engine with the suite and hailoc's DFC image ready."""
+    """A connected engine with, per hw_arch, a suite that builds it and hailoc's DFC image."""
 
     client: Any
-    image: str
-    suite_ref: str
-    suite_id: str
+    suites: dict[str, Suite]  # hw_arch -> suite
     gpus: bool
     worker: str
 
+    def suite(self, hw_arch: str) -> Suite:
+        """The suite that builds `hw_arch` (checked when the session opened)."""
+        return self.suites[hw_arch]
 
-def open_session(manifest: LoadedManifest, options: BuildOptions) -> HailoSession:
-    """Check the daemon and the suite image, build the DFC image if needed."""
+
+def open_session(
+    manifest: LoadedManifest, options: BuildOptions, hw_archs: list[str]
+) -> HailoSession:
+    """Check the daemon and every suite image the targets need, build the DFC images; a
+    suite that cannot build a requested hw_arch is refused here, before any stage runs."""
     target = docker_env.DockerTarget(options.docker_host, options.docker_context)
     client = docker_env.connect(target)
-    suite_ref = options.suite_image or manifest.data.defaults.suite_image
-    suite_id = docker_env.suite_image_id(client, suite_ref)
-    image = docker_env.ensure_dfc_image(client, suite_ref, suite_id, manifest.root)
+    by_ref: dict[str, Suite] = {}
+    suites: dict[str, Suite] = {}
+    for arch in dict.fromkeys(hw_archs):
+        ref = manifest.suite_image_for(arch, options.suite_image)
+        if ref not in by_ref:
+            image_id = docker_env.suite_image_id(client, ref)
+            info = docker_env.probe_suite(client, ref, image_id, manifest.cache_dir)
+            docker_env.check_suite(info, arch)
+            image = docker_env.ensure_dfc_image(
+                client, ref, image_id, manifest.root, info.python or "python3"
+            )
+            by_ref[ref] = Suite(info, image)
+        docker_env.check_suite(by_ref[ref].info, arch)
+        suites[arch] = by_ref[ref]
     gpus = docker_env.has_gpu_runtime(client) if options.gpus is None else options.gpus
-    return HailoSession(client, image, suite_ref, suite_id, gpus, docker_env.worker_digest())
+    return HailoSession(client, suites, gpus, docker_env.worker_digest())
 
 
 def _net_name(model: str) -> str:
@@ -95,13 +121,18 @@ class HailoBackend:
         # find them by it.
         self.run_id = uuid.uuid4().hex[:12]
 
-    def facts(self) -> dict[str, str]:
-        """Suite image, its id, hailoc's DFC image and the worker digest."""
+    def facts(self, target: BuildTarget) -> dict[str, str]:
+        """Suite image, its id and versions, hailoc's DFC image and the worker digest."""
+        suite = self.session.suite(target.hw_arch)
         return {
-            "suite_image": self.session.suite_ref,
-            "suite_image_id": self.session.suite_id,
-            "dfc_image": self.session.image,
+            "suite_image": suite.info.ref,
+            "suite_image_id": suite.info.image_id,
+            "dfc_version": suite.info.dfc_version or "unknown",
+            "hailort_version": suite.info.hailort_version or "none",
+            "worker_python": suite.info.python or "unknown",
+            "dfc_image": suite.image,
             "worker_sha256": self.session.worker,
+            "gpus": "yes" if self.session.gpus else "no",
         }
 
     # -- stages -----------------------------------------------------------------------------
@@ -114,7 +145,7 @@ class HailoBackend:
             "parse",
             {
                 "onnx_sha256": inputs.onnx_sha256,
-                "suite_image_id": self.session.suite_id,
+                "suite_image_id": self.session.suite(job.target.hw_arch).info.image_id,
                 "worker_sha256": self.session.worker,
                 "hw_arch": job.target.hw_arch,
                 "net": _net_name(cfg.name),
@@ -145,7 +176,11 @@ class HailoBackend:
         inputs = job.inputs
         cfg = inputs.config
         resolved = resolve_plan(plan, read_hn(prepared / "parsed.hn.json"))
-        alls = render_alls(cfg, resolved, self.manifest.templates_dir)
+        entries = min(len(inputs.calib), cfg.optimization.calibset_size)
+        flavor = choose_flavor(
+            cfg.optimization.optimization_level, gpu=self.session.gpus, entries=entries
+        )
+        alls = render_alls(cfg, resolved, self.manifest.templates_dir, flavor)
         sizes = cfg.gate.face_sizes
         eval_bytes = _npy_bytes(stack_sizes(inputs.eval_faces, sizes))
         calib_name = self._blob(f"{inputs.calib_sha256}.npy", _npy_bytes(inputs.calib))
@@ -185,6 +220,8 @@ class HailoBackend:
             excluded=[
                 ExcludedLayer(name=e.name, kind=e.kind, why=e.why) for e in resolved.excluded
             ],
+            optimization_level=flavor.level,
+            optimization_reason=flavor.reason,
         )
         return Candidate(
             plan=section,
@@ -198,8 +235,21 @@ class HailoBackend:
     def finish(self, job: Job, candidate: Candidate, stages: Stages) -> list[ArtifactFile]:
         """Compile the optimized HAR; the HEF (or the stand-in's marked output) is the artifact."""
         key = cache_key("compile", {"optimize": candidate.entry.name})
-        job_file = {"har_in": f"{PREVIOUS}/optimized.har", "hw_arch": job.target.hw_arch}
-        entry = self._stage(job, stages, "compile", key, job_file, candidate.entry, ("model.hef",))
+        job_file = {
+            "har_in": f"{PREVIOUS}/optimized.har",
+            "hw_arch": job.target.hw_arch,
+            "alls": f"{WS}/work/model.alls",
+        }
+        entry = self._stage(
+            job,
+            stages,
+            "compile",
+            key,
+            job_file,
+            candidate.entry,
+            ("model.hef",),
+            extra_files={"model.alls": (candidate.alls or "").encode()},
+        )
         data = (entry / "model.hef").read_bytes()
         model = job.target.model
         artifacts = [ArtifactFile("alls", "model.alls", (candidate.alls or "").encode())]
@@ -251,8 +301,8 @@ class HailoBackend:
                 mounts.append(Mount(previous, PREVIOUS))
             outcome = run_stage(
                 self.session.client,
-                self.session.image,
-                {**job_file, "stage": stage, "out_dir": f"{WS}/work/out"},
+                self.session.suite(job.target.hw_arch).image,
+                {**job_file, "stage": stage, "out_dir": f"{WS}/work/out", "cwd": f"{WS}/work/cwd"},
                 workdir,
                 mounts,
                 files=extra_files or {},
@@ -268,7 +318,9 @@ class HailoBackend:
                     "org.hailoc.host": socket.gethostname(),
                 },
             )
-            _raise_if_failed(stage, outcome, job.options.stage_timeout)
+            # The DFC's own logs (written into its working directory) are kept either way.
+            logs = {p.name: p for p in sorted((workdir / "cwd").glob("*.log")) if p.is_file()}
+            _raise_if_failed(stage, outcome, job.options.stage_timeout, logs)
             files = {name: workdir / "out" / name for name in outputs}
             missing = [n for n, p in files.items() if not p.is_file()]
             if missing:
@@ -278,6 +330,7 @@ class HailoBackend:
                     UNKNOWN.hint,
                 )
             result = outcome.result or {}
+            files.update({f"logs/{name}": path for name, path in logs.items()})
             return StageOutput(
                 files,
                 worker_seconds=_float(result.get("seconds")),
@@ -291,26 +344,30 @@ def _float(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _raise_if_failed(stage: str, outcome: StageOutcome, timeout: float) -> None:
+def _raise_if_failed(
+    stage: str, outcome: StageOutcome, timeout: float, log_files: dict[str, Path]
+) -> None:
     result = outcome.result or {}
     if result.get("status") == "ok" and outcome.exit_code == 0 and not outcome.timed_out:
         return
+    logs = {name: path.read_bytes() for name, path in log_files.items()}
     seconds = _float(result.get("seconds"))
     peak = _float(result.get("peak_rss_mb"))
     if outcome.timed_out:
         raise StageFailure(
-            TIMEOUT.name, f"{stage} exceeded its {timeout:g} s timeout", TIMEOUT.hint
+            TIMEOUT.name, f"{stage} exceeded its {timeout:g} s timeout", TIMEOUT.hint, logs=logs
         )
     if outcome.result is None:
         if outcome.oom_killed:
             limit = f" (memory limit {outcome.memory_limit})" if outcome.memory_limit else ""
             raise StageFailure(
-                OOM.name, f"{stage} container was killed out of memory{limit}", OOM.hint
+                OOM.name, f"{stage} container was killed out of memory{limit}", OOM.hint, logs=logs
             )
         raise StageFailure(
             KILLED.name,
             f"{stage} container died without a result: exit code {outcome.exit_code}",
             KILLED.hint,
+            logs=logs,
         )
     error_type = str(result.get("error_type") or "")
     message = str(result.get("message") or "")
@@ -324,4 +381,5 @@ def _raise_if_failed(stage: str, outcome: StageOutcome, timeout: float) -> None:
         traceback_tail=tuple(str(t) for t in result.get("traceback_tail", [])),
         worker_seconds=seconds,
         peak_rss_mb=peak,
+        logs=logs,
     )

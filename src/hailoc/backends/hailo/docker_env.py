@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import re
 import tarfile
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from hailoc.errors import HailocError
+from hailoc.fsutil import atomic_write_text
+from hailoc.manifest.schema import ARCH_FAMILIES, family_of
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +143,135 @@ def _context_tar(dockerfile: bytes) -> io.BytesIO:
     return buffer
 
 
-def ensure_dfc_image(client: Any, suite_ref: str, suite_id: str, project_root: Path) -> str:
+# Where suites keep the Python that has hailo_sdk_client (DFC_NOTES: the suite container);
+# the first one that imports it is used.
+PYTHON_CANDIDATES = (
+    "/local/workspace/hailo_virtualenv/bin/python",
+    "/local/workspace/hailo_venv/bin/python",
+    "python3",
+    "python",
+)
+_PROBE = """
+for p in {candidates}; do
+  if [ -x "$p" ] || command -v "$p" >/dev/null 2>&1; then
+    if "$p" -c "import sys, hailo_sdk_client as h; print('HAILOC-DFC', sys.executable, \
+getattr(h, '__version__', 'unknown'))" 2>/dev/null; then
+      "$p" -c "import hailo_platform as r; print('HAILOC-HAILORT', getattr(r, '__version__', \
+'unknown'))" 2>/dev/null || echo "HAILOC-HAILORT none"
+      exit 0
+    fi
+  fi
+done
+echo HAILOC-DFC none
+"""
+
+
+@dataclass(frozen=True)
+class SuiteInfo:
+    """What a suite image holds, read once per image id by a probe container."""
+
+    ref: str
+    image_id: str
+    python: str | None  # the interpreter that imports hailo_sdk_client
+    dfc_version: str | None
+    hailort_version: str | None
+
+    @property
+    def archs(self) -> tuple[str, ...]:
+        """The hw_archs this DFC builds (its family); all when the version is unknown."""
+        major = (self.dfc_version or "").split(".", 1)[0]
+        if major in ("2", "3"):
+            return ARCH_FAMILIES["hailo8"]
+        if major in ("4", "5"):
+            return ARCH_FAMILIES["hailo10h"]
+        return tuple(a for family in ARCH_FAMILIES.values() for a in family)
+
+
+def probe_suite(client: Any, ref: str, image_id: str, cache_dir: Path) -> SuiteInfo:
+    """The suite's Python, DFC and HailoRT versions (cached by image id under cache_dir)."""
+    cached = cache_dir / "probe" / f"{image_id.replace(':', '_')}.json"
+    if cached.is_file():
+        try:
+            data = json.loads(cached.read_text(encoding="utf-8"))
+            return SuiteInfo(
+                ref=ref,
+                **{
+                    k: data.get(k) for k in ("image_id", "python", "dfc_version", "hailort_version")
+                },
+            )
+        except (OSError, ValueError, TypeError):
+            pass  # a damaged entry is probed again
+    script = _PROBE.format(candidates=" ".join(PYTHON_CANDIDATES))
+    try:
+        output = client.containers.run(
+            ref,
+            entrypoint=["/bin/sh", "-c", script],
+            command=[],
+            remove=True,
+            network_disabled=True,
+            environment={"HOME": "/tmp"},
+            working_dir="/tmp",
+        ).decode("utf-8", "replace")
+    except Exception as exc:  # an image that cannot even start a shell
+        raise BackendUnavailable(
+            f"cannot run suite image {ref} ({_short_reason(exc)})",
+            where="suite image",
+            fix=f"check it starts: `docker run --rm {ref} sh -c true`",
+        ) from None
+    python = dfc = hailort = None
+    for line in output.splitlines():
+        fields = line.split()
+        if fields[:1] == ["HAILOC-DFC"] and len(fields) >= 3:
+            python, dfc = fields[1], fields[2]
+        elif fields[:1] == ["HAILOC-HAILORT"] and len(fields) >= 2 and fields[1] != "none":
+            hailort = fields[1]
+    info = SuiteInfo(ref, image_id, python, dfc, hailort)
+    if python is not None:
+        atomic_write_text(
+            cached,
+            json.dumps(
+                {
+                    "image_id": image_id,
+                    "python": python,
+                    "dfc_version": dfc,
+                    "hailort_version": hailort,
+                }
+            ),
+        )
+    return info
+
+
+def check_suite(info: SuiteInfo, hw_arch: str) -> None:
+    """Refuse, before any stage runs, a suite that cannot build `hw_arch`."""
+    if info.python is None:
+        raise BackendUnavailable(
+            f"suite image {info.ref} has no Python that imports hailo_sdk_client "
+            f"(tried {', '.join(PYTHON_CANDIDATES)})",
+            where="suite image",
+            fix="load the Hailo AI Software Suite image (docker load -i ...) and name it in "
+            "defaults.suite_image / suite_images",
+        )
+    if hw_arch not in info.archs:
+        family = family_of(hw_arch)
+        raise BackendUnavailable(
+            f"suite image {info.ref} has DFC {info.dfc_version}, which builds "
+            f"{', '.join(info.archs)}, not {hw_arch}",
+            where="--hw-arch",
+            fix=f"load a suite for the {family} family and map it in the manifest: "
+            f"defaults.suite_images: {{{family}: <image>}}",
+        )
+
+
+def ensure_dfc_image(
+    client: Any, suite_ref: str, suite_id: str, project_root: Path, python: str = "python3"
+) -> str:
     """Tag of hailoc's DFC image for this suite and worker, built only when inputs changed."""
     from docker.errors import BuildError, ImageNotFound
 
     dockerfile = dockerfile_path(project_root).read_bytes()
-    key = hashlib.sha256(dockerfile + worker_digest().encode() + suite_id.encode()).hexdigest()
+    key = hashlib.sha256(
+        dockerfile + worker_digest().encode() + suite_id.encode() + python.encode()
+    ).hexdigest()
     tag = f"hailoc-dfc:{key[:16]}"
     try:
         client.images.get(tag)
@@ -158,7 +284,7 @@ def ensure_dfc_image(client: Any, suite_ref: str, suite_id: str, project_root: P
             fileobj=_context_tar(dockerfile),
             custom_context=True,
             tag=tag,
-            buildargs={"SUITE_IMAGE": suite_ref},
+            buildargs={"SUITE_IMAGE": suite_ref, "WORKER_PYTHON": python},
             labels={"org.hailoc.suite": suite_ref, "org.hailoc.key": key},
             rm=True,
             pull=False,

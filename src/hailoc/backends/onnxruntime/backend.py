@@ -10,6 +10,7 @@ from hailoc.backends.protocol import ArtifactFile, Candidate, Job, StageOutput, 
 from hailoc.inference.session import embed_at_sizes
 from hailoc.plan import PrecisionPlan
 from hailoc.records import ExcludedLayer, PlanSection
+from hailoc.targets import BuildTarget
 
 QDQ = "model.qdq.onnx"
 NOT_A_HEF = "ONNX Runtime QDQ emulation of the Hailo plan: NOT a HEF"
@@ -21,7 +22,7 @@ class OrtBackend:
     name = "onnxruntime"
     stages: tuple[str, ...] = ("quantize",)
 
-    def facts(self) -> dict[str, str]:
+    def facts(self, target: BuildTarget) -> dict[str, str]:
         """Nothing beyond the toolchain versions every record carries."""
         return {}
 

@@ -58,9 +58,22 @@ def emulate(runner: Any, faces: Any) -> tuple[Any, Any]:
     return outputs[0], outputs[1]
 
 
-def compile_hef(har_in: str, hw_arch: str) -> bytes:
-    """Compile an optimized HAR and return the HEF bytes."""
+def compile_hef(har_in: str, hw_arch: str, alls_text: str) -> bytes:
+    """Compile an optimized HAR and return the HEF bytes.
+
+    The model script is loaded again first, as hailomz does (hailo_model_zoo
+    core/main_utils.py, compile_model): performance_param / resources_param lines act here.
+    """
     from hailo_sdk_client import ClientRunner
 
     runner = ClientRunner(hw_arch=hw_arch, har=har_in)
+    if alls_text:
+        runner.load_model_script(alls_text)
     return bytes(runner.compile())
+
+
+def version() -> str:
+    """The DFC's version string."""
+    import hailo_sdk_client
+
+    return str(getattr(hailo_sdk_client, "__version__", "unknown"))

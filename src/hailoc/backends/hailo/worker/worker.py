@@ -99,7 +99,11 @@ def stage_optimize(job: dict[str, Any], out: str) -> dict[str, Any]:
 
 
 def stage_compile(job: dict[str, Any], out: str) -> dict[str, Any]:
-    hef = dfc.compile_hef(job["har_in"], job["hw_arch"])
+    alls = ""
+    if job.get("alls"):
+        with open(job["alls"], encoding="utf-8") as fh:
+            alls = fh.read()
+    hef = dfc.compile_hef(job["har_in"], job["hw_arch"], alls)
     atomic_write(os.path.join(out, "model.hef"), hef)
     return {"artifacts": ["model.hef"]}
 
@@ -116,6 +120,11 @@ def run(job_path: str) -> int:
         job = json.load(fh)
     stage, out = job["stage"], job["out_dir"]
     os.makedirs(out, exist_ok=True)
+    if job.get("cwd"):
+        # The DFC writes its logs and scratch folders into the current directory: give it a
+        # private writable one (the host keeps its *.log files as build artifacts).
+        os.makedirs(job["cwd"], exist_ok=True)
+        os.chdir(job["cwd"])
     before = set(os.listdir(out))
     result: dict[str, Any] = {"stage": stage, "status": "running"}
     say(stage, "start")

@@ -1,0 +1,193 @@
+"""Checks a real overnight Hailo run needs, each with its fix: `hailoc doctor` and the build's
+own pre-flight (cached per suite image id)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from hailoc.backends.hailo import docker_env
+from hailoc.errors import HailocError
+from hailoc.manifest import LoadedManifest
+from hailoc.manifest.schema import ARCH_FAMILIES
+
+Level = Literal["ok", "warning", "fail"]
+MIN_FREE_GB = 20.0
+MIN_SHM_MB = 1024
+
+
+@dataclass(frozen=True)
+class Check:
+    """One row of the doctor's table."""
+
+    name: str
+    level: Level
+    detail: str
+    fix: str = ""
+
+
+def _free_gb(path: Path) -> float:
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    return shutil.disk_usage(probe).free / 2**30
+
+
+def _writable(path: Path) -> bool:
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".hailoc-doctor-"):
+            return True
+    except OSError:
+        return False
+
+
+def _local(manifest: LoadedManifest) -> list[Check]:
+    checks = []
+    for label, path in (("hef/", manifest.hef_dir), (".hailoc/", manifest.state_dir)):
+        free = _free_gb(path)
+        checks.append(
+            Check(
+                f"disk under {label}",
+                "ok" if free >= MIN_FREE_GB else "warning",
+                f"{free:.1f} GB free",
+                ""
+                if free >= MIN_FREE_GB
+                else f"free {MIN_FREE_GB:.0f} GB: HARs of big models are large",
+            )
+        )
+        ok = _writable(path)
+        checks.append(
+            Check(
+                f"write access to {label}",
+                "ok" if ok else "fail",
+                "writable" if ok else "not writable",
+                "" if ok else f"fix the permissions of {path}",
+            )
+        )
+    return checks
+
+
+def _in_container(client: Any, image: str, script: str) -> tuple[int, str]:
+    container = client.containers.run(
+        image,
+        entrypoint=["/bin/sh", "-c", script],
+        command=[],
+        detach=True,
+        network_disabled=True,
+        shm_size="4g",
+        working_dir="/tmp",
+    )
+    try:
+        code = int(container.wait(timeout=120)["StatusCode"])
+        return code, container.logs().decode("utf-8", "replace")
+    finally:
+        container.remove(force=True)
+
+
+def _suite(client: Any, manifest: LoadedManifest, family: str, ref: str) -> list[Check]:
+    checks: list[Check] = []
+    try:
+        image_id = docker_env.suite_image_id(client, ref)
+    except HailocError as exc:
+        return [Check(f"suite image ({family})", "fail", f"{ref}: not loaded", exc.fix or "")]
+    checks.append(Check(f"suite image ({family})", "ok", f"{ref} ({image_id[:19]})"))
+    info = docker_env.probe_suite(client, ref, image_id, manifest.cache_dir)
+    if info.python is None:
+        checks.append(
+            Check(
+                f"hailo_sdk_client ({family})",
+                "fail",
+                f"no Python in {ref} imports it (tried {', '.join(docker_env.PYTHON_CANDIDATES)})",
+                "load the Hailo AI Software Suite image, not a plain base image",
+            )
+        )
+        return checks
+    checks.append(Check(f"worker Python ({family})", "ok", info.python))
+    builds = set(ARCH_FAMILIES[family]) <= set(info.archs)
+    checks.append(
+        Check(
+            f"DFC ({family})",
+            "ok" if builds else "fail",
+            f"{info.dfc_version}; builds {', '.join(info.archs)}",
+            "" if builds else f"map a suite of the {family} family in defaults.suite_images",
+        )
+    )
+    checks.append(
+        Check(
+            f"HailoRT ({family})",
+            "ok" if info.hailort_version else "warning",
+            info.hailort_version or "not in the image",
+            "" if info.hailort_version else "only needed to run HEFs on a device in this image",
+        )
+    )
+    code, out = _in_container(client, ref, "df -m /dev/shm | tail -1")
+    fields = out.split()
+    shm = int(fields[1]) if code == 0 and len(fields) > 1 and fields[1].isdecimal() else 0
+    checks.append(
+        Check(
+            f"/dev/shm in a stage ({family})",
+            "ok" if shm >= MIN_SHM_MB else "fail",
+            f"{shm} MB",
+            "" if shm >= MIN_SHM_MB else "the engine refused shm_size=4g: check its configuration",
+        )
+    )
+    return checks
+
+
+def _gpu(client: Any, ref: str) -> Check:
+    if not docker_env.has_gpu_runtime(client):
+        return Check(
+            "GPU",
+            "warning",
+            "the engine has no NVIDIA runtime: optimization runs on the CPU at level 0",
+            "install the NVIDIA container toolkit for level-2 optimization (AdaRound, finetune)",
+        )
+    from docker.types import DeviceRequest
+
+    try:
+        out = client.containers.run(
+            ref,
+            entrypoint=["nvidia-smi", "-L"],
+            command=[],
+            remove=True,
+            device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])],
+        ).decode("utf-8", "replace")
+    except Exception as exc:
+        return Check(
+            "GPU", "warning", f"nvidia-smi failed in a container ({exc})", "check the toolkit"
+        )
+    gpus = [line for line in out.splitlines() if line.startswith("GPU ")]
+    return Check("GPU", "ok" if gpus else "warning", f"{len(gpus)} visible in a container")
+
+
+def diagnose(
+    manifest: LoadedManifest, *, docker_host: str | None = None, context: str | None = None
+) -> list[Check]:
+    """Every check, in order; a failed engine connection ends the list early."""
+    checks = _local(manifest)
+    try:
+        client = docker_env.connect(docker_env.DockerTarget(docker_host, context))
+    except HailocError as exc:
+        checks.append(Check("Docker engine", "fail", exc.message, exc.fix or ""))
+        return checks
+    checks.append(Check("Docker engine", "ok", docker_host or context or "default"))
+    defaults = manifest.data.defaults
+    wanted = {"hailo8": defaults.suite_image, **defaults.suite_images}
+    for family, ref in wanted.items():
+        checks += _suite(client, manifest, family, ref)
+    checks.append(_gpu(client, defaults.suite_image))
+    client.close()
+    return checks
+
+
+def preflight(manifest: LoadedManifest) -> None:
+    """The local checks a Hailo build cannot run without, as one-line errors before it starts."""
+    for check in _local(manifest):
+        if check.level == "fail":
+            raise HailocError(check.detail, where=check.name, fix=check.fix)

@@ -23,6 +23,8 @@ COMMANDS = [
     ("calib", "show"),
     ("calib", "verify"),
     ("calib", "export"),
+    ("gc",),
+    ("doctor",),
 ]
 
 
@@ -40,3 +42,10 @@ def test_version(cli) -> None:
     result = cli("--version")
     assert result.code == 0
     assert result.out.strip() == f"hailoc {__version__}"
+
+
+def test_verbose_is_a_flag_not_a_value(cli) -> None:
+    """`-v` takes no value; --help must not suggest `-v <int>`."""
+    result = cli("--help")
+    line = next(line for line in result.out.splitlines() if "--verbose" in line)
+    assert "<int>" not in line and "INTEGER" not in line

@@ -8,7 +8,6 @@ logic is under test.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +27,7 @@ from hailoc.plan import PrecisionPlan
 from hailoc.records import BuildRecord, PlanSection, read_record
 from hailoc.targets import BuildTarget, output_dir
 from tests.conftest import REPO
+from tests.synthetic import synthetic_set
 
 SIZES = (112, 64, 40, 24, 16)
 DIM = 16
@@ -37,20 +37,6 @@ def _embeddings(faces: int, seed: int = 0) -> BySize:
     rng = np.random.default_rng(seed)
     base = rng.normal(size=(faces, DIM)).astype(np.float32) * rng.uniform(1, 3, (faces, 1))
     return {s: (base + 0.01 * rng.normal(size=base.shape)).astype(np.float32) for s in SIZES}
-
-
-def synthetic_set(root: Path, name: str = "tiny", faces: int = 8) -> None:
-    """A calibration set written by hand: random 112x112 faces, hashes in its manifest."""
-    folder = root / name
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(1)
-    arrays = {}
-    for fname, n in (("calib.npy", faces), ("eval.npy", faces)):
-        np.save(folder / fname, rng.integers(0, 255, (n, 112, 112, 3), dtype=np.uint8))
-        digest = hashlib.sha256((folder / fname).read_bytes()).hexdigest()
-        arrays[fname] = {"sha256": digest, "shape": [n, 112, 112, 3]}
-    manifest = {"format": 1, "name": name, "version": 1, "arrays": arrays, "params": {}}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
 class FakeReferences:

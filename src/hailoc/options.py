@@ -25,6 +25,7 @@ class BuildOptions:
     auto_target: float | None = None
     auto_budget: int | None = None
     wait: bool = True  # wait for another build of the same target instead of exiting 3
+    accept_best: bool = False  # auto: build the best plan found even below the target
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.stage_timeout) and self.stage_timeout > 0):

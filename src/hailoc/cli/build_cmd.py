@@ -84,6 +84,12 @@ def build(
         help="Keep the artifact (and compile) even when the accuracy gate fails; "
         "the record still says it failed the gate.",
     ),
+    accept_best: bool = typer.Option(
+        False,
+        "--accept-best",
+        help="auto: when the target is not reached, build the best plan found (the gate "
+        "still judges it) instead of failing with class auto_target.",
+    ),
     no_wait: bool = typer.Option(
         False,
         "--no-wait",
@@ -121,6 +127,7 @@ def build(
         auto_target=finite("--target", target) if target is not None else None,
         auto_budget=budget,
         wait=not no_wait,
+        accept_best=accept_best,
     )
     if retry_failed:
         targets = [

@@ -8,6 +8,7 @@ from rich.table import Table
 
 from hailoc.cli.output import error_line, warning_line
 from hailoc.cli.state import state
+from hailoc.onnxgraph.patterns import describe
 from hailoc.validate import ModelCheck, check_model
 
 app = typer.Typer(
@@ -23,7 +24,8 @@ def list_models(ctx: typer.Context) -> None:
     manifest = st.manifest()
     table = Table(title=f"models in {manifest.path}")
     for column in ("name", "family", "hw_arch", "precision", "calib_set", "onnx"):
-        table.add_column(column)
+        # Names are never cut: similar names must stay tellable apart.
+        table.add_column(column, no_wrap=column == "name", overflow="fold")
     for cfg in manifest.models():
         present = "[green]present[/]" if cfg.onnx.is_file() else "[red]missing[/]"
         table.add_row(
@@ -92,7 +94,10 @@ def _report(out: Console, err: Console, check: ModelCheck, manifest_name: str) -
         f"  input {cfg.input.name} {list(cfg.input.shape)} {cfg.input.layout} "
         f"{cfg.input.color}; normalization {norm}"
     )
+    for line in describe(graph):
+        out.print(f"  found: {line}", highlight=False)
     out.print(
-        f"  embedding output {graph.embedding_output}; final block: "
-        f"{', '.join(graph.final_block) or 'none found'}"
+        f"  embedding output {graph.embedding_output}; final block (int16-final): "
+        f"{', '.join(graph.final_block) or 'none found'}",
+        highlight=False,
     )

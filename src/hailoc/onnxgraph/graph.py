@@ -11,6 +11,7 @@ import onnx
 from onnx import shape_inference
 
 from hailoc.errors import OnnxError
+from hailoc.onnxgraph.layout import Dims, Layout, NodeView, is_spatial, propagate, spatial_size
 
 # Ops that only move or relabel data; they are looked through when searching the input's path.
 PASS_THROUGH = frozenset({"Transpose", "Cast", "Identity", "Unsqueeze", "Squeeze", "Reshape"})
@@ -46,6 +47,14 @@ class GraphInfo:
     embedding_output: str
     final_block: tuple[str, ...]
     tensors: frozenset[str] = field(default_factory=frozenset)
+    # The node that ends the spatial part of the embedding's path (global pool, GDC, ...).
+    reduction: str | None = None
+    layouts: dict[str, Layout] = field(default_factory=dict)
+    _index: dict[str, NodeInfo] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Name lookups happen per planned node: keep them O(1) on 1000-node graphs.
+        object.__setattr__(self, "_index", {n.name: n for n in self.nodes})
 
     @property
     def node_names(self) -> list[str]:
@@ -54,7 +63,7 @@ class GraphInfo:
 
     def node(self, name: str) -> NodeInfo | None:
         """The node called `name`, if any."""
-        return next((n for n in self.nodes if n.name == name), None)
+        return self._index.get(name)
 
     def static_batch(self, input_name: str) -> int | None:
         """The fixed batch size of an input, or None when it is symbolic."""
@@ -112,6 +121,12 @@ def _node_name(node: onnx.NodeProto, index: int) -> str:
     return node.name or (node.output[0] if node.output else f"node_{index}")
 
 
+def _perm(node: onnx.NodeProto) -> tuple[int, ...] | None:
+    if node.op_type != "Transpose":
+        return None
+    return tuple(int(v) for v in _attr(node, "perm", ()))
+
+
 def _attr(node: onnx.NodeProto, name: str, default: Any) -> Any:
     for attr in node.attribute:
         if attr.name == name:
@@ -155,6 +170,16 @@ def inspect_model(model: onnx.ModelProto, path: Path, embedding_output: str | No
 
     embedding = embedding_output or (next(iter(outputs)) if outputs else "")
     tensors = frozenset(t for n in nodes for t in n.outputs) | frozenset(inputs)
+    layouts = propagate(
+        [
+            NodeView(n.op_type, n.inputs, n.outputs, _perm(node))
+            for n, node in zip(nodes, graph.node, strict=True)
+        ],
+        inputs,
+        shapes,
+    )
+    on_path = _ancestors(nodes, embedding)
+    reduction = _reduction(on_path, shapes, layouts)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     return GraphInfo(
         path=path,
@@ -165,23 +190,34 @@ def inspect_model(model: onnx.ModelProto, path: Path, embedding_output: str | No
         nodes=tuple(nodes),
         in_graph_normalization=tuple(_input_normalization(nodes, set(inputs), constants)),
         embedding_output=embedding,
-        final_block=tuple(_final_block(nodes, embedding, shapes)),
+        final_block=tuple(_final_block(on_path, reduction)),
         tensors=tensors,
+        reduction=reduction.name if reduction else None,
+        layouts=layouts,
     )
 
 
-def _consumers(nodes: Iterable[NodeInfo], tensor: str) -> list[NodeInfo]:
-    return [n for n in nodes if tensor in n.inputs]
+def _consumer_map(nodes: Iterable[NodeInfo]) -> dict[str, list[NodeInfo]]:
+    consumers: dict[str, list[NodeInfo]] = {}
+    for node in nodes:
+        for tensor in node.inputs:
+            consumers.setdefault(tensor, []).append(node)
+    return consumers
 
 
 def _input_normalization(nodes: list[NodeInfo], inputs: set[str], constants: set[str]) -> list[str]:
-    """Nodes that scale or shift the raw input before the first convolution."""
+    """Nodes that scale or shift the raw input before the first convolution.
+
+    Sub/Add/Mul/Div with a constant (torchvision-style Normalize, MXNet's _minusscalar and
+    _mulscalar) or a BatchNormalization, reached from the input through layout-only ops.
+    """
+    consumers = _consumer_map(nodes)
     found: list[str] = []
     frontier = list(inputs)
     seen: set[str] = set()
     while frontier:
         tensor = frontier.pop()
-        for node in _consumers(nodes, tensor):
+        for node in consumers.get(tensor, []):
             if node.name in seen:
                 continue
             seen.add(node.name)
@@ -197,16 +233,6 @@ def _input_normalization(nodes: list[NodeInfo], inputs: set[str], constants: set
     return found
 
 
-def _is_spatial(shape: tuple[int | str, ...] | None) -> bool:
-    return (
-        shape is not None
-        and len(shape) == 4
-        and isinstance(shape[2], int)
-        and isinstance(shape[3], int)
-        and shape[2] * shape[3] > 1
-    )
-
-
 def _ancestors(nodes: list[NodeInfo], tensor: str) -> list[NodeInfo]:
     producer = {out: n for n in nodes for out in n.outputs}
     keep: set[str] = set()
@@ -220,25 +246,36 @@ def _ancestors(nodes: list[NodeInfo], tensor: str) -> list[NodeInfo]:
     return [n for n in nodes if n.name in keep]
 
 
-def _final_block(
-    nodes: list[NodeInfo], embedding: str, shapes: dict[str, tuple[int | str, ...]]
-) -> list[str]:
+def _reduction(
+    path: list[NodeInfo], shapes: dict[str, Dims], layouts: dict[str, Layout]
+) -> NodeInfo | None:
+    """The last node on the embedding's path that turns a spatial tensor into a non-spatial
+    one (under each tensor's own layout: a (1, 1, 1, 192) NHWC tensor is not spatial)."""
+    found = None
+    for node in path:
+        spatial_in = any(is_spatial(shapes.get(i), layouts.get(i, "unknown")) for i in node.inputs)
+        out = node.outputs[0] if node.outputs else ""
+        out_shape = shapes.get(out)
+        if (
+            spatial_in
+            and out_shape is not None
+            and spatial_size(out_shape, layouts.get(out, "unknown")) == 1
+        ):
+            found = node
+    return found
+
+
+def _final_block(path: list[NodeInfo], reduction: NodeInfo | None) -> list[str]:
     """Weight nodes from the last spatial reduction to the embedding output.
 
     The reduction itself counts when it carries weights: MobileFaceNet's global depthwise
     conv (7x7 -> 1x1) is exactly where far-face signal is squeezed hardest.
     """
-    path = _ancestors(nodes, embedding)
     if not path:
         return []
-    start = None
-    for index, node in enumerate(path):
-        spatial_in = any(_is_spatial(shapes.get(i)) for i in node.inputs)
-        out_shape = shapes.get(node.outputs[0]) if node.outputs else None
-        if spatial_in and out_shape is not None and not _is_spatial(out_shape):
-            start = index
-    if start is None:
+    if reduction is None:
         # Without shapes, the last weight layer is the safest reading of "final block".
         weights = [n.name for n in path if n.has_weights]
         return weights[-1:]
+    start = next(i for i, n in enumerate(path) if n.name == reduction.name)
     return [n.name for n in path[start:] if n.has_weights]

@@ -12,7 +12,10 @@ from hailoc.manifest import LoadedManifest
 from hailoc.options import BuildOptions
 from hailoc.plan import PrecisionPlan, build_plan
 
-AUTO_HINT = "lower --target, raise --budget, or build int16-all; auto_plan.json has the curve"
+AUTO_HINT = (
+    "build the best plan found with --accept-best (the gate still judges it), or lower "
+    "--target / raise --budget; auto_plan.json has the curve"
+)
 
 
 def plan_for(

@@ -142,9 +142,11 @@ class _Build:
         record.plan = PlanSection(
             precision=plan.precision, onnx_nodes=list(plan.onnx_nodes), auto=summary
         )
-        if auto is not None and not auto.reached:
+        if auto is not None and not auto.reached and not ctx.options.accept_best:
             record.fail("auto_target", auto.message, AUTO_HINT)
             return
+        if auto is not None and not auto.reached:
+            self.log(f"auto: {auto.message}; building it anyway (--accept-best)")
         candidate = self.backend.quantize(job, plan, prepared, stages)
         record.plan = candidate.plan.model_copy(update={"auto": summary})
         if candidate.alls is not None:

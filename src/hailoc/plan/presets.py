@@ -27,10 +27,13 @@ def build_plan(cfg: ModelConfig, graph: GraphInfo, precision: str | None = None)
     if chosen == "int8":
         return PrecisionPlan(cfg.name, chosen, ())
     if chosen == "int16-final":
-        return _filtered(cfg.name, chosen, graph, list(graph.final_block), include_output=True)
+        plan = _filtered(cfg.name, chosen, graph, list(graph.final_block), include_output=True)
+        return _not_empty(plan, cfg, graph)
     if chosen == "int16-all":
         names = [n.name for n in graph.weight_nodes]
-        return _filtered(cfg.name, chosen, graph, names, include_output=True)
+        return _not_empty(
+            _filtered(cfg.name, chosen, graph, names, include_output=True), cfg, graph
+        )
     if chosen == "custom":
         if not cfg.a16_layers:
             raise PlanError(
@@ -52,6 +55,35 @@ def build_plan(cfg: ModelConfig, graph: GraphInfo, precision: str | None = None)
         f"unknown precision {chosen!r}",
         where="--precision",
         fix=f"use one of: {', '.join(PRESET_HELP)}",
+    )
+
+
+def _not_empty(plan: PrecisionPlan, cfg: ModelConfig, graph: GraphInfo) -> PrecisionPlan:
+    """A preset that finds no layer to run in 16-bit would build the int8 model under another
+    name: refuse it with the reason and what to use instead."""
+    if plan.onnx_nodes:
+        return plan
+    if plan.excluded:
+        why = "every layer it picked lacks 16-bit support: " + ", ".join(
+            f"{e.name} ({e.kind})" for e in plan.excluded
+        )
+    elif plan.precision == "int16-final":
+        why = (
+            "no spatial reduction (global pool, global depthwise conv, flatten) was found on "
+            f"the path to {graph.embedding_output}"
+        )
+    else:
+        why = "the graph has no weight layers"
+    return _refuse(plan, cfg, why)
+
+
+def _refuse(plan: PrecisionPlan, cfg: ModelConfig, why: str) -> PrecisionPlan:
+    raise PlanError(
+        f"precision {plan.precision} finds no layer to run in 16-bit ({why}); it would build "
+        "the int8 model",
+        where=f"models.{cfg.name}",
+        fix="list layers with precision: custom and a16_layers: [...] (see `hailoc models "
+        f"validate {cfg.name}`), or use --precision auto",
     )
 
 

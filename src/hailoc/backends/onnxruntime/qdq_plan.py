@@ -62,15 +62,24 @@ def render_qdq(plan: PrecisionPlan, model: Any) -> QdqPlan:
                 activations.add(tensor)
         activations.update(t for t in node.output if t)
     # Shape-only ops share their input's quantization in ORT (and on Hailo): a 16-bit tensor
-    # stays 16-bit through them, so they belong to the plan too.
+    # stays 16-bit through them, and a planned layer fed through one (Flatten -> Gemm) gets
+    # 16-bit input only if the tensor before it is 16-bit too. Close the set both ways.
+    producer = {t: n for n in model.graph.node for t in n.output}
     grew = True
     while grew:
         grew = False
         for node in model.graph.node:
-            if node.op_type in PASSTHROUGH and node.input and node.input[0] in activations:
+            if node.op_type not in PASSTHROUGH or not node.input:
+                continue
+            source = node.input[0]
+            if source in activations:
                 new = {t for t in node.output if t and t not in activations}
-                activations |= new
-                grew = grew or bool(new)
+            elif any(t in activations for t in node.output) and source in producer:
+                new = {source}
+            else:
+                new = set()
+            activations |= new
+            grew = grew or bool(new)
     missing = wanted - {n.name for n in model.graph.node}
     if missing:
         raise PlanError(

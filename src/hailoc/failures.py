@@ -72,6 +72,12 @@ KILLED = FailureClass(
 OOM = FailureClass(
     "oom", "", "the stage ran out of memory: give Docker (or the container) 16 GB RAM, 32 advised"
 )
+ENGINE_LOST = FailureClass(
+    "engine_lost",
+    "",
+    "the Docker engine went away (restarted, host down, ssh dropped): run the same command "
+    "again; finished stages are cached",
+)
 UNKNOWN = FailureClass("unknown", "", "read build.log beside the record")
 
 # What to look at when a stage fails with a message hailoc does not know.

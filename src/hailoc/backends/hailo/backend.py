@@ -34,7 +34,7 @@ from hailoc.backends.protocol import (
 )
 from hailoc.cache import cache_key
 from hailoc.eval.sweep import split_sizes, stack_sizes
-from hailoc.failures import KILLED, OOM, TIMEOUT, UNKNOWN, classify
+from hailoc.failures import ENGINE_LOST, KILLED, OOM, TIMEOUT, UNKNOWN, classify
 from hailoc.fsutil import atomic_write_bytes
 from hailoc.manifest import LoadedManifest
 from hailoc.options import BuildOptions
@@ -353,6 +353,13 @@ def _raise_if_failed(
     logs = {name: path.read_bytes() for name, path in log_files.items()}
     seconds = _float(result.get("seconds"))
     peak = _float(result.get("peak_rss_mb"))
+    if outcome.engine_lost:
+        raise StageFailure(
+            ENGINE_LOST.name,
+            f"{stage}: the Docker engine stopped answering mid-stage",
+            ENGINE_LOST.hint,
+            logs=logs,
+        )
     if outcome.timed_out:
         raise StageFailure(
             TIMEOUT.name, f"{stage} exceeded its {timeout:g} s timeout", TIMEOUT.hint, logs=logs

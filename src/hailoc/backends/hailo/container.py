@@ -35,6 +35,7 @@ class StageOutcome:
     result: dict[str, Any] | None
     exit_code: int | None
     timed_out: bool = False
+    engine_lost: bool = False  # the Docker engine stopped answering mid-stage
     oom_killed: bool = False
     memory_limit: str | None = None
     log_tail: list[str] = field(default_factory=list)
@@ -136,14 +137,19 @@ def run_stage(
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     timed_out = False
+    engine_lost = False
     exit_code: int | None = None
     try:
         try:
             exit_code = int(container.wait(timeout=timeout)["StatusCode"])
         except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-            timed_out = True
-            _kill(container)
-            container.wait(timeout=60)
+            # The SDK reports a wait timeout and a vanished engine alike: ask the engine.
+            if _alive(client):
+                timed_out = True
+                _kill(container)
+                container.wait(timeout=60)
+            else:
+                engine_lost = True
     except BaseException:
         _kill(container)  # Ctrl-C or anything else: never leave a DFC container running
         raise
@@ -163,6 +169,7 @@ def run_stage(
         result=result,
         exit_code=None if timed_out else exit_code,
         timed_out=timed_out,
+        engine_lost=engine_lost,
         oom_killed=bool(state.get("OOMKilled")),
         memory_limit=str(limit) if limit else None,
         log_tail=list(tail),
@@ -175,16 +182,28 @@ def _gpu_request(request_type: Any, index: int | None) -> Any:
     return request_type(device_ids=[str(index)], capabilities=[["gpu"]])
 
 
-def _kill(container: Any) -> None:
-    from docker.errors import APIError, NotFound
+def _alive(client: Any) -> bool:
+    try:
+        client.ping()
+    except Exception:  # any failure to answer is a lost engine
+        return False
+    return True
 
-    with contextlib.suppress(APIError, NotFound):
+
+# What a vanished engine raises besides the SDK's own errors.
+def _engine_errors() -> tuple[type[BaseException], ...]:
+    import requests
+    from docker.errors import DockerException
+
+    return (DockerException, requests.exceptions.RequestException)
+
+
+def _kill(container: Any) -> None:
+    with contextlib.suppress(*_engine_errors()):
         container.kill()
 
 
 def _state(container: Any) -> dict[str, Any]:
-    from docker.errors import APIError, NotFound
-
     try:
         container.reload()
         state = dict(container.attrs.get("State", {}))
@@ -192,12 +211,10 @@ def _state(container: Any) -> dict[str, Any]:
         if memory:
             state["MemoryLimit"] = f"{int(memory) / 2**30:.1f} GiB"
         return state
-    except (APIError, NotFound):
+    except _engine_errors():
         return {}
 
 
 def _remove(container: Any) -> None:
-    from docker.errors import APIError, NotFound
-
-    with contextlib.suppress(APIError, NotFound):
+    with contextlib.suppress(*_engine_errors()):
         container.remove(force=True)

@@ -75,3 +75,35 @@ def test_gate_passes_faithful_and_flags_collapsed_embeddings() -> None:
     verdict = judge(noisy, Gate())
     assert not verdict.passed and verdict.failure_class == "accuracy"
     assert "mean agreement" in verdict.message
+
+
+def test_scikit_learn_metrics_match_their_definitions() -> None:
+    """The ROC numbers now come from scikit-learn; they equal the definitions hailoc used:
+    pairwise AUC with ties counted half, TAR at the strictest threshold with FAR <= far, and
+    the accuracy-maximising cut halfway between scores."""
+    from hailoc.eval.metrics import best_threshold, roc_auc, tar_at_far
+
+    rng = np.random.default_rng(7)
+    for trial in range(20):
+        genuine = np.round(rng.normal(0.6, 0.15, 40 + trial), 2)
+        impostor = np.round(rng.normal(0.2, 0.15, 300), 2)
+        pairwise = (genuine[:, None] > impostor[None, :]).mean() + 0.5 * (
+            genuine[:, None] == impostor[None, :]
+        ).mean()
+        assert roc_auc(genuine, impostor) == pytest.approx(pairwise, abs=1e-12)
+        for far in (1e-2, 1e-1):
+            ranked = np.sort(impostor)[::-1]
+            allowed = int(np.floor(far * len(ranked)))
+            expected = float(np.mean(genuine > ranked[allowed]))
+            assert tar_at_far(genuine, impostor, far) == pytest.approx(expected)
+        threshold, accuracy = best_threshold(genuine, impostor)
+        measured = (np.sum(genuine >= threshold) + np.sum(impostor < threshold)) / (
+            len(genuine) + len(impostor)
+        )
+        assert accuracy == pytest.approx(measured)
+        cuts = np.unique(np.concatenate([genuine, impostor, [np.inf]]))
+        best = max(
+            (np.sum(genuine >= c) + np.sum(impostor < c)) / (len(genuine) + len(impostor))
+            for c in cuts
+        )
+        assert accuracy == pytest.approx(best)

@@ -103,60 +103,45 @@ class Verification:
         return asdict(self)
 
 
-def best_threshold(genuine: Array, impostor: Array) -> tuple[float, float]:
-    """(threshold, accuracy) maximising accuracy of `score >= threshold` means same person."""
+def _roc(genuine: Array, impostor: Array) -> tuple[Array, Array, Array]:
+    """scikit-learn's ROC over every distinct score (accept when score >= threshold)."""
+    from sklearn.metrics import roc_curve
+
     scores = np.concatenate([genuine, impostor]).astype(np.float64)
     labels = np.concatenate([np.ones(len(genuine)), np.zeros(len(impostor))])
-    order = np.argsort(-scores, kind="stable")
-    s, y = scores[order], labels[order]
-    # Accepting the top k scores: correct = genuine among them + impostors outside them.
-    tp = np.concatenate([[0.0], np.cumsum(y)])
-    fp = np.concatenate([[0.0], np.cumsum(1 - y)])
-    correct = tp + (len(impostor) - fp)
-    # Only cut between distinct scores, so the threshold is realisable.
-    cut_ok = np.concatenate([[True], s[:-1] > s[1:], [True]])
-    correct = np.where(cut_ok, correct, -1)
-    k = int(np.argmax(correct))
-    if k == 0:
-        threshold = float(s[0] + 1e-6)
-    elif k == len(s):
-        threshold = float(s[-1])
+    fpr, tpr, thresholds = roc_curve(labels, scores, drop_intermediate=False)
+    return fpr, tpr, thresholds
+
+
+def best_threshold(genuine: Array, impostor: Array) -> tuple[float, float]:
+    """(threshold, accuracy) maximising accuracy of `score >= threshold` means same person;
+    the threshold sits halfway between the lowest accepted and the highest rejected score."""
+    fpr, tpr, thresholds = _roc(genuine, impostor)
+    correct = tpr * len(genuine) + (1.0 - fpr) * len(impostor)
+    k = int(np.argmax(correct))  # the first maximum: the strictest threshold
+    if not np.isfinite(thresholds[k]):
+        threshold = float(np.max(np.concatenate([genuine, impostor])) + 1e-6)
+    elif k + 1 < len(thresholds):
+        threshold = float((thresholds[k] + thresholds[k + 1]) / 2)
     else:
-        threshold = float((s[k - 1] + s[k]) / 2)
-    return threshold, float(correct[k] / len(s))
+        threshold = float(thresholds[k])
+    return threshold, float(correct[k] / (len(genuine) + len(impostor)))
 
 
 def tar_at_far(genuine: Array, impostor: Array, far: float) -> float:
     """Share of genuine pairs accepted at the strictest threshold whose FAR is <= `far`."""
-    imp = np.sort(np.asarray(impostor, dtype=np.float64))[::-1]
-    allowed = int(np.floor(far * len(imp)))
-    # Threshold strictly above the (allowed+1)-th highest impostor score.
-    threshold = imp[allowed] if allowed < len(imp) else -np.inf
-    return float(np.mean(np.asarray(genuine) > threshold))
+    fpr, tpr, _ = _roc(genuine, impostor)
+    allowed = fpr <= far + 1e-12
+    return float(np.max(tpr[allowed])) if allowed.any() else 0.0
 
 
 def roc_auc(genuine: Array, impostor: Array) -> float:
     """Probability a genuine score beats an impostor score (ties count half)."""
-    g = np.asarray(genuine, dtype=np.float64)
-    i = np.asarray(impostor, dtype=np.float64)
-    scores = np.concatenate([g, i])
-    ranks = _average_ranks(scores)
-    rank_sum = ranks[: len(g)].sum()
-    return float((rank_sum - len(g) * (len(g) + 1) / 2) / (len(g) * len(i)))
+    from sklearn.metrics import roc_auc_score
 
-
-def _average_ranks(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x))
-    sorted_x = x[order]
-    i = 0
-    while i < len(x):
-        j = i
-        while j + 1 < len(x) and sorted_x[j + 1] == sorted_x[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
+    scores = np.concatenate([genuine, impostor]).astype(np.float64)
+    labels = np.concatenate([np.ones(len(genuine)), np.zeros(len(impostor))])
+    return float(roc_auc_score(labels, scores))
 
 
 def verification(genuine: Array, impostor: Array) -> Verification:

@@ -1,128 +1,194 @@
-"""Score one 16-bit layer set on the ONNX Runtime emulation, with a persistent memo."""
+"""Score layer sets on the ONNX Runtime emulation: quantize twice, then toggle.
+
+The all-8-bit and all-16-bit QDQ models come from the stage cache (the same entries builds
+use); every other plan is a mix of the two (autoplan/toggle.py), embedded at the target face
+size and measured against the shared fp32 reference. Scores are memoised on disk, so a
+second search with the same inputs does no model work.
+"""
 
 from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import onnx
+
+from hailoc.autoplan.objective import Measure, measure
+from hailoc.autoplan.toggle import Toggle
 from hailoc.backends.onnxruntime.backend import QDQ
 from hailoc.backends.onnxruntime.qdq_plan import QdqPlan, render_qdq
-from hailoc.backends.onnxruntime.quantize import quantize, quantize_key
+from hailoc.backends.onnxruntime.quantize import OPSET, quantize, quantize_key, upgrade_opset
 from hailoc.cache import StageCache
-from hailoc.eval.sweep import BySize, evaluate
+from hailoc.eval.sweep import embed_sizes
 from hailoc.fsutil import atomic_write_text
-from hailoc.inference.session import embed_at_sizes
+from hailoc.inference.preprocess import to_input
+from hailoc.inference.session import Embedder, open_session, static_batch
 from hailoc.inputs import BuildInputs
+from hailoc.manifest.schema import AutoSearch
 from hailoc.plan import PrecisionPlan
 from hailoc.reference import References
 
-
-@dataclass(frozen=True)
-class Score:
-    """What one layer set achieves: the search metric and the overall agreement."""
-
-    metric: float
-    mean: float
-    worst: float
-    per_size: dict[int, tuple[float, float]]  # size -> (mean, worst) agreement
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {
-            "metric": self.metric,
-            "mean": self.mean,
-            "worst": self.worst,
-            "per_size": {str(k): list(v) for k, v in self.per_size.items()},
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Score:
-        """Inverse of as_dict."""
-        per_size = {int(k): (float(v[0]), float(v[1])) for k, v in data["per_size"].items()}
-        return cls(data["metric"], data["mean"], data["worst"], per_size)
+# Calibration faces used for the one-pass noise ranking.
+RANKING_FACES = 16
 
 
 class Evaluator:
-    """Quantizes with a layer set in 16-bit and measures agreement; results are memoised on disk
-    so a second search with the same inputs does no model work."""
+    """Measures layer sets; counts what it computed and what it reused."""
 
     def __init__(
-        self, inputs: BuildInputs, cache_root: Path, memo: Path, metric: str, face_size: int
+        self,
+        inputs: BuildInputs,
+        cache_root: Path,
+        memo: Path,
+        spec: AutoSearch,
+        candidates: list[str],
     ) -> None:
         self.inputs = inputs
         self.cfg = inputs.config
-        self.metric = metric
-        self.face_size = face_size
+        self.spec = spec
+        self.candidates = candidates
         self.memo_path = memo / "evaluations.json"
-        self.ranges = memo / "ranges.cache"
         memo.mkdir(parents=True, exist_ok=True)
         try:
-            self.memo: dict[str, dict[str, Any]] = (
+            self.memo: dict[str, dict[str, object]] = (
                 json.loads(self.memo_path.read_text()) if self.memo_path.is_file() else {}
             )
         except ValueError:
             self.memo = {}  # a damaged memo only costs evaluations
-        self.model = inputs.onnx_proto
         self.stage_cache = StageCache(cache_root)
         self.references = References(cache_root)
+        self.workdir = memo
         self.computed = 0
         self.reused = 0
+        self._toggle: Toggle | None = None
 
-    def reference(self) -> BySize:
-        """fp32 embeddings of the eval faces at every size (shared with builds)."""
-        return self.references.get(self.inputs, self.cfg.gate.face_sizes)
+    # -- the two quantized models ----------------------------------------------------------
+    def _plan(self, layers: tuple[str, ...]) -> QdqPlan:
+        return render_qdq(PrecisionPlan(self.cfg.name, "auto", layers), self.inputs.onnx_proto)
 
-    def _quantized(self, qplan: QdqPlan, path: Path) -> Path:
-        """The QDQ model of `qplan`: a build's cache entry when one exists, else made here."""
-        entry = self.stage_cache.lookup("quantize", quantize_key(self.inputs, qplan))
-        if entry is not None:
-            return entry / QDQ
-        quantize(
-            self.model,
-            self.inputs.calib,
-            self.cfg,
-            qplan,
-            path,
-            calibset_size=self.cfg.optimization.calibset_size,
-            ranges_cache=self.ranges,
-        )
-        return path
+    def quantized(self, layers: tuple[str, ...]) -> Path:
+        """The QDQ model of `layers` from the stage cache, quantized and stored on a miss."""
+        qplan = self._plan(layers)
+        key = quantize_key(self.inputs, qplan)
+        entry = self.stage_cache.lookup("quantize", key)
+        if entry is None:
+            with tempfile.TemporaryDirectory(prefix="hailoc-auto-", dir=self.workdir) as tmp:
+                path = Path(tmp) / QDQ
+                quantize(
+                    self.inputs.onnx_proto,
+                    self.inputs.calib,
+                    self.cfg,
+                    qplan,
+                    path,
+                    calibset_size=self.cfg.optimization.calibset_size,
+                )
+                entry = self.stage_cache.store("quantize", key, {QDQ: path}, {"stage": "quantize"})
+        return entry / QDQ
 
     def materialize(self, layers: tuple[str, ...]) -> None:
-        """Put the QDQ model of `layers` into the stage cache, where a build of it will look."""
-        qplan = render_qdq(PrecisionPlan(self.cfg.name, "auto", tuple(layers)), self.model)
-        key = quantize_key(self.inputs, qplan)
+        """Put the QDQ model of `layers` into the stage cache, where a build of that plan
+        looks: the toggled model equals the quantizer's, so the quantizer does not run."""
+        key = quantize_key(self.inputs, self._plan(layers))
         if self.stage_cache.lookup("quantize", key) is not None:
             return
-        with tempfile.TemporaryDirectory(prefix="hailoc-auto-", dir=self.ranges.parent) as tmp:
-            path = self._quantized(qplan, Path(tmp) / QDQ)
+        with tempfile.TemporaryDirectory(prefix="hailoc-auto-", dir=self.workdir) as tmp:
+            path = Path(tmp) / QDQ
+            path.write_bytes(self.toggle().model(layers))
             self.stage_cache.store("quantize", key, {QDQ: path}, {"stage": "quantize"})
 
-    def score(self, layers: tuple[str, ...]) -> Score:
-        """Score of running `layers` in 16-bit and everything else in int8."""
+    def toggle(self) -> Toggle:
+        """The int8 / all-16-bit mixer (built on first use)."""
+        if self._toggle is None:
+            tensors = {c: self._plan((c,)).tensors for c in self.candidates}
+            self._toggle = Toggle(
+                onnx.load(str(self.quantized(()))),
+                onnx.load(str(self.quantized(tuple(self.candidates)))),
+                tensors,
+                upgrade_opset(self.inputs.onnx_proto, OPSET),
+            )
+        return self._toggle
+
+    # -- scores -------------------------------------------------------------------------------
+    def score(self, layers: tuple[str, ...]) -> Measure:
+        """The objective with `layers` in 16-bit and every other layer in 8-bit."""
         key = ",".join(sorted(layers)) or "<int8>"
         if key in self.memo:
             self.reused += 1
-            return Score.from_dict(self.memo[key])
-        plan = PrecisionPlan(self.cfg.name, "auto", tuple(layers))
-        qplan = render_qdq(plan, self.model)
-        with tempfile.TemporaryDirectory(prefix="hailoc-auto-", dir=self.ranges.parent) as tmp:
-            path = self._quantized(qplan, Path(tmp) / QDQ)
-            candidate = embed_at_sizes(
-                path, self.cfg, self.inputs.eval_faces, self.cfg.gate.face_sizes
-            )
-        result = evaluate(self.reference(), candidate)
-        per_size = {r.size: (r.agreement_mean, r.agreement_min) for r in result.sweep}
-        at = (
-            per_size.get(self.face_size)
-            or per_size[min(per_size, key=lambda s: abs(s - self.face_size))]
+            return Measure.from_dict(self.memo[key])
+        size = self.spec.face_size
+        faces = self.inputs.eval_faces
+        embed = Embedder(
+            open_session(self.toggle().model(layers)), self.cfg, self.cfg.embedding_output
         )
-        metric = at[1] if self.metric == "worst" else at[0]
-        score = Score(metric, result.agreement.mean, result.agreement.min, per_size)
-        self.memo[key] = score.as_dict()
+        candidate = embed_sizes(embed, faces, (size,))
+        reference = self.references.get(self.inputs, self.cfg.gate.face_sizes)
+        result = measure(
+            {size: reference[size]},
+            candidate,
+            metric=self.spec.metric,
+            face_size=size,
+            confidence=self.spec.confidence,
+        )
+        self.memo[key] = result.as_dict()
         self.computed += 1
         atomic_write_text(self.memo_path, json.dumps(self.memo, indent=0, sort_keys=True))
-        return score
+        return result
+
+    def _activations(self, model: onnx.ModelProto, names: list[str]) -> dict[str, Any]:
+        """`names` tensors of `model` on the first calibration faces (one pass)."""
+        have = {o.name for o in model.graph.output}
+        for name in names:
+            if name not in have:
+                model.graph.output.append(
+                    onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+                )
+        session = open_session(model.SerializeToString())
+        x = to_input(np.asarray(self.inputs.calib[:RANKING_FACES]), self.cfg)
+        batch = static_batch(session) or len(x)
+        found: dict[str, list[Any]] = {name: [] for name in names}
+        for start in range(0, len(x), batch):
+            chunk = x[start : start + batch]
+            real = len(chunk)
+            if real < batch:  # a static batch: pad with the last face
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - real, 0)])
+            for name, value in zip(
+                names, session.run(names, {self.cfg.input.name: chunk}), strict=True
+            ):
+                found[name].append(np.asarray(value, np.float64)[:real])
+        return {name: np.concatenate(parts) for name, parts in found.items()}
+
+    def ranking(self) -> list[tuple[str, float]]:
+        """(layer, noise added) from one pass of the fp32 and the int8 model, most harmful
+        first: how much the int8 model's noise-to-signal ratio against fp32 grows across each
+        layer (the cross-model error ORT's qdq_loss_debug reports, per layer). Memoised."""
+        path = self.workdir / "ranking.json"
+        try:
+            return [(str(layer), float(value)) for layer, value in json.loads(path.read_text())]
+        except (OSError, ValueError, TypeError):
+            pass
+        ranked = self._rank()
+        atomic_write_text(path, json.dumps(ranked))
+        return ranked
+
+    def _rank(self) -> list[tuple[str, float]]:
+        reference = upgrade_opset(self.inputs.onnx_proto, OPSET)
+        nodes = {n.name: n for n in reference.graph.node}
+        edges = {
+            layer: (nodes[layer].input[0], nodes[layer].output[0])
+            for layer in self.candidates
+            if layer in nodes and nodes[layer].input and nodes[layer].output
+        }
+        names = sorted({t for pair in edges.values() for t in pair})
+        fp32 = self._activations(reference, names)
+        int8 = self._activations(onnx.load(str(self.quantized(()))), names)
+
+        def nsr(tensor: str) -> float:
+            signal = float(np.sum(fp32[tensor] ** 2))
+            return float(np.sum((fp32[tensor] - int8[tensor]) ** 2)) / signal if signal else 0.0
+
+        added = {layer: nsr(out) - nsr(inp) for layer, (inp, out) in edges.items()}
+        ranked = sorted(added.items(), key=lambda item: (-item[1], self.candidates.index(item[0])))
+        return ranked + [(c, 0.0) for c in self.candidates if c not in added]

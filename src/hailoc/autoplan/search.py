@@ -1,8 +1,16 @@
-"""Greedy search for the fewest 16-bit layers that reach a target agreement."""
+"""`--precision auto`: the fewest 16-bit layers whose agreement interval clears the target.
+
+Layers are ranked once by the noise each adds in the int8 model (fp32 vs int8 activations);
+the search bisects on k (the k noisiest layers in 16-bit) and then tries to drop a few of the
+chosen layers again: O(log L) evaluations instead of one per layer. Every evaluation toggles
+layers in a model quantized once (no quantizer run), and is memoised.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -10,9 +18,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from hailoc import __version__
-from hailoc.autoplan.evaluator import Evaluator, Score
+from hailoc.autoplan.evaluator import Evaluator
+from hailoc.autoplan.objective import Measure
 from hailoc.cache import cache_key
-from hailoc.errors import PlanError
+from hailoc.errors import HailocError, PlanError
 from hailoc.fsutil import atomic_write_text
 from hailoc.inputs import BuildInputs
 from hailoc.manifest.schema import AutoSearch
@@ -20,6 +29,13 @@ from hailoc.plan import PrecisionPlan
 from hailoc.plan.support import a16_refusal, kind_for_onnx
 
 NON_CONV = frozenset({"Gemm", "MatMul"})
+POLISH = 3  # chosen layers the search tries to drop again after bisection
+
+
+class EvalSetTooSmall(HailocError):
+    """Too few eval faces for the objective's interval to mean anything."""
+
+    exit_code = 1
 
 
 class SearchProgress(Protocol):
@@ -48,23 +64,29 @@ class _Silent:
 
 @dataclass
 class AutoResult:
-    """The chosen layer set, why, and how agreement grew with each added layer."""
+    """The chosen layer set, why, and every plan the search measured."""
 
     model: str
     target: float
     metric: str
     face_size: int
+    confidence: float
     reached: bool
     layers: list[str]
     score: dict[str, Any]
     baseline: dict[str, Any]
-    sensitivity: list[dict[str, Any]]
-    curve: list[dict[str, Any]]
+    all_candidates: dict[str, Any]
+    sensitivity: list[dict[str, Any]]  # the ranking: layer and the int8 noise it adds
+    curve: list[dict[str, Any]]  # every evaluated plan, by layer count
     excluded: list[dict[str, str]]
     candidates: int
     budget: dict[str, Any]
+    eval_faces: int
+    ranking_source: str = "ort"
     evaluations: int = 0
     reused_evaluations: int = 0
+    seconds: float = 0.0
+    objective: str = ""
     hailoc_version: str = __version__
     notes: list[str] = field(default_factory=list)
 
@@ -75,16 +97,16 @@ class AutoResult:
     @property
     def message(self) -> str:
         """One line: reached or not, with the numbers."""
-        got = self.score["metric"]
-        what = f"{self.metric} agreement at {self.face_size} px"
+        low = self.score["interval"][0]
+        what = f"{self.objective} (interval low {low:.4f})"
         if self.reached:
             return (
                 f"{len(self.layers)} of {self.candidates} layers in 16-bit reach {what} "
-                f"{got:.4f} >= {self.target}"
+                f">= {self.target}"
             )
         return (
-            f"target {what} >= {self.target} not reached: the best plan found, "
-            f"{len(self.layers)} layers in 16-bit, reaches {got:.4f}"
+            f"target {self.target} not reached: the best plan found, {len(self.layers)} layers "
+            f"in 16-bit, gives {what}"
         )
 
     def write(self, path: Path) -> None:
@@ -116,16 +138,7 @@ def _candidates(inputs: BuildInputs, spec: AutoSearch) -> tuple[list[str], list[
     return keep, excluded
 
 
-def search_plan(
-    inputs: BuildInputs,
-    cache_root: Path,
-    *,
-    spec: AutoSearch,
-    progress: SearchProgress | None = None,
-) -> AutoResult:
-    """Rank layers by the agreement they add in 16-bit, then add them greedily until the target
-    (or the budget) is reached. Deterministic for a given model, calibration and eval set."""
-    progress = progress or _Silent()
+def _check(inputs: BuildInputs, spec: AutoSearch) -> None:
     cfg = inputs.config
     if spec.face_size not in cfg.gate.face_sizes:
         raise PlanError(
@@ -134,6 +147,30 @@ def search_plan(
             where=f"models.{cfg.name}.auto.face_size",
             fix="pick a size the gate evaluates, or add it to gate.face_sizes",
         )
+    faces = len(inputs.eval_faces)
+    if faces < spec.min_eval_faces:
+        raise EvalSetTooSmall(
+            f"the eval set has {faces} faces; deciding a plan needs at least "
+            f"{spec.min_eval_faces} ({spec.min_eval_faces - faces} more): with fewer, the "
+            f"{spec.metric} agreement's interval is too wide to choose layers",
+            where=f"calibration/{cfg.calib_set}/eval.npy",
+            fix="rebuild the set from more photos (or a larger --eval-split) with "
+            "`hailoc calib build`",
+        )
+
+
+def search_plan(
+    inputs: BuildInputs,
+    cache_root: Path,
+    *,
+    spec: AutoSearch,
+    progress: SearchProgress | None = None,
+) -> AutoResult:
+    """Rank once, bisect on the ranked list, polish; deterministic for given inputs."""
+    started = time.monotonic()
+    progress = progress or _Silent()
+    cfg = inputs.config
+    _check(inputs, spec)
     candidates, excluded = _candidates(inputs, spec)
     if not candidates:
         raise PlanError(
@@ -146,95 +183,96 @@ def search_plan(
             "calibration_sha256": inputs.calib_sha256,
             "calibset_size": cfg.optimization.calibset_size,
             "eval_sha256": inputs.eval_sha256,
-            "sizes": list(cfg.gate.face_sizes),
             "input": cfg.input.model_dump(mode="json"),
             "normalization": cfg.normalization.model_dump(mode="json"),
             "metric": spec.metric,
             "face_size": spec.face_size,
+            "confidence": spec.confidence,
+            "candidates": candidates,
             "versions": inputs.versions.model_dump(),
         },
     )
-    evaluator = Evaluator(
-        inputs, cache_root, cache_root / "auto" / key, spec.metric, spec.face_size
-    )
+    evaluator = Evaluator(inputs, cache_root, cache_root / "auto" / key, spec, candidates)
     weights = _weights(inputs.onnx_proto)
     total_weights = sum(weights.get(c, 0) for c in candidates) or 1
-    max_layers = spec.max_layers or len(candidates) - 1
+    max_layers = min(spec.max_layers or len(candidates), len(candidates))
 
-    progress.start(len(candidates) + 1, "sensitivity")
-    baseline = evaluator.score(())
-    progress.advance()
-    sensitivity: list[dict[str, Any]] = []
-    for layer in candidates:
-        alone = evaluator.score((layer,))
-        progress.advance()
-        sensitivity.append(
-            {
-                "layer": layer,
-                "gain": alone.metric - baseline.metric,
-                "mean_gain": alone.mean - baseline.mean,
-                "per_size": {str(k): v[0] for k, v in alone.per_size.items()},
-            }
-        )
-    # Most helpful first; graph order breaks ties, so the search is deterministic.
-    gains = [float(s["gain"]) for s in sensitivity]
-    order = sorted(range(len(candidates)), key=lambda i: (-gains[i], i))
+    progress.start(2 + math.ceil(math.log2(max_layers + 1)) + POLISH, "search")
+    ranking = evaluator.ranking()
+    order = [layer for layer, _ in ranking]
+    if spec.max_weight_share is not None:
+        # Drop from the end of the ranking the layers that would exceed the weight budget.
+        kept, share = [], 0.0
+        for layer in order:
+            part = weights.get(layer, 0) / total_weights
+            if share + part <= spec.max_weight_share:
+                kept.append(layer)
+                share += part
+        order = kept
+    evaluated: dict[tuple[str, ...], Measure] = {}
 
-    chosen: list[str] = []
-    current = baseline
-    curve = [_point(0, None, baseline)]
-    reached = baseline.metric >= spec.target
-    # At most one trial per ranked layer; the bar completes when the search stops early.
-    progress.start(len(order), "greedy")
-    for i in order:
-        if reached or len(chosen) >= max_layers:
-            break
-        layer = candidates[i]
-        share = sum(weights.get(c, 0) for c in [*chosen, layer]) / total_weights
-        if spec.max_weight_share is not None and share > spec.max_weight_share:
-            continue
-        trial = evaluator.score(tuple([*chosen, layer]))
-        progress.advance()
-        # Keep a layer only when it helps the target metric (or overall agreement on a tie).
-        if (trial.metric, trial.mean) > (current.metric, current.mean):
-            chosen.append(layer)
-            current = trial
-            curve.append(_point(len(chosen), layer, trial))
-            reached = current.metric >= spec.target
+    def score(layers: list[str]) -> Measure:
+        chosen = tuple(sorted(layers, key=candidates.index))
+        if chosen not in evaluated:
+            evaluated[chosen] = evaluator.score(chosen)
+            progress.advance()
+        return evaluated[chosen]
+
+    baseline = score([])
+    limit = min(max_layers, len(order))
+    full = score(order[:limit])
+    if baseline.reaches(spec.target):
+        chosen: list[str] = []
+    elif not full.reaches(spec.target):
+        chosen = order[:limit]
+    else:
+        lo, hi = 0, limit  # top-lo does not reach, top-hi does
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if score(order[:mid]).reaches(spec.target):
+                hi = mid
+            else:
+                lo = mid
+        chosen = order[:hi]
+        for layer in list(reversed(chosen))[:POLISH]:
+            trial = [c for c in chosen if c != layer]
+            if trial and score(trial).reaches(spec.target):
+                chosen = trial
     progress.finish()
-    # The build that follows a search quantizes exactly this plan: have it ready in the cache.
-    evaluator.materialize(tuple(chosen))
-    # Fewer layers than int16-all is the point: every candidate in 16-bit is not a plan.
+    final = score(chosen)
+    reached = final.reaches(spec.target)
+    curve = [
+        {"layers": len(layers), "plan": list(layers), **m.as_dict()}
+        for layers, m in sorted(evaluated.items(), key=lambda item: (len(item[0]), item[1].value))
+    ]
+    objective = f"{spec.metric} agreement at {spec.face_size} px"
     result = AutoResult(
         model=cfg.name,
         target=spec.target,
         metric=spec.metric,
         face_size=spec.face_size,
+        confidence=spec.confidence,
         reached=reached,
         layers=[c for c in candidates if c in chosen],
-        score=current.as_dict(),
+        score=final.as_dict(),
         baseline=baseline.as_dict(),
-        sensitivity=[sensitivity[i] for i in order],
+        all_candidates=full.as_dict() | {"layers": limit},
+        sensitivity=[{"layer": layer, "noise_added": round(v, 6)} for layer, v in ranking],
         curve=curve,
         excluded=excluded,
         candidates=len(candidates),
         budget={"max_layers": max_layers, "max_weight_share": spec.max_weight_share},
+        eval_faces=len(inputs.eval_faces),
         evaluations=evaluator.computed,
         reused_evaluations=evaluator.reused,
+        seconds=round(time.monotonic() - started, 3),
+        objective=f"{objective}, {spec.confidence:.0%} bootstrap interval",
     )
-    if not reached and len(chosen) >= max_layers:
-        result.notes.append(f"stopped at the budget of {max_layers} layers")
+    if not reached and limit < len(candidates):
+        result.notes.append(f"stopped at the budget of {limit} layers")
+    # The build that follows a search quantizes exactly this plan: have it in the cache.
+    evaluator.materialize(tuple(result.layers))
     return result
-
-
-def _point(n: int, layer: str | None, score: Score) -> dict[str, Any]:
-    return {
-        "layers": n,
-        "added": layer,
-        "metric": score.metric,
-        "mean": score.mean,
-        "worst": score.worst,
-    }
 
 
 def save_outputs(result: AutoResult, folder: Path) -> Path:

@@ -111,20 +111,26 @@ def _auto(st: CliState, name: str, options: BuildOptions) -> None:
 
 
 def _print_auto(st: CliState, result: AutoResult) -> None:
-    table = Table(title=f"{result.model}: {result.metric} agreement at {result.face_size} px")
-    for column in ("16-bit layers", "added", "alone gain", result.metric, "mean (all sizes)"):
-        table.add_column(column, justify="left" if column == "added" else "right")
-    gains = {s["layer"]: s["gain"] for s in result.sensitivity}
+    table = Table(
+        title=f"{result.model}: {result.objective} ({result.eval_faces} eval faces)",
+        caption=f"ranking: noise each layer adds in the {result.ranking_source} int8 model; "
+        f"target {result.target}",
+    )
+    for column in ("16-bit layers", result.metric, "interval", "reaches"):
+        table.add_column(column, justify="right")
     for point in result.curve:
-        added = point["added"] or "(int8)"
-        gain = f"{gains[added]:+.4f}" if added in gains else ""
+        low, high = point["interval"]
         table.add_row(
-            str(point["layers"]), added, gain, f"{point['metric']:.4f}", f"{point['mean']:.4f}"
+            str(point["layers"]),
+            f"{point['value']:.4f}",
+            f"[{low:.4f}, {high:.4f}]",
+            "yes" if low >= result.target else "no",
         )
     st.out.print(table)
     colour = "green" if result.reached else "red"
     st.out.print(f"[{colour}]{result.message}[/]", highlight=False)
     st.out.print(
-        f"{result.evaluations} model evaluations ({result.reused_evaluations} reused from cache); "
-        f"layers: {', '.join(result.layers) or 'none'}"
+        f"{result.evaluations} evaluations ({result.reused_evaluations} reused), "
+        f"{result.seconds:.1f} s; layers: {', '.join(result.layers) or 'none'}",
+        highlight=False,
     )

@@ -123,12 +123,25 @@ def batch_comparison(rows: list[BuildRecord], path: Path) -> None:
 
 
 def auto_curve(curve: list[dict[str, Any]], target: float, label: str, path: Path) -> None:
-    """Agreement vs number of 16-bit layers along the greedy search."""
+    """Every plan the auto search measured: agreement (with its interval) vs 16-bit layers."""
     fig, axes = _figure(1)
     ax = axes[0][0]
     n = [p["layers"] for p in curve]
-    ax.plot(n, [p["metric"] for p in curve], "o-", color=CAND, label=label)
-    ax.plot(n, [p["mean"] for p in curve], "s--", color=FP32, label="mean agreement, all sizes")
+    values = [p["value"] for p in curve]
+    low = [p["interval"][0] for p in curve]
+    high = [p["interval"][1] for p in curve]
+    ax.errorbar(
+        n,
+        values,
+        yerr=[
+            [v - lo for v, lo in zip(values, low, strict=True)],
+            [hi - v for v, hi in zip(values, high, strict=True)],
+        ],
+        fmt="o",
+        color=CAND,
+        capsize=3,
+        label=f"{label} (interval)",
+    )
     ax.axhline(target, color="black", linestyle=":", label=f"target {target}")
     ax.set(xlabel="16-bit layers", ylabel="cosine to fp32", title="--precision auto search")
     ax.legend()

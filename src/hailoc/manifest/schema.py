@@ -201,10 +201,15 @@ class DetectorSpec(Strict):
 class AutoSearch(Strict):
     """`--precision auto`: the fewest 16-bit layers that reach the target agreement."""
 
-    target: float = Field(default=0.98, gt=-1, le=1)
-    # worst: the worst eval face's agreement at face_size; mean: the mean at face_size.
-    metric: Literal["worst", "mean"] = "worst"
+    target: float = Field(default=0.98, gt=0, le=1)
+    # The statistic of per-face agreement at face_size that must reach the target: p5 (the
+    # 5th percentile), mean, or worst (the single worst face: noisy on small sets).
+    metric: Literal["p5", "mean", "worst"] = "p5"
     face_size: int = Field(default=24, ge=8, le=112)
+    # A plan reaches the target only when this bootstrap interval's lower end does.
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    # Below this many eval faces the search says the set is too small instead of choosing.
+    min_eval_faces: int = Field(default=50, ge=1)
     max_layers: int | None = Field(default=None, ge=1)
     max_weight_share: float | None = Field(default=None, gt=0, le=1)
     # Wide non-conv layers in 16-bit trip the allocator ("needs super-defuse").

@@ -1,0 +1,88 @@
+"""The auto search's objective: a stated statistic of per-face agreement, with a bootstrap
+interval; a plan reaches the target only when the interval's lower end does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from hailoc.eval.metrics import cosine_rows
+from hailoc.eval.sweep import BySize
+
+BOOTSTRAP_SAMPLES = 1000
+SEED = 0  # the interval is part of the result: it must not change between runs
+
+
+@dataclass(frozen=True)
+class Measure:
+    """The statistic at the target size, its interval, and the overall mean agreement."""
+
+    value: float
+    low: float
+    high: float
+    mean_all_sizes: float
+    per_size: dict[int, float]  # mean agreement per face size
+
+    def reaches(self, target: float) -> bool:
+        """True when the whole interval clears the target."""
+        return self.low >= target
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Measure:
+        """Inverse of as_dict."""
+        interval = data["interval"]
+        per_size = data.get("per_size") or {}
+        assert isinstance(interval, list) and isinstance(per_size, dict)
+        return cls(
+            float(data["value"]),  # type: ignore[arg-type]
+            float(interval[0]),
+            float(interval[1]),
+            float(data["mean_all_sizes"]),  # type: ignore[arg-type]
+            {int(k): float(v) for k, v in per_size.items()},
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON form for auto_plan.json."""
+        return {
+            "value": self.value,
+            "interval": [self.low, self.high],
+            "mean_all_sizes": self.mean_all_sizes,
+            "per_size": {str(k): v for k, v in self.per_size.items()},
+        }
+
+
+def _statistic(
+    values: npt.NDArray[np.float64], metric: str, axis: int = -1
+) -> npt.NDArray[np.float64]:
+    if metric == "p5":
+        out: npt.NDArray[np.float64] = np.percentile(values, 5, axis=axis)
+    elif metric == "mean":
+        out = np.mean(values, axis=axis)
+    else:
+        out = np.min(values, axis=axis)
+    return out
+
+
+def measure(
+    reference: BySize, candidate: BySize, *, metric: str, face_size: int, confidence: float
+) -> Measure:
+    """The statistic of cosine(fp32, candidate) per face at `face_size`, with its interval."""
+    per_face = cosine_rows(reference[face_size], candidate[face_size])
+    rng = np.random.default_rng(SEED)
+    picks = rng.integers(0, len(per_face), (BOOTSTRAP_SAMPLES, len(per_face)))
+    samples = _statistic(per_face[picks], metric)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    per_size = {
+        size: float(cosine_rows(reference[size], candidate[size]).mean()) for size in reference
+    }
+    everything = np.concatenate([cosine_rows(reference[s], candidate[s]) for s in reference])
+    return Measure(
+        float(_statistic(per_face, metric)),
+        float(low),
+        float(high),
+        float(everything.mean()),
+        per_size,
+    )

@@ -44,7 +44,7 @@ def test_shipped_manifest_validates_example(cli, monkeypatch) -> None:
     monkeypatch.chdir(repo)
     result = cli("models", "validate", "fr_feature")
     assert result.code == 0, result.err
-    assert "final block: Conv_93, Conv_94" in result.out
+    assert "final block (int16-final): Conv_93, Conv_94" in result.out
     assert "opset 9" in result.out
 
 

@@ -390,10 +390,17 @@ def test_two_input_and_160px_models_fail_validation(project: Path, cli: Cli) -> 
             "input": {"name": "a", "shape": [1, 3, 112, 112]},
         }
         models["big"] = {
-            **models["fr_feature"],
+            **base,
+            "onnx": "models/big.onnx",
             "input": {"name": "input", "shape": [1, 3, 160, 160]},
         }
 
+    big = onnx.load(str(project / "models" / "fr_feature.onnx"))
+    for dim, size in zip(
+        big.graph.input[0].type.tensor_type.shape.dim[2:], (160, 160), strict=True
+    ):
+        dim.dim_value = size
+    onnx.save(big, str(project / "models" / "big.onnx"))
     _edit_manifest(project, edit)
     res = cli("-m", _m(project), "models", "validate", "two")
     assert res.code == 1 and "2 inputs" in res.err

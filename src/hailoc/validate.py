@@ -115,15 +115,6 @@ def _input_problems(cfg: ModelConfig, graph: GraphInfo) -> list[HailocError]:
                 fix="export the embedder with one image input (fold constants into the graph)",
             )
         ]
-    if declared.height_width != (ALIGNED_SIZE, ALIGNED_SIZE):
-        return [
-            ManifestError(
-                f"input {declared.height_width[0]}x{declared.height_width[1]}: calibration and "
-                f"eval faces are aligned to the {ALIGNED_SIZE}x{ALIGNED_SIZE} ArcFace template",
-                where=_where(cfg, "input.shape"),
-                fix=f"use a {ALIGNED_SIZE}x{ALIGNED_SIZE} export of the embedder",
-            )
-        ]
     if declared.name not in graph.inputs:
         return [
             ManifestError(
@@ -144,6 +135,15 @@ def _input_problems(cfg: ModelConfig, graph: GraphInfo) -> list[HailocError]:
                 f"shape {list(declared.shape)} does not match the graph's {shown}",
                 where=_where(cfg, "input.shape"),
                 fix=f"set input.shape to {shown} (symbolic dims may be any positive size)",
+            )
+        ]
+    if declared.height_width != (ALIGNED_SIZE, ALIGNED_SIZE):
+        return [
+            ManifestError(
+                f"input {declared.height_width[0]}x{declared.height_width[1]}: calibration and "
+                f"eval faces are aligned to the {ALIGNED_SIZE}x{ALIGNED_SIZE} ArcFace template",
+                where=_where(cfg, "input.shape"),
+                fix=f"use a {ALIGNED_SIZE}x{ALIGNED_SIZE} export of the embedder",
             )
         ]
     return []

@@ -14,7 +14,6 @@ from hailoc.records import (
     GateSection,
     SideNumbers,
     SizeRow,
-    VerificationNumbers,
 )
 
 
@@ -40,9 +39,7 @@ class GateVerdict:
 def _side(side: Side) -> SideNumbers:
     return SideNumbers(
         degeneracy=DegeneracyNumbers(**asdict(side.degeneracy)),
-        verification=VerificationNumbers(**asdict(side.verification))
-        if side.verification
-        else None,
+        verification=side.verification,
         pre_norm_ratio=side.pre_norm_ratio,
     )
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from hailoc.records import VerificationNumbers
 
 Array = npt.NDArray[np.floating[Any]]
 _EPS = 1e-12
@@ -84,23 +86,8 @@ def effective_rank(emb: Array) -> float:
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
-@dataclass(frozen=True)
-class Verification:
-    """Genuine/impostor statistics, the best threshold and ROC numbers."""
-
-    genuine_mean: float
-    genuine_std: float
-    impostor_mean: float
-    impostor_std: float
-    threshold: float
-    accuracy: float
-    tar_at_far_1e2: float
-    tar_at_far_1e3: float
-    roc_auc: float
-
-    def as_dict(self) -> dict[str, float]:
-        """Plain dict for records."""
-        return asdict(self)
+# The record's type is the computation's type: one field list for both.
+Verification = VerificationNumbers
 
 
 def _roc(genuine: Array, impostor: Array) -> tuple[Array, Array, Array]:
@@ -148,13 +135,13 @@ def verification(genuine: Array, impostor: Array) -> Verification:
     """All verification numbers for one set of genuine and impostor similarities."""
     threshold, accuracy = best_threshold(genuine, impostor)
     return Verification(
-        float(np.mean(genuine)),
-        float(np.std(genuine)),
-        float(np.mean(impostor)),
-        float(np.std(impostor)),
-        threshold,
-        accuracy,
-        tar_at_far(genuine, impostor, 1e-2),
-        tar_at_far(genuine, impostor, 1e-3),
-        roc_auc(genuine, impostor),
+        genuine_mean=float(np.mean(genuine)),
+        genuine_std=float(np.std(genuine)),
+        impostor_mean=float(np.mean(impostor)),
+        impostor_std=float(np.std(impostor)),
+        threshold=threshold,
+        accuracy=accuracy,
+        tar_at_far_1e2=tar_at_far(genuine, impostor, 1e-2),
+        tar_at_far_1e3=tar_at_far(genuine, impostor, 1e-3),
+        roc_auc=roc_auc(genuine, impostor),
     )

@@ -212,6 +212,8 @@ def test_int16_final_build_against_the_v3_standin(
     assert summary["performance_param"] == ["compiler_optimization_level=max"]
     backend = record["inputs"]["backend"]
     assert backend["dfc_version"].startswith("3.") and backend["worker_python"] == VENV_PYTHON
+    assert record["engine"] == "local"
+    assert all(s["engine"] == "local" for s in record["stages"])
 
 
 @pytest.mark.docker

@@ -144,6 +144,7 @@ def test_success_publishes_record_log_report_and_artifact(build: Build) -> None:
     assert {"record.json", "build.log", "report.md", "fr_feature.fake"} <= _files(folder)
     assert "== quantize: running" in (folder / "build.log").read_text()
     assert on_disk.inputs is not None and on_disk.inputs.backend == {"fake": "yes"}
+    assert on_disk.engine == "local" and all(s.engine == "local" for s in on_disk.stages)
     # Nothing staged or in flight is left beside the target.
     assert [p.name for p in folder.parent.iterdir() if ".staging-" in p.name] == []
 

@@ -111,6 +111,8 @@ class _Build:
         inputs = ctx.inputs.get(target.model)
         record.inputs = inputs.describe(ctx.manifest)
         record.inputs.backend = self.backend.facts(target)
+        # Where the build ran: a Docker engine for Hailo, this host for ONNX Runtime.
+        record.engine = record.inputs.backend.get("engine", "local")
         stages = StageRunner(
             cache=StageCache(ctx.manifest.cache_dir),
             work_root=ctx.manifest.work_dir,
@@ -120,6 +122,8 @@ class _Build:
             record=record,
             log=self.log,
             reporter=ctx.reporter,
+            engine=record.engine,
+            gpu=slot,
         )
         self.stages = stages
         job = Job(target, inputs, ctx.options, slot)

@@ -72,6 +72,8 @@ class StageRunner:
         record: BuildRecord,
         log: BuildLog,
         reporter: Reporter,
+        engine: str | None = None,
+        gpu: int | None = None,
     ) -> None:
         self.cache = cache
         self.work_root = work_root
@@ -81,6 +83,8 @@ class StageRunner:
         self.record = record
         self.log = log
         self.reporter = reporter
+        self.engine = engine
+        self.gpu = gpu
         # Tool logs of every stage (cached or run, passed or failed), published with the build.
         self.attachments: dict[str, Path | bytes] = {}
 
@@ -103,7 +107,14 @@ class StageRunner:
         if cached is not None:
             self.log(f"== {name}: cache hit {key[:12]}")
             self.record.stages.append(
-                StageRecord(name=name, status="ok", cache_hit=True, cache_key=key)
+                StageRecord(
+                    name=name,
+                    status="ok",
+                    cache_hit=True,
+                    cache_key=key,
+                    engine=self.engine,
+                    gpu=self.gpu,
+                )
             )
             self._attach(name, cached)
             return cached
@@ -115,7 +126,15 @@ class StageRunner:
             seconds = round(time.monotonic() - started, 3)
             self.record.stages.append(
                 StageRecord.model_validate(
-                    {"name": name, "status": status, "seconds": seconds, "cache_key": key} | details
+                    {
+                        "name": name,
+                        "status": status,
+                        "seconds": seconds,
+                        "cache_key": key,
+                        "engine": self.engine,
+                        "gpu": self.gpu,
+                    }
+                    | details
                 )
             )
 

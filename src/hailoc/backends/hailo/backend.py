@@ -66,6 +66,7 @@ class HailoSession:
     suites: dict[str, Suite]  # hw_arch -> suite
     gpus: bool
     worker: str
+    engine: str = "local"  # the engine's URL or context name, for records
 
     def suite(self, hw_arch: str) -> Suite:
         """The suite that builds `hw_arch` (checked when the session opened)."""
@@ -94,7 +95,10 @@ def open_session(
         docker_env.check_suite(by_ref[ref].info, arch)
         suites[arch] = by_ref[ref]
     gpus = docker_env.has_gpu_runtime(client) if options.gpus is None else options.gpus
-    return HailoSession(client, suites, gpus, docker_env.worker_digest())
+    engine = options.docker_host or (
+        f"context {options.docker_context}" if options.docker_context else "local"
+    )
+    return HailoSession(client, suites, gpus, docker_env.worker_digest(), engine)
 
 
 def _net_name(model: str) -> str:
@@ -133,6 +137,7 @@ class HailoBackend:
             "dfc_image": suite.image,
             "worker_sha256": self.session.worker,
             "gpus": "yes" if self.session.gpus else "no",
+            "engine": self.session.engine,
         }
 
     # -- stages -----------------------------------------------------------------------------

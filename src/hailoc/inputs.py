@@ -144,7 +144,7 @@ def gather(manifest: LoadedManifest, model: str) -> BuildInputs:
     calib_set = open_set(manifest.calibration_dir, cfg.calib_set)
     data, calib_sha = _read_verified(calib_set, "calib.npy")
     calib = _array(data, calib_set.calib, calib_set.name)
-    del data
+    del data  # the raw bytes of a large set: only the array is kept
     height, width = cfg.input.height_width
     if calib.ndim != 4 or calib.shape[1:] != (height, width, 3) or calib.dtype != np.uint8:
         raise HailocError(

@@ -39,7 +39,7 @@ def docker_host_option(url: str | None) -> str | None:
     fix = "give unix:///path/to/docker.sock, tcp://host:2376 or ssh://user@host"
     try:
         parts = urlsplit(url)
-        port = parts.port  # raises for a bad port
+        _ = parts.port  # reading the port is what validates it (ValueError when malformed)
     except ValueError as exc:
         raise HailocError(f"cannot read {url!r} ({exc})", where="--docker-host", fix=fix) from None
     if parts.scheme not in DOCKER_SCHEMES:
@@ -52,5 +52,4 @@ def docker_host_option(url: str | None) -> str | None:
         raise HailocError(f"no socket path in {url!r}", where="--docker-host", fix=fix)
     if parts.scheme in ("tcp", "ssh") and not parts.hostname:
         raise HailocError(f"no host in {url!r}", where="--docker-host", fix=fix)
-    del port
     return url

@@ -422,3 +422,20 @@ def test_read_only_output_is_one_line_not_a_traceback(
     res = cli("-m", _m(calibrated_project), "build", "fr_feature", "-p", "int8")
     assert res.code == 1 and "Traceback" not in res.err
     assert "no space left" in res.err.lower()
+
+
+def test_report_never_replaces_a_users_report(
+    calibrated_project: Path, cli: Cli, tmp_path: Path
+) -> None:
+    project = calibrated_project
+    assert cli("-m", _m(project), "build", "fr_feature", "-p", "int8").code == 0
+    mine = tmp_path / "docs"
+    mine.mkdir()
+    (mine / "report.md").write_text("# my notes\n")
+    res = cli("-m", _m(project), "report", "-o", str(mine))
+    assert res.code == 2 and "--force" in res.err
+    assert (mine / "report.md").read_text() == "# my notes\n"
+    # Its own report is replaced without asking; --force replaces the user's.
+    assert cli("-m", _m(project), "report").code == 0
+    assert cli("-m", _m(project), "report").code == 0
+    assert cli("-m", _m(project), "report", "-o", str(mine), "--force").code == 0

@@ -9,7 +9,7 @@ import typer
 from hailoc.cli.output import warning_line
 from hailoc.cli.state import state
 from hailoc.cli.tables import accuracy_table
-from hailoc.eval.report import collect_records, write_batch_report
+from hailoc.eval.report import REPORT_TITLE, collect_records, write_batch_report
 from hailoc.fsutil import check_replaceable
 
 
@@ -17,6 +17,9 @@ def report(
     ctx: typer.Context,
     output: Path | None = typer.Option(
         None, "--output", "-o", help="Folder for report.md and comparison.png (default: hef/)."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Replace a report.md / comparison.png hailoc did not write."
     ),
 ) -> None:
     """Render the batch comparison: agreement with fp32 and match rate per face size.
@@ -30,8 +33,10 @@ def report(
     collected = collect_records(manifest.hef_dir)
     for problem in collected.unreadable:
         warning_line(st.err, f"skipped {problem}")
-    if output is not None:
-        check_replaceable(out / "report.md", what="--output", force_file=True)
+    ours = _ours(out / "report.md")
+    for name in ("report.md", "comparison.png"):
+        # A previous `hailoc report` is replaced; a user's files of those names are not.
+        check_replaceable(out / name, what="--output", force_file=force or ours)
     rows = write_batch_report(collected.records, out)
     table = accuracy_table(collected.records)
     if table is None or not rows:
@@ -39,3 +44,12 @@ def report(
         raise typer.Exit(1)
     st.out.print(table)
     st.out.print(f"report: {out / 'report.md'}, {out / 'comparison.png'}")
+
+
+def _ours(path: Path) -> bool:
+    """True when `path` is a report hailoc wrote (recognised by its first line)."""
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return fh.readline().startswith(REPORT_TITLE)
+    except (OSError, UnicodeDecodeError):
+        return False

@@ -15,6 +15,7 @@ from hailoc.records.schema import VerificationNumbers
 log = logging.getLogger(__name__)
 
 PLOTS = ("agreement.png", "scores.png", "pre_norm.png")
+REPORT_TITLE = "# hailoc builds compared with fp32"
 # Reports list builds from least to most 16-bit, then the searched plan.
 PRECISION_ORDER = ("int8", "int16-final", "int16-all", "custom", "auto")
 
@@ -141,7 +142,7 @@ def write_batch_report(records: list[BuildRecord], out: Path) -> list[BuildRecor
         f"match@{s}" for s in sizes[1:]
     ]
     lines = [
-        "# hailoc builds compared with fp32",
+        REPORT_TITLE,
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),

@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from hailoc.backends.hailo.backend import HailoBackend
+from hailoc.backends.onnxruntime.backend import OrtBackend
 from hailoc.backends.protocol import Backend
 from hailoc.cli.live import LiveReporter
 from hailoc.cli.state import CliState, state
@@ -23,7 +25,9 @@ from hailoc.records import BuildRecord, SummaryRow, read_summary, write_summary
 from hailoc.reference import References
 from hailoc.targets import BACKENDS, BuildTarget, check_choice, split_choices
 
-STAGES = ("parse", "optimize", "compile", "quantize")
+# Each backend's cached stages, as --from-stage names them (the backends own the lists).
+BACKEND_STAGES = {"hailo": HailoBackend.stages, "onnxruntime": OrtBackend.stages}
+STAGES = tuple(dict.fromkeys(s for stages in BACKEND_STAGES.values() for s in stages))
 
 
 def build(
@@ -159,13 +163,13 @@ def build(
 def _check_from_stage(stage: str | None, targets: list[BuildTarget]) -> None:
     if stage is None:
         return
-    stages = {"hailo": ("parse", "optimize", "compile"), "onnxruntime": ("quantize",)}
     for target in targets:
-        if stage not in stages[target.backend]:
+        stages = BACKEND_STAGES[target.backend]
+        if stage not in stages:
             raise HailocError(
                 f"the {target.backend} backend has no stage {stage!r}",
                 where="--from-stage",
-                fix=f"use one of: {', '.join(stages[target.backend])}",
+                fix=f"use one of: {', '.join(stages)}",
             )
 
 
@@ -175,11 +179,9 @@ def _backends(
     manifest = st.manifest()
     chosen: dict[str, Backend] = {}
     if any(t.backend == "onnxruntime" for t in targets):
-        from hailoc.backends.onnxruntime.backend import OrtBackend
-
         chosen["onnxruntime"] = OrtBackend()
     if any(t.backend == "hailo" for t in targets):
-        from hailoc.backends.hailo.backend import HailoBackend, open_session
+        from hailoc.backends.hailo.backend import open_session
         from hailoc.backends.hailo.doctor import preflight
 
         preflight(manifest)
@@ -228,8 +230,6 @@ def _run(
 
 
 def _uses_gpus(backend: Backend) -> bool:
-    from hailoc.backends.hailo.backend import HailoBackend
-
     return isinstance(backend, HailoBackend) and backend.session.gpus
 
 

@@ -14,6 +14,7 @@ import os
 import re
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,7 +146,7 @@ class HailoBackend:
         """Parse the ONNX into a HAR and the HN (shared by every precision of the model)."""
         inputs = job.inputs
         cfg = inputs.config
-        onnx_name = self._blob(f"{inputs.onnx_sha256}.onnx", inputs.onnx_bytes)
+        onnx_name = self._blob(f"{inputs.onnx_sha256}.onnx", lambda: inputs.onnx_bytes)
         key = cache_key(
             "parse",
             {
@@ -188,7 +189,7 @@ class HailoBackend:
         alls = render_alls(cfg, resolved, self.manifest.templates_dir, flavor)
         sizes = cfg.gate.face_sizes
         eval_bytes = _npy_bytes(stack_sizes(inputs.eval_faces, sizes))
-        calib_name = self._blob(f"{inputs.calib_sha256}.npy", _npy_bytes(inputs.calib))
+        calib_name = self._blob(f"{inputs.calib_sha256}.npy", lambda: _npy_bytes(inputs.calib))
         key = cache_key(
             "optimize",
             {
@@ -282,11 +283,12 @@ class HailoBackend:
         kill_labelled(self.session.client, {"org.hailoc.run": self.run_id})
 
     # -- helpers ----------------------------------------------------------------------------
-    def _blob(self, name: str, data: bytes) -> str:
-        """Store `data` once under the content-addressed blob folder; its file name."""
+    def _blob(self, name: str, data: Callable[[], bytes]) -> str:
+        """Store the bytes under the content-addressed blob folder once; its file name.
+        `data` runs only on a miss: serialising a large calibration set costs seconds."""
         path = self.blobs / name
         if not path.is_file():
-            atomic_write_bytes(path, data)
+            atomic_write_bytes(path, data())
         return name
 
     def _stage(

@@ -20,7 +20,12 @@ from hailoc.autoplan.objective import Measure, measure
 from hailoc.autoplan.toggle import Toggle
 from hailoc.backends.onnxruntime.backend import QDQ
 from hailoc.backends.onnxruntime.qdq_plan import QdqPlan, render_qdq
-from hailoc.backends.onnxruntime.quantize import OPSET, quantize, quantize_key, upgrade_opset
+from hailoc.backends.onnxruntime.quantize import (
+    OPSET,
+    quantize_inputs,
+    quantize_key,
+    upgrade_opset,
+)
 from hailoc.cache import StageCache
 from hailoc.eval.sweep import embed_sizes
 from hailoc.fsutil import atomic_write_text
@@ -77,14 +82,7 @@ class Evaluator:
         if entry is None:
             with tempfile.TemporaryDirectory(prefix="hailoc-auto-", dir=self.workdir) as tmp:
                 path = Path(tmp) / QDQ
-                quantize(
-                    self.inputs.onnx_proto,
-                    self.inputs.calib,
-                    self.cfg,
-                    qplan,
-                    path,
-                    calibset_size=self.cfg.optimization.calibset_size,
-                )
+                quantize_inputs(self.inputs, qplan, path)
                 entry = self.stage_cache.store("quantize", key, {QDQ: path}, {"stage": "quantize"})
         return entry / QDQ
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hailoc.backends.onnxruntime.qdq_plan import render_qdq
-from hailoc.backends.onnxruntime.quantize import quantize, quantize_key
+from hailoc.backends.onnxruntime.quantize import quantize_inputs, quantize_key
 from hailoc.backends.protocol import ArtifactFile, Candidate, Job, StageOutput, Stages
 from hailoc.inference.session import embed_at_sizes
 from hailoc.plan import PrecisionPlan
@@ -39,14 +39,7 @@ class OrtBackend:
         qplan = render_qdq(plan, inputs.onnx_proto)
 
         def produce(workdir: Path) -> StageOutput:
-            facts = quantize(
-                inputs.onnx_proto,
-                inputs.calib,
-                cfg,
-                qplan,
-                workdir / QDQ,
-                calibset_size=cfg.optimization.calibset_size,
-            )
+            facts = quantize_inputs(inputs, qplan, workdir / QDQ)
             stages.log(
                 f"quantized {facts['calibration_faces']} calibration faces at opset "
                 f"{facts['opset']}, {len(qplan.tensors)} tensors in 16-bit"

@@ -147,6 +147,19 @@ def quantize(
     return {"opset": OPSET, "calibration_faces": len(chosen), "a16_tensors": list(plan.tensors)}
 
 
+def quantize_inputs(inputs: BuildInputs, plan: QdqPlan, out: Path) -> dict[str, int | list[str]]:
+    """Quantize a model's checked inputs with `plan`: exactly what `quantize_key` describes."""
+    cfg = inputs.config
+    return quantize(
+        inputs.onnx_proto,
+        inputs.calib,
+        cfg,
+        plan,
+        out,
+        calibset_size=cfg.optimization.calibset_size,
+    )
+
+
 def _supports_ranges_cache(function: Any) -> bool:
     import inspect
 

@@ -157,3 +157,40 @@ def test_unreachable_target_reports_best_plan(
     assert record["plan"]["auto"]["reached"] is False
     assert len(record["plan"]["onnx_nodes"]) == 2
     assert code == (0 if record["status"] == "ok" else 1)
+
+
+def test_plans_are_stable_across_calibration_seeds(
+    tmp_path_factory: pytest.TempPathFactory, demo_calibration: Path
+) -> None:
+    """Seeds 0, 1, 2 draw different calibration and eval faces from the same photos: the
+    searches agree on the plan, or their chosen plans' intervals overlap (issue #17)."""
+    root = scaffold(tmp_path_factory.mktemp("seeds"), demo_calibration)
+    photos = augmented_photos(root / "photos")
+    data = yaml.safe_load((root / "models.yaml").read_text())
+    base = data["models"]["fr_feature"]
+    data["models"] = {}
+    for seed in (0, 1, 2):
+        build_set(
+            f"seed{seed}",
+            CalibParams(images=str(photos), eval_split=0.6, seed=seed),
+            project_root=REPO,
+            calib_root=root / "calibration",
+            detector=DetectorSpec(),
+        )
+        data["models"][f"m{seed}"] = {**base, "calib_set": f"seed{seed}"}
+    (root / "models.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    plans = []
+    for seed in (0, 1, 2):
+        _hailoc(root, "plan", f"m{seed}", "-p", "auto")
+        plans.append(json.loads((root / "hef" / f"m{seed}" / "auto_plan.json").read_text()))
+    assert min(p["eval_faces"] for p in plans) >= 50
+    # The seeds really drew different faces (else the test could not fail).
+    evals = {(root / "calibration" / f"seed{s}" / "eval.npy").read_bytes() for s in (0, 1, 2)}
+    assert len(evals) == 3
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        first, second = plans[a], plans[b]
+        if first["layers"] == second["layers"]:
+            continue
+        (lo1, hi1), (lo2, hi2) = first["score"]["interval"], second["score"]["interval"]
+        assert lo1 <= hi2 and lo2 <= hi1, (a, b, first["score"], second["score"])
+        assert first["reached"] == second["reached"], (a, b)

@@ -14,21 +14,21 @@ from pathlib import Path
 import numpy as np
 
 from hailoc.cache import cache_key
-from hailoc.eval.sweep import BySize
+from hailoc.eval.sweep import BySize, Embeddings
 from hailoc.fsutil import atomic_write_bytes
 from hailoc.inference.session import embed_at_sizes
 from hailoc.inputs import BuildInputs
 
 
-def reference_key(inputs: BuildInputs, sizes: tuple[int, ...]) -> str:
-    """Cache key of the fp32 embeddings of `inputs`' eval faces at `sizes`."""
+def reference_key(inputs: BuildInputs, size: int) -> str:
+    """Cache key of the fp32 embeddings of `inputs`' eval faces at one simulated size."""
     cfg = inputs.config
     return cache_key(
         "reference",
         {
             "onnx_sha256": inputs.onnx_sha256,
             "eval_sha256": inputs.eval_sha256,
-            "sizes": list(sizes),
+            "size": size,
             "input": cfg.input.model_dump(mode="json"),
             "normalization": cfg.normalization.model_dump(mode="json"),
             "embedding_output": cfg.embedding_output,
@@ -42,34 +42,42 @@ class References:
 
     def __init__(self, cache_root: Path) -> None:
         self.root = cache_root / "reference"
-        self._memo: dict[str, BySize] = {}
+        self._memo: dict[str, Embeddings] = {}
         self._lock = threading.Lock()
 
     def get(self, inputs: BuildInputs, sizes: tuple[int, ...]) -> BySize:
-        """fp32 embeddings of the eval faces at each size."""
-        key = reference_key(inputs, sizes)
-        with self._lock:
-            if key not in self._memo:
-                self._memo[key] = self._load(key) or self._compute(key, inputs, sizes)
-            return self._memo[key]
+        """fp32 embeddings of the eval faces at each size.
 
-    def _load(self, key: str) -> BySize | None:
-        path = self.root / f"{key}.npz"
+        Stored per size, so the auto search (one size) and the gate (every size) share the
+        work instead of each computing its own set.
+        """
+        with self._lock:
+            keys = {size: reference_key(inputs, size) for size in sizes}
+            for key in keys.values():
+                if key not in self._memo:
+                    found = self._load(key)
+                    if found is not None:
+                        self._memo[key] = found
+            missing = tuple(size for size, key in keys.items() if key not in self._memo)
+            if missing:
+                for size, emb in self._compute(inputs, missing).items():
+                    self._memo[keys[size]] = emb
+                    self._store(keys[size], emb)
+            return {size: self._memo[keys[size]] for size in sizes}
+
+    def _load(self, key: str) -> Embeddings | None:
+        path = self.root / f"{key}.npy"
         if not path.is_file():
             return None
         try:
-            with np.load(path, allow_pickle=False) as data:
-                return {int(name): np.asarray(data[name], np.float32) for name in data.files}
+            return np.asarray(np.load(path, allow_pickle=False), np.float32)
         except (OSError, ValueError):
             return None  # a damaged entry is recomputed
 
-    def _compute(self, key: str, inputs: BuildInputs, sizes: tuple[int, ...]) -> BySize:
-        cfg = inputs.config
-        result = embed_at_sizes(inputs.onnx_bytes, cfg, inputs.eval_faces, sizes)
+    def _compute(self, inputs: BuildInputs, sizes: tuple[int, ...]) -> BySize:
+        return embed_at_sizes(inputs.onnx_bytes, inputs.config, inputs.eval_faces, sizes)
+
+    def _store(self, key: str, emb: Embeddings) -> None:
         buffer = io.BytesIO()
-        arrays: dict[str, np.ndarray[tuple[int, ...], np.dtype[np.float32]]] = {
-            str(size): emb for size, emb in result.items()
-        }
-        np.savez(buffer, allow_pickle=False, **arrays)
-        atomic_write_bytes(self.root / f"{key}.npz", buffer.getvalue())
-        return result
+        np.save(buffer, emb, allow_pickle=False)
+        atomic_write_bytes(self.root / f"{key}.npy", buffer.getvalue())

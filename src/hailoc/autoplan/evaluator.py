@@ -9,6 +9,7 @@ second search with the same inputs does no model work.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,10 @@ from hailoc.backends.onnxruntime.quantize import (
     upgrade_opset,
 )
 from hailoc.cache import StageCache
-from hailoc.eval.sweep import embed_sizes
+from hailoc.calibration.distance import batch_at_distance
 from hailoc.fsutil import atomic_write_text
 from hailoc.inference.preprocess import to_input
-from hailoc.inference.session import Embedder, open_session, static_batch
+from hailoc.inference.session import embed_split, open_session, static_batch
 from hailoc.inputs import BuildInputs
 from hailoc.manifest.schema import AutoSearch
 from hailoc.plan import PrecisionPlan
@@ -69,6 +70,7 @@ class Evaluator:
         self.computed = 0
         self.reused = 0
         self._toggle: Toggle | None = None
+        self._probes: Any = None  # eval faces as seen at the target size, simulated once
 
     # -- the two quantized models ----------------------------------------------------------
     def _plan(self, layers: tuple[str, ...]) -> QdqPlan:
@@ -117,15 +119,14 @@ class Evaluator:
             self.reused += 1
             return Measure.from_dict(self.memo[key])
         size = self.spec.face_size
-        faces = self.inputs.eval_faces
-        embed = Embedder(
-            open_session(self.toggle().model(layers)), self.cfg, self.cfg.embedding_output
-        )
-        candidate = embed_sizes(embed, faces, (size,))
-        reference = self.references.get(self.inputs, self.cfg.gate.face_sizes)
+        if self._probes is None:
+            self._probes = batch_at_distance(self.inputs.eval_faces, size)
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        embedded = embed_split(self.toggle().model(layers), self.cfg, self._probes, workers)
+        reference = self.references.get(self.inputs, (size,))
         result = measure(
-            {size: reference[size]},
-            candidate,
+            reference,
+            {size: embedded},
             metric=self.spec.metric,
             face_size=size,
             confidence=self.spec.confidence,
@@ -135,28 +136,15 @@ class Evaluator:
         atomic_write_text(self.memo_path, json.dumps(self.memo, indent=0, sort_keys=True))
         return result
 
-    def _activations(self, model: onnx.ModelProto, names: list[str]) -> dict[str, Any]:
-        """`names` tensors of `model` on the first calibration faces (one pass)."""
+    def _session(self, model: onnx.ModelProto, names: list[str]) -> Any:
+        """A session of `model` that also returns the `names` tensors."""
         have = {o.name for o in model.graph.output}
         for name in names:
             if name not in have:
                 model.graph.output.append(
                     onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
                 )
-        session = open_session(model.SerializeToString())
-        x = to_input(np.asarray(self.inputs.calib[:RANKING_FACES]), self.cfg)
-        batch = static_batch(session) or len(x)
-        found: dict[str, list[Any]] = {name: [] for name in names}
-        for start in range(0, len(x), batch):
-            chunk = x[start : start + batch]
-            real = len(chunk)
-            if real < batch:  # a static batch: pad with the last face
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - real, 0)])
-            for name, value in zip(
-                names, session.run(names, {self.cfg.input.name: chunk}), strict=True
-            ):
-                found[name].append(np.asarray(value, np.float64)[:real])
-        return {name: np.concatenate(parts) for name, parts in found.items()}
+        return open_session(model.SerializeToString())
 
     def ranking(self) -> list[tuple[str, float]]:
         """(layer, noise added) from one pass of the fp32 and the int8 model, most harmful
@@ -180,12 +168,31 @@ class Evaluator:
             if layer in nodes and nodes[layer].input and nodes[layer].output
         }
         names = sorted({t for pair in edges.values() for t in pair})
-        fp32 = self._activations(reference, names)
-        int8 = self._activations(onnx.load(str(self.quantized(()))), names)
+        fp32 = self._session(reference, names)
+        int8 = self._session(onnx.load(str(self.quantized(()))), names)
+        # Sums per tensor, accumulated chunk by chunk: holding every activation of a
+        # ResNet-100 for all ranking faces would take gigabytes.
+        signal = dict.fromkeys(names, 0.0)
+        noise = dict.fromkeys(names, 0.0)
+        x = to_input(np.asarray(self.inputs.calib[:RANKING_FACES]), self.cfg)
+        batch = static_batch(fp32) or len(x)
+        for start in range(0, len(x), batch):
+            chunk = x[start : start + batch]
+            real = len(chunk)
+            if real < batch:  # a static batch: pad with the last face
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - real, 0)])
+            feed = {self.cfg.input.name: chunk}
+            pairs = zip(names, fp32.run(names, feed), int8.run(names, feed), strict=True)
+            for name, ref_value, q_value in pairs:
+                # float32 dot products over flat views: exact enough to rank, and far
+                # cheaper than float64 copies of every activation.
+                ref = np.asarray(ref_value, np.float32)[:real].ravel()
+                diff = ref - np.asarray(q_value, np.float32)[:real].ravel()
+                signal[name] += float(np.dot(ref, ref))
+                noise[name] += float(np.dot(diff, diff))
 
         def nsr(tensor: str) -> float:
-            signal = float(np.sum(fp32[tensor] ** 2))
-            return float(np.sum((fp32[tensor] - int8[tensor]) ** 2)) / signal if signal else 0.0
+            return noise[tensor] / signal[tensor] if signal[tensor] else 0.0
 
         added = {layer: nsr(out) - nsr(inp) for layer, (inp, out) in edges.items()}
         ranked = sorted(added.items(), key=lambda item: (-item[1], self.candidates.index(item[0])))

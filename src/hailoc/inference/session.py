@@ -75,6 +75,30 @@ class Embedder:
         return np.concatenate(out).astype(np.float32)
 
 
+def embed_split(
+    model: bytes, cfg: ModelConfig, faces: npt.NDArray[np.uint8], workers: int
+) -> npt.NDArray[np.float32]:
+    """Embed `faces` with `workers` single-threaded sessions, each on a contiguous share.
+
+    Face recognition models at batch 1 keep ONNX Runtime's intra-op threads poorly busy:
+    one session per core over separate faces is ~1.6x faster on 2 cores. Each face's
+    embedding does not depend on how the faces are split.
+    """
+    workers = max(1, min(workers, len(faces)))
+    if workers == 1:
+        return Embedder(open_session(model), cfg, cfg.embedding_output)(faces)
+    from concurrent.futures import ThreadPoolExecutor
+
+    shares = np.array_split(np.arange(len(faces)), workers)
+
+    def run(share: npt.NDArray[np.intp]) -> npt.NDArray[np.float32]:
+        embed = Embedder(open_session(model, threads=1), cfg, cfg.embedding_output)
+        return embed(faces[share])
+
+    with ThreadPoolExecutor(workers) as pool:
+        return np.concatenate(list(pool.map(run, shares)))
+
+
 def embed_at_sizes(
     model: Path | bytes, cfg: ModelConfig, faces: npt.NDArray[np.uint8], sizes: tuple[int, ...]
 ) -> BySize:

@@ -272,6 +272,6 @@ def test_doctor_passes_on_the_standin_and_names_each_fix(
     res = cli("-m", m, "doctor")
     assert res.code == 1 and "docker load" in res.out
     # An image without hailo_sdk_client: the stand-in's bare base.
-    _manifest(project, suite_image="hailoc-standin-base:bookworm-2")
+    _manifest(project, suite_image="hailoc-standin-base:bookworm-3")
     res = cli("-m", m, "doctor")
     assert res.code == 1 and "hailo_sdk_client" in res.out and "Suite image" in res.out

@@ -51,6 +51,7 @@ class FakeBackend:
 
     name = "onnxruntime"
     stages: tuple[str, ...] = ("prepare", "quantize", "finish")
+    ranks_layers = False
 
     def __init__(self, *, collapsed: bool = False, fail_in: str | None = None) -> None:
         self.collapsed = collapsed
@@ -87,6 +88,11 @@ class FakeBackend:
         else:
             embeddings = _embeddings(faces)
         return Candidate(PlanSection(precision=plan.precision), embeddings, entry)
+
+    def layer_noise(
+        self, job: Job, candidate: Candidate, stages: Stages
+    ) -> dict[str, float] | None:
+        return None
 
     def finish(self, job: Job, candidate: Candidate, stages: Stages) -> list[ArtifactFile]:
         self._stage(stages, "finish", f"finish-{candidate.entry.name}")

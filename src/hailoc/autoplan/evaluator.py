@@ -42,7 +42,11 @@ RANKING_FACES = 16
 
 
 class Evaluator:
-    """Measures layer sets; counts what it computed and what it reused."""
+    """Measures layer sets on ONNX Runtime; counts what it computed and what it reused."""
+
+    source = "ort"
+    unit = "noise_added"
+    polish = 3
 
     def __init__(
         self,
@@ -110,6 +114,10 @@ class Evaluator:
                 upgrade_opset(self.inputs.onnx_proto, OPSET),
             )
         return self._toggle
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Nothing beyond the curve: evaluations here cost seconds, not stages."""
+        return []
 
     # -- scores -------------------------------------------------------------------------------
     def score(self, layers: tuple[str, ...]) -> Measure:

@@ -29,7 +29,6 @@ from hailoc.plan import PrecisionPlan
 from hailoc.plan.support import a16_refusal, kind_for_onnx
 
 NON_CONV = frozenset({"Gemm", "MatMul"})
-POLISH = 3  # chosen layers the search tries to drop again after bisection
 
 
 class EvalSetTooSmall(HailocError):
@@ -49,6 +48,29 @@ class SearchProgress(Protocol):
 
     def finish(self) -> None:
         """The phase ended (possibly before `total`)."""
+
+
+class Scorer(Protocol):
+    """Ranks layers once and measures layer sets: the ONNX Runtime toggle (evaluator.py) or a
+    backend's own quantizer and noise analysis (Hailo: the DFC's optimize stages)."""
+
+    source: str  # "ort" | "dfc": where the ranking and the scores come from
+    unit: str  # what a ranking value is: "noise_added" (higher = worse) or "snr_db" (lower)
+    polish: int  # chosen layers the search may try to drop again after bisection
+    computed: int
+    reused: int
+
+    def ranking(self) -> list[tuple[str, float]]:
+        """(layer, value), most harmful first."""
+
+    def score(self, layers: tuple[str, ...]) -> Measure:
+        """The objective with `layers` in 16-bit and every other layer in 8-bit."""
+
+    def materialize(self, layers: tuple[str, ...]) -> None:
+        """Leave the chosen plan where the build that follows will look for it."""
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every expensive step the scorer ran (Hailo: optimize stages), for auto_plan.json."""
 
 
 class _Silent:
@@ -83,6 +105,7 @@ class AutoResult:
     budget: dict[str, Any]
     eval_faces: int
     ranking_source: str = "ort"
+    stage_runs: list[dict[str, Any]] = field(default_factory=list)
     evaluations: int = 0
     reused_evaluations: int = 0
     seconds: float = 0.0
@@ -165,8 +188,14 @@ def search_plan(
     *,
     spec: AutoSearch,
     progress: SearchProgress | None = None,
+    scorer: Scorer | None = None,
 ) -> AutoResult:
-    """Rank once, bisect on the ranked list, polish; deterministic for given inputs."""
+    """Rank once, bisect on the ranked list, polish; deterministic for given inputs.
+
+    Without `scorer`, plans are measured on the ONNX Runtime emulation (toggling one
+    quantized model); a backend scorer spends one quantization per plan, so the search
+    stays within 2 + ceil(log2 L) + its polish.
+    """
     started = time.monotonic()
     progress = progress or _Silent()
     cfg = inputs.config
@@ -192,14 +221,18 @@ def search_plan(
             "versions": inputs.versions.model_dump(),
         },
     )
-    evaluator = Evaluator(inputs, cache_root, cache_root / "auto" / key, spec, candidates)
+    evaluator: Scorer = scorer or Evaluator(
+        inputs, cache_root, cache_root / "auto" / key, spec, candidates
+    )
     weights = _weights(inputs.onnx_proto)
     total_weights = sum(weights.get(c, 0) for c in candidates) or 1
     max_layers = min(spec.max_layers or len(candidates), len(candidates))
 
-    progress.start(2 + math.ceil(math.log2(max_layers + 1)) + POLISH, "search")
-    ranking = evaluator.ranking()
-    order = [layer for layer, _ in ranking]
+    progress.start(2 + math.ceil(math.log2(max_layers)) + evaluator.polish, "search")
+    ranking = [(layer, value) for layer, value in evaluator.ranking() if layer in candidates]
+    ranked = {layer for layer, _ in ranking}
+    # Layers the ranking does not name (none on the ORT side) go last, in graph order.
+    order = [layer for layer, _ in ranking] + [c for c in candidates if c not in ranked]
     if spec.max_weight_share is not None:
         # Drop from the end of the ranking the layers that would exceed the weight budget.
         kept, share = [], 0.0
@@ -234,7 +267,7 @@ def search_plan(
             else:
                 lo = mid
         chosen = order[:hi]
-        for layer in list(reversed(chosen))[:POLISH]:
+        for layer in list(reversed(chosen))[: evaluator.polish]:
             trial = [c for c in chosen if c != layer]
             if trial and score(trial).reaches(spec.target):
                 chosen = trial
@@ -257,12 +290,14 @@ def search_plan(
         score=final.as_dict(),
         baseline=baseline.as_dict(),
         all_candidates=full.as_dict() | {"layers": limit},
-        sensitivity=[{"layer": layer, "noise_added": round(v, 6)} for layer, v in ranking],
+        sensitivity=[{"layer": layer, evaluator.unit: round(v, 6)} for layer, v in ranking],
         curve=curve,
         excluded=excluded,
         candidates=len(candidates),
         budget={"max_layers": max_layers, "max_weight_share": spec.max_weight_share},
         eval_faces=len(inputs.eval_faces),
+        ranking_source=evaluator.source,
+        stage_runs=evaluator.runs(),
         evaluations=evaluator.computed,
         reused_evaluations=evaluator.reused,
         seconds=round(time.monotonic() - started, 3),
@@ -275,15 +310,35 @@ def search_plan(
     return result
 
 
-def save_outputs(result: AutoResult, folder: Path) -> Path:
-    """Write auto_plan.json and auto_curve.png into `folder` (hef/<model>/)."""
-    from hailoc.eval.plots import auto_curve
+PLAN_FILES = {"ort": "auto_plan.json", "dfc": "auto_plan.dfc.json"}
 
+
+def save_outputs(result: AutoResult, folder: Path) -> Path:
+    """Write auto_plan[.dfc].json into `folder` (hef/<model>/) and redraw auto_curve.png
+    with every source's curve side by side."""
     folder.mkdir(parents=True, exist_ok=True)
-    result.write(folder / "auto_plan.json")
-    label = f"{result.metric} agreement at {result.face_size} px"
-    auto_curve(result.curve, result.target, label, folder / "auto_curve.png")
-    return folder / "auto_plan.json"
+    path = folder / PLAN_FILES[result.ranking_source]
+    result.write(path)
+    draw_curves(folder)
+    return path
+
+
+def draw_curves(folder: Path) -> Path | None:
+    """auto_curve.png from the auto_plan files in `folder` (one panel per source)."""
+    from hailoc.eval.plots import AutoPanel, auto_curves
+
+    panels = []
+    for source, name in PLAN_FILES.items():
+        try:
+            data = json.loads((folder / name).read_text(encoding="utf-8"))
+            label = f"{data['metric']} agreement at {data['face_size']} px"
+            panels.append(AutoPanel(source, data["curve"], float(data["target"]), label))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    if not panels:
+        return None
+    auto_curves(panels, folder / "auto_curve.png")
+    return folder / "auto_curve.png"
 
 
 def with_overrides(spec: AutoSearch, target: float | None, budget: int | None) -> AutoSearch:

@@ -114,6 +114,8 @@ class Backend(Protocol):
 
     name: str
     stages: tuple[str, ...]  # cached stages, in order, as `--from-stage` names them
+    # True when `layer_noise` answers: `auto` then ranks and measures plans on this backend.
+    ranks_layers: bool
 
     def facts(self, target: BuildTarget) -> dict[str, str]:
         """Backend facts for the record of `target` (images, versions, digests)."""
@@ -125,6 +127,13 @@ class Backend(Protocol):
         self, job: Job, plan: PrecisionPlan, prepared: Path | None, stages: Stages
     ) -> Candidate:
         """Quantize with `plan` and embed the eval faces at every gate size."""
+
+    def layer_noise(
+        self, job: Job, candidate: Candidate, stages: Stages
+    ) -> dict[str, float] | None:
+        """SNR in dB per ONNX layer from the backend's own analysis of `candidate` (Hailo:
+        the DFC's layer noise analysis); None when it has none (`auto` then ranks and
+        searches on the ONNX Runtime emulation)."""
 
     def finish(self, job: Job, candidate: Candidate, stages: Stages) -> list[ArtifactFile]:
         """Produce the artifact of a candidate that passed the gate."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -122,27 +123,45 @@ def batch_comparison(rows: list[BuildRecord], path: Path) -> None:
     _save(fig, path)
 
 
-def auto_curve(curve: list[dict[str, Any]], target: float, label: str, path: Path) -> None:
-    """Every plan the auto search measured: agreement (with its interval) vs 16-bit layers."""
-    fig, axes = _figure(1)
-    ax = axes[0][0]
-    n = [p["layers"] for p in curve]
-    values = [p["value"] for p in curve]
-    low = [p["interval"][0] for p in curve]
-    high = [p["interval"][1] for p in curve]
-    ax.errorbar(
-        n,
-        values,
-        yerr=[
-            [v - lo for v, lo in zip(values, low, strict=True)],
-            [hi - v for v, hi in zip(values, high, strict=True)],
-        ],
-        fmt="o",
-        color=CAND,
-        capsize=3,
-        label=f"{label} (interval)",
-    )
-    ax.axhline(target, color="black", linestyle=":", label=f"target {target}")
-    ax.set(xlabel="16-bit layers", ylabel="cosine to fp32", title="--precision auto search")
-    ax.legend()
+@dataclass(frozen=True)
+class AutoPanel:
+    """One source's auto search curve (ort: ONNX Runtime emulation; dfc: the DFC's)."""
+
+    source: str
+    curve: list[dict[str, Any]]
+    target: float
+    label: str
+
+
+SOURCE_TITLES = {"ort": "ONNX Runtime emulation", "dfc": "Hailo DFC (SDK_QUANTIZED)"}
+
+
+def auto_curves(panels: list[AutoPanel], path: Path) -> None:
+    """Every plan each auto search measured: agreement (with its interval) vs 16-bit layers,
+    one panel per source, side by side."""
+    fig, axes = _figure(len(panels))
+    for ax, panel in zip(axes[0], panels, strict=False):
+        n = [p["layers"] for p in panel.curve]
+        values = [p["value"] for p in panel.curve]
+        low = [p["interval"][0] for p in panel.curve]
+        high = [p["interval"][1] for p in panel.curve]
+        ax.errorbar(
+            n,
+            values,
+            yerr=[
+                [v - lo for v, lo in zip(values, low, strict=True)],
+                [hi - v for v, hi in zip(values, high, strict=True)],
+            ],
+            fmt="o",
+            color=CAND,
+            capsize=3,
+            label=f"{panel.label} (interval)",
+        )
+        ax.axhline(panel.target, color="black", linestyle=":", label=f"target {panel.target}")
+        ax.set(
+            xlabel="16-bit layers",
+            ylabel="cosine to fp32",
+            title=f"auto: {SOURCE_TITLES.get(panel.source, panel.source)}",
+        )
+        ax.legend()
     _save(fig, path)

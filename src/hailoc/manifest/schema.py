@@ -214,6 +214,11 @@ class AutoSearch(Strict):
     max_weight_share: float | None = Field(default=None, gt=0, le=1)
     # Wide non-conv layers in 16-bit trip the allocator ("needs super-defuse").
     max_non_conv_width: int = Field(default=1024, ge=1)
+    # With the Hailo backend: the DFC's layer noise analysis ranks the layers. simple reads
+    # "partial_snr" (cheap); advanced reads "snr" (one emulation per layer: GPU hours on
+    # ResNet-100). `noise_images` calibration images feed it.
+    noise_analysis: Literal["simple", "advanced"] = "simple"
+    noise_images: int = Field(default=16, ge=1, le=1024)
 
 
 class Defaults(Strict):

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from hailoc.autoplan import AutoResult, SearchProgress, save_outputs, search_plan, with_overrides
+from hailoc.autoplan.search import Scorer
 from hailoc.errors import PlanError
 from hailoc.inputs import BuildInputs
 from hailoc.manifest import LoadedManifest
@@ -24,13 +25,18 @@ def plan_for(
     precision: str,
     options: BuildOptions,
     progress: SearchProgress | None = None,
+    scorer: Scorer | None = None,
 ) -> tuple[PrecisionPlan, AutoResult | None]:
-    """The plan for `precision`; `auto` runs (or reuses) the search and saves its outputs."""
+    """The plan for `precision`; `auto` runs (or reuses) the search and saves its outputs.
+
+    `scorer` measures plans on a backend's own quantizer (Hailo); by default the search
+    runs on the ONNX Runtime emulation.
+    """
     if precision != "auto":
         return build_plan(inputs.config, inputs.graph, precision), None
     cfg = inputs.config
     spec = with_overrides(cfg.auto, options.auto_target, options.auto_budget)
-    result = search_plan(inputs, manifest.cache_dir, spec=spec, progress=progress)
+    result = search_plan(inputs, manifest.cache_dir, spec=spec, progress=progress, scorer=scorer)
     save_outputs(result, manifest.hef_dir / cfg.name)
     return result.plan(), result
 

@@ -39,6 +39,7 @@ from hailoc.inputs import InputsCache
 from hailoc.locks import exclusive
 from hailoc.manifest import LoadedManifest
 from hailoc.options import BuildOptions
+from hailoc.pipeline.backend_scorer import BackendScorer
 from hailoc.pipeline.planning import AUTO_HINT, plan_for
 from hailoc.pipeline.reporter import Reporter
 from hailoc.pipeline.stages import BuildLog, StageRunner
@@ -128,9 +129,12 @@ class _Build:
         self.stages = stages
         job = Job(target, inputs, ctx.options, slot)
         prepared = self.backend.prepare(job, stages)
+        scorer = None
         if target.precision == "auto":
             stages.phase("auto-search")
-        plan, auto = plan_for(ctx.manifest, inputs, target.precision, ctx.options)
+            if self.backend.ranks_layers:
+                scorer = BackendScorer(self.backend, job, prepared, stages, ctx.references)
+        plan, auto = plan_for(ctx.manifest, inputs, target.precision, ctx.options, scorer=scorer)
         summary = (
             AutoSummary(
                 reached=auto.reached,

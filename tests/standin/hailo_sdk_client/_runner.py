@@ -74,6 +74,7 @@ class ClientRunner:
         self._applied_script = ""
         self._state = "empty"
         self._quant: dict[str, Any] = {}
+        self._noise: dict[str, dict[str, list[float]]] = {}
         self.optimization: dict[str, Any] = {}
         if har is not None:
             self.load_har(har)
@@ -107,6 +108,7 @@ class ClientRunner:
                 {"state": self._state, "hw_arch": self.hw_arch, "standin": True}).encode(),
             f"{net}.alls": (self._script or self._applied_script).encode(),
             f"{net}.q.json": json.dumps(self._quant).encode(),
+            f"{net}.noise.json": json.dumps(self._noise).encode(),
             f"{net}.onnx": self._onnx,
         }
         with tarfile.open(path, "w") as tar:
@@ -129,6 +131,7 @@ class ClientRunner:
         self._applied_script = files.get(f"{net}.alls", b"").decode()
         self._quant = json.loads(files.get(f"{net}.q.json", b"{}") or b"{}")
         self._onnx = files.get(f"{net}.onnx", b"")
+        self._noise = json.loads(files.get(f"{net}.noise.json", b"{}") or b"{}")
 
     # --- HN --------------------------------------------------------------------------------
     def get_hn_dict(self) -> dict[str, Any]:
@@ -239,6 +242,37 @@ class ClientRunner:
         self._applied_script = self._script
         self._state = "quantized_model"
 
+    # --- layer noise analysis (DFC_NOTES "Layer noise analysis") ----------------------------
+    def analyze_noise(self, data: Any, batch_size: int = 2, data_count: int = 64,
+                      analyze_mode: str = "simple") -> None:
+        """Per-layer SNR into the runner's params statistics; returns None (results live in
+        the quantized model, as the evidence says)."""
+        if self._state != "quantized_model":
+            raise SDKException(f"Layer noise analysis needs a quantized model (state {self._state})")
+        if analyze_mode not in ("simple", "advanced"):
+            raise SDKException(f"analyze_mode must be 'simple' or 'advanced', got {analyze_mode!r}")
+        array = self._check_calib(data)
+        if data_count > len(array):
+            # Unverified: strict rather than silently analysing fewer images.
+            raise SDKException(f"data_count {data_count} exceeds the {len(array)} images given")
+        self._maybe_fail("analyze_noise")
+        script = self._script or self._applied_script
+        by_node = _emulator.layer_snr(self._onnx, script, self._quant, array[:data_count],
+                                      analyze_mode)
+        key = "layer_noise_analysis/snr" if analyze_mode == "advanced" else \
+            "layer_noise_analysis/partial_snr"
+        self._noise = {}
+        for name, layer in self._hn["layers"].items():
+            values = [by_node[o] for o in layer.get("original_names", []) if o in by_node]
+            if values:
+                self._noise[name] = {key: [min(values)]}
+        _log("hailo_sdk.client.log", f"[info] layer noise analysis ({analyze_mode}) of "
+             f"{len(self._noise)} layers on {data_count} images")
+
+    def get_params_statistics(self) -> "_ParamsStatistics":
+        self._net()
+        return _ParamsStatistics(self._noise)
+
     # --- compile ---------------------------------------------------------------------------
     def compile(self) -> bytes:
         if self._state != "quantized_model":
@@ -268,3 +302,16 @@ class ClientRunner:
             # Mimic a collapsed build: every face maps to nearly the same embedding.
             out = np.tile(out.mean(axis=0, keepdims=True), (len(out), 1)) + 1e-3 * out
         return out
+
+
+class _ParamsStatistics:
+    """Indexed by HN layer name only, as the evidence uses it (`stats[layer.name].get(key)`);
+    no iteration: hailoc must ask for the layers it knows."""
+
+    def __init__(self, noise: dict[str, dict[str, list[float]]]) -> None:
+        self._noise = noise
+
+    def __getitem__(self, layer: str) -> dict[str, Any]:
+        if not isinstance(layer, str):
+            raise TypeError("layer names are strings")
+        return {k: np.asarray(v, dtype=np.float32) for k, v in self._noise.get(layer, {}).items()}

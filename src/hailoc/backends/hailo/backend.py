@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import os
 import re
@@ -116,7 +117,8 @@ class HailoBackend:
     """Builds targets against an open session; one instance serves a whole batch."""
 
     name = "hailo"
-    stages: tuple[str, ...] = ("parse", "optimize", "compile")
+    stages: tuple[str, ...] = ("parse", "optimize", "noise", "compile")
+    ranks_layers = True
 
     def __init__(self, manifest: LoadedManifest, session: HailoSession) -> None:
         self.manifest = manifest
@@ -237,6 +239,43 @@ class HailoBackend:
             alls=alls,
             prepared=prepared,
         )
+
+    def layer_noise(
+        self, job: Job, candidate: Candidate, stages: Stages
+    ) -> dict[str, float] | None:
+        """The DFC's layer noise analysis of the optimized HAR, per ONNX layer (lowest SNR of
+        the HN layers made from it)."""
+        assert candidate.prepared is not None
+        inputs = job.inputs
+        spec = inputs.config.auto
+        count = min(spec.noise_images, len(inputs.calib))
+        calib_name = self._blob(f"{inputs.calib_sha256}.npy", lambda: _npy_bytes(inputs.calib))
+        key = cache_key(
+            "noise",
+            {
+                "optimize": candidate.entry.name,
+                "calibration_sha256": inputs.calib_sha256,
+                "images": count,
+                "mode": spec.noise_analysis,
+            },
+        )
+        job_file = {
+            "har_in": f"{PREVIOUS}/optimized.har",
+            "calib": f"{INPUTS}/{calib_name}",
+            "hw_arch": job.target.hw_arch,
+            "channel_order": inputs.config.input.color,
+            "data_count": count,
+            "mode": spec.noise_analysis,
+        }
+        entry = self._stage(job, stages, "noise", key, job_file, candidate.entry, ("noise.json",))
+        by_hn = json.loads((entry / "noise.json").read_text(encoding="utf-8"))
+        network = read_hn(candidate.prepared / "parsed.hn.json")
+        origins = {layer.name: layer.original_names for layer in network.layers}
+        snr: dict[str, float] = {}
+        for name, value in by_hn.items():
+            for node in origins.get(str(name).split("/", 1)[-1], ()):
+                snr[node] = min(float(value), snr.get(node, float("inf")))
+        return snr
 
     def finish(self, job: Job, candidate: Candidate, stages: Stages) -> list[ArtifactFile]:
         """Compile the optimized HAR; the HEF (or the stand-in's marked output) is the artifact."""

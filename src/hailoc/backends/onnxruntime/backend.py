@@ -21,6 +21,7 @@ class OrtBackend:
 
     name = "onnxruntime"
     stages: tuple[str, ...] = ("quantize",)
+    ranks_layers = False
 
     def facts(self, target: BuildTarget) -> dict[str, str]:
         """Nothing beyond the toolchain versions every record carries."""
@@ -57,6 +58,12 @@ class OrtBackend:
             excluded=[ExcludedLayer(name=e.name, kind=e.kind, why=e.why) for e in plan.excluded],
         )
         return Candidate(section, embeddings, entry)
+
+    def layer_noise(
+        self, job: Job, candidate: Candidate, stages: Stages
+    ) -> dict[str, float] | None:
+        """None: `auto` ranks ONNX Runtime layers itself, toggling one quantized model."""
+        return None
 
     def finish(self, job: Job, candidate: Candidate, stages: Stages) -> list[ArtifactFile]:
         """The QDQ model is the artifact."""

@@ -58,6 +58,43 @@ def emulate(runner: Any, faces: Any) -> tuple[Any, Any]:
     return outputs[0], outputs[1]
 
 
+NOISE_KEYS = {
+    "advanced": ("layer_noise_analysis/snr", "layer_noise_analysis/partial_snr"),
+    "simple": ("layer_noise_analysis/partial_snr",),
+}
+
+
+def analyze_noise(
+    har_in: str, hw_arch: str, calib: Any, data_count: int, mode: str
+) -> dict[str, float]:
+    """Per-layer SNR (dB, lowest over the model's outputs) from the DFC's layer noise analysis.
+
+    Call and read-back as in DFC_NOTES ("Layer noise analysis"): analyze_noise on a quantized
+    model, then get_params_statistics()[hn_layer].get("layer_noise_analysis/snr"), falling
+    back to "partial_snr" (Hailo-Application-Code-Examples high_precision_inspector.py).
+    """
+    import numpy as np
+    from hailo_sdk_client import ClientRunner
+
+    runner = ClientRunner(hw_arch=hw_arch, har=har_in)
+    runner.analyze_noise(calib, batch_size=2, data_count=data_count, analyze_mode=mode)
+    stats = runner.get_params_statistics()
+    hn = runner.get_hn_dict() if hasattr(runner, "get_hn_dict") else runner.get_hn()
+    layers = (hn if isinstance(hn, dict) else json.loads(hn))["layers"]
+    found: dict[str, float] = {}
+    for layer in layers:
+        try:
+            entry = stats[layer]
+        except KeyError:
+            continue
+        for key in NOISE_KEYS[mode]:
+            value = entry.get(key) if hasattr(entry, "get") else None
+            if value is not None:
+                found[layer] = float(np.min(np.asarray(value, dtype=np.float64)))
+                break
+    return found
+
+
 def compile_hef(har_in: str, hw_arch: str, alls_text: str) -> bytes:
     """Compile an optimized HAR and return the HEF bytes.
 

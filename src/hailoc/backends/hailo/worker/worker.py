@@ -98,6 +98,15 @@ def stage_optimize(job: dict[str, Any], out: str) -> dict[str, Any]:
     return {"artifacts": artifacts}
 
 
+def stage_noise(job: dict[str, Any], out: str) -> dict[str, Any]:
+    calib = load_faces(job["calib"], job.get("channel_order", "RGB"))
+    count = min(int(job["data_count"]), len(calib))
+    say("noise", "analyze", images=count, mode=job["mode"])
+    snr = dfc.analyze_noise(job["har_in"], job["hw_arch"], calib, count, job["mode"])
+    atomic_write(os.path.join(out, "noise.json"), json.dumps(snr, indent=1).encode())
+    return {"artifacts": ["noise.json"], "layers": len(snr)}
+
+
 def stage_compile(job: dict[str, Any], out: str) -> dict[str, Any]:
     alls = ""
     if job.get("alls"):
@@ -112,6 +121,7 @@ STAGES: dict[str, Callable[[dict[str, Any], str], dict[str, Any]]] = {
     "parse": stage_parse,
     "optimize": stage_optimize,
     "compile": stage_compile,
+    "noise": stage_noise,
 }
 
 

@@ -194,3 +194,19 @@ def test_plans_are_stable_across_calibration_seeds(
         (lo1, hi1), (lo2, hi2) = first["score"]["interval"], second["score"]["interval"]
         assert lo1 <= hi2 and lo2 <= hi1, (a, b, first["score"], second["score"])
         assert first["reached"] == second["reached"], (a, b)
+
+
+def test_curve_shows_both_sources_side_by_side(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from hailoc.autoplan.search import draw_curves
+
+    point = {"layers": 3, "plan": ["a"], "value": 0.97, "interval": [0.96, 0.98]}
+    plan = {"metric": "p5", "face_size": 24, "target": 0.98, "curve": [point]}
+    (tmp_path / "auto_plan.json").write_text(json.dumps(plan))
+    one = draw_curves(tmp_path)
+    assert one is not None
+    single = Image.open(one).size[0]
+    (tmp_path / "auto_plan.dfc.json").write_text(json.dumps(plan))
+    both = draw_curves(tmp_path)
+    assert both is not None and Image.open(both).size[0] == 2 * single

@@ -8,12 +8,14 @@ search all read the same numbers.
 from __future__ import annotations
 
 import io
+import tempfile
 import threading
 from pathlib import Path
 
 import numpy as np
 
 from hailoc.cache import cache_key
+from hailoc.calibration.distance import batch_at_distance
 from hailoc.eval.sweep import BySize, Embeddings
 from hailoc.fsutil import atomic_write_bytes
 from hailoc.inference.session import embed_at_sizes
@@ -32,6 +34,8 @@ def reference_key(inputs: BuildInputs, size: int) -> str:
             "input": cfg.input.model_dump(mode="json"),
             "normalization": cfg.normalization.model_dump(mode="json"),
             "embedding_output": cfg.embedding_output,
+            # insightface's get_feat for that family, hailoc's own session otherwise.
+            "reference": "insightface.get_feat" if cfg.family == "insightface" else "hailoc",
             "versions": inputs.versions.model_dump(),
         },
     )
@@ -75,7 +79,22 @@ class References:
             return None  # a damaged entry is recomputed
 
     def _compute(self, inputs: BuildInputs, sizes: tuple[int, ...]) -> BySize:
-        return embed_at_sizes(inputs.onnx_bytes, inputs.config, inputs.eval_faces, sizes)
+        cfg = inputs.config
+        if cfg.family != "insightface":
+            return embed_at_sizes(inputs.onnx_bytes, cfg, inputs.eval_faces, sizes)
+        # What the user's insightface pipeline computes, from the very bytes hailoc hashed.
+        from hailoc.interop import insightface
+
+        with tempfile.TemporaryDirectory(prefix="hailoc-ref-") as tmp:
+            model = Path(tmp) / "model.onnx"
+            model.write_bytes(inputs.onnx_bytes)
+            problem = insightface.mismatch(cfg, model)
+            if problem is not None:
+                raise problem
+            return {
+                size: insightface.get_feat(model, batch_at_distance(inputs.eval_faces, size))
+                for size in sizes
+            }
 
     def _store(self, key: str, emb: Embeddings) -> None:
         buffer = io.BytesIO()

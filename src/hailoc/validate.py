@@ -96,6 +96,18 @@ def check_model(cfg: ModelConfig) -> ModelCheck:
     check.problems.extend(_normalization_problems(cfg, graph))
     check.problems.extend(_node_problems(cfg, graph))
     check.warnings.extend(_family_warnings(cfg))
+    if cfg.family == "insightface":
+        from hailoc.interop import insightface
+
+        problem = insightface.mismatch(cfg, cfg.onnx)
+        if problem is not None:
+            check.problems.append(problem)
+        else:
+            conv = insightface.convention(cfg.onnx)
+            check.notes.append(
+                f"fp32 reference: insightface ArcFaceONNX.get_feat, which feeds this graph "
+                f"mean {conv.mean:g} / std {conv.std:g} ({conv.why})"
+            )
     batch = graph.static_batch(cfg.input.name)
     if batch not in (None, 1):
         check.notes.append(

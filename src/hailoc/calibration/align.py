@@ -1,7 +1,13 @@
-"""Align detected faces to the ArcFace template, refine, and reject the ones that do not fit."""
+"""Align detected faces to the ArcFace template, refine, and reject the ones that do not fit.
+
+The crop is insightface's own: `face_align.norm_crop(img, landmarks, 112)` (skimage similarity
+estimate, OpenCV bilinear warp, black border), so calibration, eval and pairs faces are the
+faces users' insightface pipelines feed their models.
+"""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,14 +15,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from hailoc.calibration.detect import Detector, Face
-from hailoc.calibration.template import (
-    ARCFACE_TEMPLATE,
-    FloatArray,
-    apply,
-    invert,
-    similarity_transform,
-    warp,
-)
+from hailoc.calibration.template import ARCFACE_TEMPLATE, SIZE, FloatArray, apply, invert
 
 # Two passes of "measure on the aligned face, map back, re-fit" converge on the example set.
 REFINE_PASSES = 2
@@ -35,6 +34,7 @@ class AlignedFace:
     """A 112x112 RGB face and what is known about it."""
 
     pixels: npt.NDArray[np.uint8]
+    landmarks: FloatArray  # the five points in the photo that norm_crop aligned
     score: float
     width_px: float
     eye_error_px: float | None
@@ -45,23 +45,46 @@ def eye_error(points: FloatArray) -> float:
     return float(np.linalg.norm(points[:2] - ARCFACE_TEMPLATE[:2], axis=1).max())
 
 
+def norm_crop(pixels: npt.NDArray[np.uint8], points: FloatArray) -> npt.NDArray[np.uint8]:
+    """insightface's alignment of one face (any channel order in, the same order out)."""
+    from insightface.utils import face_align
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # see _to_face
+        crop = face_align.norm_crop(pixels, np.asarray(points, np.float32), image_size=SIZE)
+    return np.asarray(crop, dtype=np.uint8)
+
+
+def _to_face(points: FloatArray) -> FloatArray:
+    """The photo -> aligned-face transform norm_crop uses for `points` (2x3)."""
+    from insightface.utils import face_align
+
+    with warnings.catch_warnings():
+        # insightface calls skimage's SimilarityTransform.estimate, deprecated since
+        # scikit-image 0.26 (FutureWarning): the numbers are unchanged, the call is not ours.
+        warnings.simplefilter("ignore", FutureWarning)
+        matrix = face_align.estimate_norm(np.asarray(points, np.float32), SIZE)
+    return np.asarray(matrix, np.float64)
+
+
 def align_face(
     image: Image.Image, face: Face, detector: Detector
-) -> tuple[Image.Image, float | None]:
-    """Warp one face onto the template; refine with re-measured points when the detector can."""
-    affine = similarity_transform(face.points, ARCFACE_TEMPLATE)
-    aligned = warp(image, affine)
+) -> tuple[Image.Image, FloatArray, float | None]:
+    """Align one face with norm_crop; refine its landmarks with points re-measured on the
+    aligned face when the detector can. Returns the face, its photo landmarks, eye error."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    points = np.asarray(face.points, np.float64)
+    aligned = Image.fromarray(norm_crop(pixels, points))
     measured = detector.measure(aligned)
     if measured is None:
-        return aligned, None
+        return aligned, points, None
     for _ in range(REFINE_PASSES):
         # Points measured on the aligned face, mapped back, give a better fit in the photo.
-        in_photo = apply(invert(affine), measured)
-        affine = similarity_transform(in_photo, ARCFACE_TEMPLATE)
-        aligned = warp(image, affine)
+        points = apply(invert(_to_face(points)), measured)
+        aligned = Image.fromarray(norm_crop(pixels, points))
         measured = detector.measure(aligned)
         assert measured is not None
-    return aligned, eye_error(measured)
+    return aligned, points, eye_error(measured)
 
 
 def align_all(
@@ -74,12 +97,13 @@ def align_all(
         if face.width < params.min_face_px:
             rejected.append(f"face too small ({face.width:.0f} px < {params.min_face_px} px)")
             continue
-        aligned, error = align_face(image, face, detector)
+        aligned, points, error = align_face(image, face, detector)
         if error is not None and error > params.max_eye_error_px:
             rejected.append(
                 f"alignment off by {error:.1f} px at the eyes (> {params.max_eye_error_px} px): "
                 "profile, occluded or mis-detected face"
             )
             continue
-        kept.append(AlignedFace(np.asarray(aligned, dtype=np.uint8), face.score, face.width, error))
+        pixels = np.asarray(aligned, dtype=np.uint8)
+        kept.append(AlignedFace(pixels, points, face.score, face.width, error))
     return kept, rejected

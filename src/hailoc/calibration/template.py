@@ -1,10 +1,9 @@
-"""The ArcFace 112x112 five-point template and the similarity transform that maps onto it."""
+"""The ArcFace 112x112 five-point template and small affine helpers (the warp is insightface's)."""
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -27,27 +26,6 @@ ARCFACE_TEMPLATE: FloatArray = np.array(
 ALIGNED_BOX: tuple[float, float, float, float] = (18.6, 5.6, 98.7, 116.2)
 
 
-def similarity_transform(src: FloatArray, dst: FloatArray) -> FloatArray:
-    """Least-squares similarity (Umeyama, no reflection) mapping src points onto dst; 2x3."""
-    src = np.asarray(src, np.float64)
-    dst = np.asarray(dst, np.float64)
-    n = len(src)
-    src_mean, dst_mean = src.mean(0), dst.mean(0)
-    src_c, dst_c = src - src_mean, dst - dst_mean
-    cov = dst_c.T @ src_c / n
-    u, s, vt = np.linalg.svd(cov)
-    d = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[-1] = -1.0
-    rot = u @ np.diag(d) @ vt
-    var = float((src_c**2).sum() / n)
-    scale = float((s * d).sum() / var) if var > 0 else 1.0
-    out = np.zeros((2, 3))
-    out[:, :2] = scale * rot
-    out[:, 2] = dst_mean - scale * rot @ src_mean
-    return out
-
-
 def invert(affine: FloatArray) -> FloatArray:
     """Inverse of a 2x3 affine transform."""
     full = np.vstack([affine, [0.0, 0.0, 1.0]])
@@ -57,14 +35,3 @@ def invert(affine: FloatArray) -> FloatArray:
 def apply(affine: FloatArray, points: FloatArray) -> FloatArray:
     """Map (N, 2) points through a 2x3 affine transform."""
     return np.asarray(points) @ affine[:, :2].T + affine[:, 2]
-
-
-def warp(image: Image.Image, affine: FloatArray, size: int = SIZE) -> Image.Image:
-    """Resample `image` into a size x size face using the transform image -> face."""
-    inv = invert(affine)
-    return image.transform(
-        (size, size),
-        Image.Transform.AFFINE,
-        data=tuple(float(v) for v in inv.ravel()),
-        resample=Image.Resampling.BILINEAR,
-    )

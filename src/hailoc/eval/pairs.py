@@ -88,7 +88,7 @@ def align_images(
             skipped[name] = "no face found"
             continue
         largest = max(found, key=lambda f: f.width)
-        aligned, _ = align_face(image, largest, detector)
+        aligned, _, _ = align_face(image, largest, detector)
         faces[name] = np.asarray(aligned, dtype=np.uint8)
     return faces, skipped
 

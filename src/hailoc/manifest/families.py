@@ -20,8 +20,6 @@ class FamilyNorm:
 
 # Values come from each family's reference preprocessing; keep this the only copy.
 FAMILIES: dict[str, FamilyNorm] = {
-    # insightface arcface_onnx: blobFromImages(1/127.5, mean 127.5, swapRB=True)
-    "insightface": FamilyNorm(127.5, 127.5, "RGB", "insightface model_zoo/arcface_onnx.py"),
     # MagFace trains on cv2 (BGR) images with ToTensor() and mean 0 / std 1, i.e. x / 255.
     "magface": FamilyNorm(0.0, 255.0, "BGR", "MagFace dataloader (ToTensor, Normalize(0, 1))"),
     # AdaFace feeds BGR and ((x / 255) - 0.5) / 0.5, i.e. (x - 127.5) / 127.5.
@@ -30,4 +28,5 @@ FAMILIES: dict[str, FamilyNorm] = {
     "faceplugin": FamilyNorm(127.0, 128.0, "RGB", "faceplugin-face-recognition-js"),
 }
 
-FAMILY_NAMES = ("generic", *FAMILIES)
+# insightface is not in the table: insightface itself decides per graph (interop/insightface.py).
+FAMILY_NAMES = ("generic", "insightface", *FAMILIES)

@@ -377,9 +377,21 @@ def _previous(calib_root: Path, name: str) -> dict[str, Any]:
     return {"version": old.get("version", 1), "calib_sha256": old["arrays"][store.CALIB]["sha256"]}
 
 
+def _insightface_version() -> str:
+    from importlib.metadata import version
+
+    return version("insightface")
+
+
 def _detector_info(spec: DetectorSpec, project_root: Path) -> dict[str, Any]:
     info: dict[str, Any] = {
         "kind": spec.kind,
+        # SCRFD runs through insightface's model_zoo; UltraFace through hailoc's decoder.
+        "implementation": (
+            f"insightface {_insightface_version()} model_zoo.SCRFD"
+            if spec.kind == "scrfd"
+            else "hailoc UltraFace + 68-point landmarks"
+        ),
         "score_threshold": spec.score_threshold,
         "nms_iou": spec.nms_iou,
     }

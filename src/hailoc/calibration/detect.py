@@ -142,60 +142,50 @@ class UltraFace:
 
 
 class Scrfd:
-    """insightface SCRFD (*_kps models): letterboxed square input, 3 strides x 2 anchors."""
-
-    STRIDES = (8, 16, 32)
-    ANCHORS = 2
+    """SCRFD (*_kps models) through insightface's own model_zoo code: its letterbox, anchor
+    decode and NMS, so detections are the ones users' insightface pipelines see."""
 
     def __init__(self, spec: DetectorSpec, root: Path) -> None:
-        self.sess = session(root / spec.model)
-        self.input = self.sess.get_inputs()[0].name
-        outputs = self.sess.get_outputs()
-        if len(outputs) != 9:
-            raise HailocError(
-                f"SCRFD model {spec.model} has {len(outputs)} outputs, expected 9 "
-                "(scores, boxes and keypoints at strides 8/16/32)",
-                where="defaults.detector.model",
-                fix="use an SCRFD *_kps model or kind: ultraface",
+        from insightface.model_zoo.scrfd import SCRFD
+
+        path = root / spec.model
+        try:
+            # Our single-threaded session (results independent of worker count), used as is.
+            self.model = SCRFD(
+                model_file=str(path), session=session(path), static_shape_sessions=False
             )
-        self.size = spec.input_size
-        self.threshold = spec.score_threshold
-        self.iou = spec.nms_iou
+        except HailocError:
+            raise
+        except Exception as exc:
+            raise HailocError(
+                f"insightface cannot load {path} as SCRFD: {str(exc).splitlines()[0][:200]}",
+                where="defaults.detector.model",
+                fix="use an SCRFD *_kps model (e.g. det_10g.onnx) or kind: ultraface",
+            ) from None
+        if not self.model.use_kps:
+            raise HailocError(
+                f"SCRFD model {spec.model} gives no keypoints: alignment needs 5 points",
+                where="defaults.detector.model",
+                fix="use an SCRFD *_kps model (e.g. det_10g.onnx) or kind: ultraface",
+            )
+        size = (spec.input_size, spec.input_size)
+        self.model.prepare(
+            -1, input_size=size, det_thresh=spec.score_threshold, nms_thresh=spec.nms_iou
+        )
         self.landmarks = Landmarks68(root / spec.landmarks) if spec.landmarks else None
 
     def detect(self, image: Image.Image) -> list[Face]:
-        """Faces with SCRFD's own 5 keypoints."""
-        width, height = image.size
-        scale = self.size / max(width, height)
-        resized = image.resize(
-            (max(1, round(width * scale)), max(1, round(height * scale))),
-            Image.Resampling.BILINEAR,
-        )
-        canvas = np.zeros((self.size, self.size, 3), dtype=np.float32)
-        canvas[: resized.height, : resized.width] = np.asarray(resized, dtype=np.float32)
-        data = ((canvas - 127.5) / 128.0).transpose(2, 0, 1)[None]
-        outs = self.sess.run(None, {self.input: data})
-        all_boxes, all_scores, all_points = [], [], []
-        for level, stride in enumerate(self.STRIDES):
-            scores = np.asarray(outs[level]).reshape(-1).astype(np.float64)
-            dist = np.asarray(outs[level + 3]).reshape(-1, 4).astype(np.float64) * stride
-            kps = np.asarray(outs[level + 6]).reshape(-1, 10).astype(np.float64) * stride
-            side = self.size // stride
-            ys, xs = np.mgrid[:side, :side]
-            centers = np.stack([xs, ys], -1).reshape(-1, 2).astype(np.float64) * stride
-            centers = np.repeat(centers, self.ANCHORS, axis=0)
-            keep = scores >= self.threshold
-            c = centers[keep]
-            d = dist[keep]
-            all_boxes.append(np.concatenate([c - d[:, :2], c + d[:, 2:]], axis=1))
-            all_points.append(kps[keep].reshape(-1, 5, 2) + c[:, None, :])
-            all_scores.append(scores[keep])
-        boxes = np.concatenate(all_boxes) / scale
-        points = np.concatenate(all_points) / scale
-        scores_all = np.concatenate(all_scores)
+        """Faces with SCRFD's own 5 keypoints (insightface takes cv2's BGR images)."""
+        bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8)[..., ::-1])
+        boxes, points = self.model.detect(bgr)
+        assert points is not None
         return [
-            Face(tuple(float(v) for v in boxes[i]), float(scores_all[i]), points[i])  # type: ignore[arg-type]
-            for i in nms(boxes, scores_all, self.iou)
+            Face(
+                (float(b[0]), float(b[1]), float(b[2]), float(b[3])),
+                float(b[4]),
+                np.asarray(points[i], np.float64),
+            )
+            for i, b in enumerate(np.asarray(boxes))
         ]
 
     def measure(self, face: Image.Image) -> FloatArray | None:

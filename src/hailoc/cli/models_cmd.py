@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -37,6 +39,46 @@ def list_models(ctx: typer.Context) -> None:
             f"{present} {cfg.onnx_field}",
         )
     st.out.print(table)
+
+
+@app.command("import")
+def import_models(
+    ctx: typer.Context,
+    folder: Path = typer.Argument(
+        ...,
+        help="A local insightface model pack (e.g. ~/.insightface/models/buffalo_l), any "
+        "folder of ONNX files, or one ONNX file.",
+    ),
+    calib_set: str = typer.Option(
+        "faces", "--calib-set", help="Calibration set the new entries use."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; write nothing."),
+) -> None:
+    """Add a model pack's recognition models to models.yaml as insightface routes them.
+
+    Recognition models become `family: insightface` entries (sha256, input, the normalization
+    insightface applies, embedding output); an SCRFD model with keypoints becomes the
+    calibration detector. Weights stay where they are (never copied or downloaded). Running
+    it again adds nothing: entries are matched by sha256.
+    """
+    from hailoc.cli.validate import name_option
+    from hailoc.interop.model_pack import import_pack
+
+    name_option("--calib-set", calib_set)
+    st = state(ctx)
+    manifest = st.manifest()
+    result = import_pack(manifest.path, folder, calib_set=calib_set, dry_run=dry_run)
+    verb = "would add" if dry_run else "added"
+    for name, item in result.added:
+        st.out.print(f"{verb} {name}: {item.path} ({item.why})", highlight=False)
+    for name, item in result.present:
+        st.out.print(f"already present as {name}: {item.path}", highlight=False)
+    if result.detector:
+        st.out.print(f"{'would set' if dry_run else 'set'} defaults.detector: {result.detector}")
+    for item in result.skipped:
+        st.out.print(f"skipped {item.path.name}: {item.why}", highlight=False)
+    if not (result.added or result.detector):
+        st.out.print("models.yaml unchanged")
 
 
 @app.command("validate")

@@ -53,3 +53,16 @@ def docker_host_option(url: str | None) -> str | None:
     if parts.scheme in ("tcp", "ssh") and not parts.hostname:
         raise HailocError(f"no host in {url!r}", where="--docker-host", fix=fix)
     return url
+
+
+def name_option(option: str, value: str) -> str:
+    """A name that becomes a folder (calibration set, model): safe characters only."""
+    from hailoc.manifest.schema import SAFE_NAME, is_safe_name
+
+    if not is_safe_name(value):
+        raise HailocError(
+            f"{value!r} cannot be a name",
+            where=option,
+            fix=f"use letters, digits, '_', '.', '-' ({SAFE_NAME})",
+        )
+    return value

@@ -94,7 +94,8 @@ def demo_calibration(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("calibration")
     build_set(
         "fr_demo",
-        CalibParams(images=str(REPO / "examples" / "photos"), eval_split=0.25),
+        # The README quickstart's set: the same photos and split.
+        CalibParams(images=str(REPO / "examples" / "photos"), eval_split=0.3),
         project_root=REPO,
         calib_root=root,
         detector=DetectorSpec(),

@@ -54,9 +54,14 @@ def built(tmp_path_factory: pytest.TempPathFactory, demo_calibration: Path) -> P
     from tests.conftest import scaffold
 
     project = scaffold(tmp_path_factory.mktemp("ort"), demo_calibration)
+    # --skip-gate: these tests read the artifacts; whether int8's worst face at 16 px clears
+    # the gate on 2 eval faces is not what they check (its verdict stays in the record).
     code = run(
-        ["-m", str(project / "models.yaml"), "build", "fr_feature", "-p", "int8,int16-final"]
-    )
+        [
+            "-m", str(project / "models.yaml"), "build", "fr_feature", "-p", "int8,int16-final",
+            "--skip-gate",
+        ]
+    )  # fmt: skip
     assert code in (0, 1)
     return project
 

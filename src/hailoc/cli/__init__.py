@@ -28,6 +28,7 @@ from hailoc.cli import (
     models_cmd,
     plan_cmd,
     report_cmd,
+    verify_cmd,
 )
 from hailoc.cli.state import CliState
 from hailoc.errors import HailocError, Interrupted
@@ -54,6 +55,7 @@ app.command("report")(report_cmd.report)
 app.command("eval")(eval_cmd.evaluate_pairs)
 app.command("gc")(gc_cmd.gc)
 app.command("doctor")(doctor_cmd.doctor)
+app.command("verify")(verify_cmd.verify)
 
 
 def _version(value: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,8 +109,37 @@ def write_build_report(out: Path, record: BuildRecord, result: EvalResult) -> No
             "",
             "![agreement vs 16-bit layers](../../auto_curve.png)",
         ]
+    lines += _deploy_lines(out / "deploy.json")
     lines.append("")
     atomic_write_text(out / "report.md", "\n".join(lines))
+
+
+def _deploy_lines(path: Path) -> list[str]:
+    """The deploy.json summary an application developer reads first."""
+    try:
+        deploy = json.loads(path.read_text(encoding="utf-8"))
+        spec, out = deploy["input"], deploy["output"]
+        threshold, floor = deploy["threshold"], deploy["pre_norm_floor"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    inside = (
+        "normalization is inside: do NOT normalize"
+        if spec["normalization_inside"]
+        else f"normalize first: {spec.get('application_normalizes')}"
+    )
+    resolved = "" if threshold["resolved"] else " (not resolved: too few impostor pairs)"
+    return [
+        "",
+        "## Deployment ([deploy.json](deploy.json))",
+        "",
+        f"- input `{spec['name']}`: {spec['dtype']} {spec['layout']} {spec['shape']} "
+        f"{spec['color']}; {inside}",
+        f"- output `{out['name']}` ({out['dimension']}-d): request {out['request_format']}; "
+        f"{out['postprocess']}",
+        f"- threshold at FAR {threshold['far']:g}: {threshold['value']:.4f}{resolved} "
+        f"(fp32: {_f(threshold['fp32_value'])})",
+        f"- pre_norm floor: {_f(floor['value'])}",
+    ]
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,11 @@ def _pairs(by_size: BySize, close: int) -> PairScores:
     )
 
 
+def genuine_impostor(by_size: BySize) -> PairScores:
+    """Genuine and impostor similarities of one side's embeddings (largest size as gallery)."""
+    return _pairs(by_size, max(by_size))
+
+
 def _verification(pairs: PairScores) -> Verification | None:
     if len(pairs.genuine) == 0 or len(pairs.impostor) == 0:
         return None

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hailoc.backends.protocol import Backend, Candidate, Job, StageFailure
+from hailoc.backends.protocol import ArtifactFile, Backend, Candidate, Job, StageFailure
 from hailoc.cache import StageCache
+from hailoc.deploy import DeployArtifact, deploy_for
 from hailoc.errors import HailocError
 from hailoc.eval.gate import accuracy_section, hint_for, judge
 from hailoc.eval.metrics import Agreement
@@ -35,7 +36,7 @@ from hailoc.fsutil import (
     remove_staging,
     staging_sibling,
 )
-from hailoc.inputs import InputsCache
+from hailoc.inputs import BuildInputs, InputsCache
 from hailoc.locks import exclusive
 from hailoc.manifest import LoadedManifest
 from hailoc.options import BuildOptions
@@ -52,6 +53,8 @@ log = logging.getLogger(__name__)
 INTERRUPTED_HINT = (
     "the build was interrupted: run the same command again (finished stages are cached)"
 )
+# Artifacts an application loads (deploy.json describes the first one present).
+DEPLOYABLE = ("hef", "standin_output", "qdq_onnx")
 DISK_HINT = "free disk space (or make the output folder writable) and run the command again"
 
 
@@ -104,6 +107,7 @@ class _Build:
         )
         self.log = BuildLog(ctx.reporter, target)
         self.result: EvalResult | None = None
+        self.reference: BySize | None = None
         self.stages: StageRunner | None = None
 
     def run(self, staged: Path, slot: int | None) -> None:
@@ -165,14 +169,47 @@ class _Build:
         if not passed and not ctx.options.skip_gate:
             # Compiling takes hours on real models: a build that fails the gate stops here.
             return
-        for artifact in self.backend.finish(job, candidate, stages):
+        artifacts = self.backend.finish(job, candidate, stages)
+        for artifact in artifacts:
             self._place(staged, artifact.key, artifact.name, artifact.source, artifact.note)
+        self._deploy(staged, inputs, candidate, artifacts)
         record.status = "ok"
         if not passed:
             assert record.accuracy is not None
             record.message = "gate skipped by --skip-gate: " + "; ".join(
                 record.accuracy.gate.reasons
             )
+
+    def _deploy(
+        self,
+        staged: Path,
+        inputs: BuildInputs,
+        candidate: Candidate,
+        artifacts: list[ArtifactFile],
+    ) -> None:
+        """deploy.json beside the artifact, from the gate's own embeddings."""
+        main = next((a for a in artifacts if a.key in DEPLOYABLE), None)
+        if main is None or self.reference is None:
+            return
+        cfg = inputs.config
+        published = self.record.artifacts[main.key]
+        deploy = deploy_for(
+            cfg,
+            backend=self.backend.name,
+            hw_arch=self.target.hw_arch,
+            precision=self.target.precision,
+            artifact=DeployArtifact(
+                file=main.name,
+                sha256=published.sha256,
+                kind=main.key,
+                note=main.note,
+            ),
+            fp32=self.reference,
+            candidate=candidate.embeddings,
+            output_name=cfg.embedding_output or inputs.onnx_proto.graph.output[0].name,
+            eval_source=inputs.eval_source,
+        )
+        self._place(staged, "deploy", "deploy.json", deploy.model_dump_json(indent=2).encode())
 
     def _place(
         self, staged: Path, key: str, name: str, source: Path | bytes, note: str | None = None
@@ -190,6 +227,7 @@ class _Build:
         inputs = ctx.inputs.get(self.target.model)
         cfg = inputs.config
         reference = ctx.references.get(inputs, cfg.gate.face_sizes)
+        self.reference = reference
         self.result = evaluate(reference, candidate.embeddings)
         emulator_fp = (
             Agreement.of(_concat(reference), _concat(candidate.fp_emulated))

@@ -1,0 +1,206 @@
+"""STAND-IN for HailoRT's Python API (`hailo_platform`), for hailoc's tests only.
+
+Mirrors the calls examples/run_hef.py and `hailoc verify` make, with the shapes given in
+hailo-ai/hailort bindings/python/platform/hailo_platform/pyhailort/pyhailort.py (as listed in
+../shared/DFC_NOTES.md): HEF, VDevice, ConfigureParams, InputVStreamParams,
+OutputVStreamParams, InferVStreams, FormatType, HailoStreamInterface. It opens only the
+stand-in DFC's marked output (never a real HEF) and "runs" it as a fixed random projection
+of the pixels: a program's logic can be tested, no accuracy can. Strict where unknown:
+inference outside `network_group.activate()` and wrong input dtypes or shapes raise.
+
+HAILO_STANDIN_NO_DEVICE=1 makes VDevice() fail as on a host without a device;
+HAILO_STANDIN_LOG=path appends one JSON line per infer (formats requested, shapes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+MAGIC = b"HAILOC-STANDIN-NOT-A-HEF\n"
+DIM = 128
+SIDE = 112
+
+
+class HailoRTException(Exception):
+    pass
+
+
+class FormatType(enum.Enum):
+    AUTO = 0
+    UINT8 = 1
+    UINT16 = 2
+    FLOAT32 = 3
+
+
+class HailoStreamInterface(enum.Enum):
+    PCIe = 0
+    ETH = 1
+
+
+@dataclass(frozen=True)
+class QuantInfo:
+    qp_scale: float
+    qp_zp: float
+
+
+@dataclass(frozen=True)
+class VStreamInfo:
+    name: str
+    shape: tuple[int, ...]
+    format: FormatType
+    quant_info: QuantInfo
+
+
+class HEF:
+    def __init__(self, path: str) -> None:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        if not data.startswith(MAGIC):
+            raise HailoRTException(f"{path} is not a stand-in output (the stand-in runs no HEF)")
+        self.summary = json.loads(data[len(MAGIC) :])
+        self.net = str(self.summary.get("net", "net"))
+        self._seed = int.from_bytes(data[-8:].ljust(8, b"\0"), "little") % (2**32)
+
+    def get_input_vstream_infos(self) -> list[VStreamInfo]:
+        return [
+            VStreamInfo(
+                f"{self.net}/input_layer1", (SIDE, SIDE, 3), FormatType.UINT8, QuantInfo(1.0, 0.0)
+            )
+        ]
+
+    def get_output_vstream_infos(self) -> list[VStreamInfo]:
+        return [
+            VStreamInfo(
+                f"{self.net}/output_layer1", (DIM,), FormatType.UINT8, QuantInfo(0.05, 128.0)
+            )
+        ]
+
+
+class ConfigureParams:
+    @staticmethod
+    def create_from_hef(hef: HEF, interface: HailoStreamInterface) -> dict[str, Any]:
+        if not isinstance(interface, HailoStreamInterface):
+            raise HailoRTException("interface must be a HailoStreamInterface")
+        return {"hef": hef, "interface": interface}
+
+
+class _NetworkGroup:
+    def __init__(self, hef: HEF) -> None:
+        self.hef = hef
+        self.active = False
+
+    @contextlib.contextmanager
+    def activate(self, params: Any = None):
+        self.active = True
+        try:
+            yield self
+        finally:
+            self.active = False
+
+
+class VDevice:
+    def __init__(self, params: Any = None) -> None:
+        if os.environ.get("HAILO_STANDIN_NO_DEVICE") == "1":
+            raise HailoRTException("Failed to create vdevice. there are not enough free devices")
+
+    def __enter__(self) -> VDevice:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def configure(self, hef: HEF, params: dict[str, Any]) -> list[_NetworkGroup]:
+        if params.get("hef") is not hef:
+            raise HailoRTException("configure params were made for another HEF")
+        return [_NetworkGroup(hef)]
+
+
+class _VStreamParams:
+    def __init__(self, group: _NetworkGroup, format_type: FormatType) -> None:
+        if not isinstance(format_type, FormatType):
+            raise HailoRTException("format_type must be a FormatType")
+        self.group = group
+        self.format_type = format_type
+
+
+class InputVStreamParams:
+    @staticmethod
+    def make(
+        network_group: _NetworkGroup, format_type: FormatType = FormatType.AUTO, **kwargs: Any
+    ) -> _VStreamParams:
+        return _VStreamParams(network_group, format_type)
+
+
+class OutputVStreamParams:
+    @staticmethod
+    def make(
+        network_group: _NetworkGroup, format_type: FormatType = FormatType.AUTO, **kwargs: Any
+    ) -> _VStreamParams:
+        return _VStreamParams(network_group, format_type)
+
+
+class InferVStreams:
+    def __init__(
+        self,
+        network_group: _NetworkGroup,
+        input_params: _VStreamParams,
+        output_params: _VStreamParams,
+    ) -> None:
+        self.group = network_group
+        self.inputs = input_params
+        self.outputs = output_params
+
+    def __enter__(self) -> InferVStreams:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def infer(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not self.group.active:
+            raise HailoRTException("network group is not activated")
+        hef = self.group.hef
+        ((name, info),) = [(i.name, i) for i in hef.get_input_vstream_infos()]
+        if set(data) != {name}:
+            raise HailoRTException(f"expected input {name}, got {sorted(data)}")
+        x = np.asarray(data[name])
+        if x.ndim != 4 or tuple(x.shape[1:]) != info.shape:
+            raise HailoRTException(f"input shape {x.shape}; expected (N, {info.shape})")
+        want = {FormatType.UINT8: np.uint8, FormatType.FLOAT32: np.float32}.get(
+            self.inputs.format_type, np.uint8
+        )
+        if x.dtype != want:
+            raise HailoRTException(
+                f"input dtype {x.dtype}; the input vstream takes {want.__name__}"
+            )
+        rng = np.random.default_rng(hef._seed)
+        projection = rng.standard_normal((SIDE * SIDE * 3 // 16, DIM)).astype(np.float32)
+        pooled = x.astype(np.float32).reshape(len(x), SIDE // 4, 4, SIDE // 4, 4, 3).mean((2, 4))
+        emb = (pooled.reshape(len(x), -1) / 255.0 - 0.5) @ projection / 40.0
+        out = hef.get_output_vstream_infos()[0]
+        if self.outputs.format_type == FormatType.FLOAT32:
+            result = emb.astype(np.float32)
+        else:  # raw quantized values: what a program gets when it forgets FLOAT32
+            q = np.round(emb / out.quant_info.qp_scale + out.quant_info.qp_zp)
+            result = np.clip(q, 0, 255).astype(np.uint8)
+        log = os.environ.get("HAILO_STANDIN_LOG")
+        if log:
+            with open(log, "a", encoding="utf-8") as fh:
+                fh.write(
+                    json.dumps(
+                        {
+                            "input_format": self.inputs.format_type.name,
+                            "output_format": self.outputs.format_type.name,
+                            "faces": len(x),
+                        }
+                    )
+                    + "\n"
+                )
+        return {out.name: result}

@@ -1,0 +1,112 @@
+"""deploy.json beside every artifact, the reference application and `hailoc verify` (#18).
+
+The reference program runs against a stand-in `hailo_platform` (tests/standin_hailort, API
+shape from hailo-ai/hailort's pyhailort.py): it checks the program's logic (deploy.json
+read, UINT8 in, FLOAT32 out requested), not any accuracy."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+import pytest
+from PIL import Image
+
+from hailoc.deploy import json_schema
+from tests.conftest import REPO, CliResult, scaffold
+
+Cli = Callable[..., CliResult]
+STANDIN_HAILORT = REPO / "tests" / "standin_hailort"
+
+
+def _schema() -> dict[str, Any]:
+    return json.loads((REPO / "docs" / "deploy.schema.json").read_text())  # type: ignore[no-any-return]
+
+
+def test_committed_schema_is_the_models_schema() -> None:
+    assert (REPO / "docs" / "deploy.schema.json").read_text() == json_schema()
+
+
+@pytest.fixture(scope="module")
+def ort_build(tmp_path_factory: pytest.TempPathFactory, demo_calibration: Path) -> Path:
+    from hailoc.cli import run
+
+    project = scaffold(tmp_path_factory.mktemp("deploy"), demo_calibration)
+    run(["-m", str(project / "models.yaml"), "build", "fr_feature", "-p", "int8", "--skip-gate"])
+    return project / "hef" / "fr_feature" / "onnxruntime" / "int8"
+
+
+def test_ort_deploy_json_validates_and_is_measured(ort_build: Path) -> None:
+    deploy = json.loads((ort_build / "deploy.json").read_text())
+    jsonschema.validate(deploy, _schema())
+    record = json.loads((ort_build / "record.json").read_text())
+    assert record["artifacts"]["deploy"]["sha256"]
+    assert deploy["artifact"]["file"] == "fr_feature.qdq.onnx"
+    assert deploy["artifact"]["sha256"] == record["artifacts"]["qdq_onnx"]["sha256"]
+    # The QDQ model is the original graph: the application normalizes, as the manifest says.
+    assert deploy["input"]["dtype"] == "float32" and not deploy["input"]["normalization_inside"]
+    assert deploy["input"]["application_normalizes"] == {"mean": [127.0] * 3, "std": [128.0] * 3}
+    assert (
+        deploy["output"]["dimension"] == 512 and "L2-normalize" in deploy["output"]["postprocess"]
+    )
+    threshold = deploy["threshold"]
+    assert threshold["source"].startswith("this build's embeddings of")
+    # Six photos give far fewer than 1000 impostor pairs: said, not hidden.
+    assert not threshold["resolved"] and threshold["impostor_pairs"] < 1000
+    assert "impostor pairs" in threshold["source"]
+    assert -1.0 <= threshold["value"] <= 1.01
+    assert "this build at its threshold" in deploy["pre_norm_floor"]["source"]
+
+
+def _hef_folder(tmp_path: Path, ort_build: Path) -> Path:
+    """A build folder shaped like a Hailo stand-in build: deploy.json for a uint8 HEF."""
+    folder = tmp_path / "build"
+    folder.mkdir()
+    deploy = json.loads((ort_build / "deploy.json").read_text())
+    hef = folder / "fr_feature.standin-not-a-hef"
+    hef.write_bytes(b"HAILOC-STANDIN-NOT-A-HEF\n" + json.dumps({"net": "fr_feature"}).encode())
+    deploy["backend"] = "hailo"
+    deploy["artifact"] = {"file": hef.name, "sha256": "0" * 64, "kind": "standin_output"}
+    deploy["input"].update(
+        shape=[1, 112, 112, 3], layout="NHWC", dtype="uint8", normalization_inside=True,
+        application_normalizes=None,
+    )  # fmt: skip
+    jsonschema.validate(deploy, _schema())
+    (folder / "deploy.json").write_text(json.dumps(deploy))
+    return folder
+
+
+def test_reference_program_follows_deploy_json(tmp_path: Path, ort_build: Path) -> None:
+    folder = _hef_folder(tmp_path, ort_build)
+    faces = np.load(ort_build.parents[3] / "calibration" / "fr_demo" / "eval.npy")
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    Image.fromarray(faces[0]).save(a)
+    Image.fromarray(faces[0]).save(b)
+    log = tmp_path / "hailort.log"
+    env = {**os.environ, "PYTHONPATH": str(STANDIN_HAILORT), "HAILO_STANDIN_LOG": str(log)}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "run_hef.py"), str(folder), str(a), str(b)],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "similarity 1.0000: same person" in proc.stdout
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert calls == [{"input_format": "UINT8", "output_format": "FLOAT32", "faces": 2}]
+
+
+def test_verify_without_hailort_exits_3_with_one_line(
+    tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "hailo_platform", None)  # import fails, as on a laptop
+    project = scaffold(tmp_path)
+    res = cli("-m", str(project / "models.yaml"), "verify", "fr_feature", "-p", "int8")
+    assert res.code == 3
+    lines = [line for line in res.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "hailo_platform" in lines[0]

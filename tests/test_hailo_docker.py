@@ -9,9 +9,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
-from tests.conftest import CliResult
+from tests.conftest import REPO, CliResult
 from tests.docker_support import add_models, engine_or_skip, ensure_standin_image, only_models
 
 pytestmark = pytest.mark.docker
@@ -65,6 +66,15 @@ def test_build_cache_and_precision_switch(calibrated_project: Path, cli: Cli, su
     assert "@@hailoc stage=compile event=end status=ok" in (out / "build.log").read_text()
     assert record["accuracy"]["gate"]["passed"]
     assert (out / "report.md").is_file()
+    # deploy.json: a HEF takes uint8 NHWC with the normalization on the chip.
+    deploy = json.loads((out / "deploy.json").read_text())
+    jsonschema.validate(deploy, json.loads((REPO / "docs" / "deploy.schema.json").read_text()))
+    assert deploy["artifact"]["kind"] == "standin_output"
+    assert deploy["input"]["dtype"] == "uint8" and deploy["input"]["layout"] == "NHWC"
+    assert (
+        deploy["input"]["normalization_inside"] and deploy["output"]["request_format"] == "FLOAT32"
+    )
+    assert "Deployment" in (out / "report.md").read_text()
 
     res = _build(cli, project, suite, "fr_feature", "-p", "int16-final")
     assert res.code == 0
@@ -261,3 +271,25 @@ def test_sigterm_mid_stage_stops_containers_and_records_interrupted(
     summary = json.loads((project / "hef" / "summary.json").read_text())
     assert {r["model"] for r in summary["results"]} == {"slow1", "slow2"}
     assert all(r["status"] != "ok" for r in summary["results"])
+
+
+def test_verify_runs_the_build_on_the_standin_hailort(
+    calibrated_project: Path, cli: Cli, suite: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hailoc verify` end to end with the stand-in hailo_platform: HEF vs emulator vs fp32
+    per face size, written to verify.json (the stand-in runs no HEF: numbers are not checked)."""
+    project = calibrated_project
+    res = _build(cli, project, suite, "fr_feature", "-p", "int16-final")
+    assert res.code == 0, res.err
+    monkeypatch.syspath_prepend(str(REPO / "tests" / "standin_hailort"))
+    m = str(project / "models.yaml")
+    res = cli("-m", m, "verify", "fr_feature", "-p", "int16-final")
+    assert res.code == 0, res.err
+    out = project / "hef" / "fr_feature" / "hailo8" / "int16-final"
+    report = json.loads((out / "verify.json").read_text())
+    assert report["ran_on"].startswith("stand-in")
+    assert [row["size"] for row in report["rows"]] == [112, 64, 40, 24, 16]
+    assert all(row["emulator_vs_fp32"] is not None for row in report["rows"])
+    monkeypatch.setenv("HAILO_STANDIN_NO_DEVICE", "1")
+    res = cli("-m", m, "verify", "fr_feature", "-p", "int16-final")
+    assert res.code == 3 and "no Hailo device" in res.err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from hailoc.eval.sweep import EvalResult
 from hailoc.fsutil import atomic_write_bytes
 from hailoc.records import BuildRecord
+from hailoc.records.schema import IdentitySizeRow
 
 FP32 = "#1f77b4"
 CAND = "#d62728"
@@ -164,4 +166,57 @@ def auto_curves(panels: list[AutoPanel], path: Path) -> None:
             title=f"auto: {SOURCE_TITLES.get(panel.source, panel.source)}",
         )
         ax.legend()
+    _save(fig, path)
+
+
+def tar_vs_size(rows: list[IdentitySizeRow], label: str, path: Path) -> None:
+    """TAR at FAR 1e-3 per probe size, fp32 and the build, with bootstrap intervals."""
+    fig, axes = _figure(1)
+    ax = axes[0][0]
+    sizes = [r.size for r in rows]
+    for side, colour, name in (("fp32", FP32, "fp32"), ("build", CAND, label)):
+        points = [getattr(r, side).tar_at_far_1e3 for r in rows]
+        values = [p.value for p in points]
+        ax.errorbar(
+            sizes,
+            values,
+            yerr=[
+                [v - p.low for v, p in zip(values, points, strict=True)],
+                [p.high - v for v, p in zip(values, points, strict=True)],
+            ],
+            fmt="o-",
+            color=colour,
+            capsize=3,
+            label=name,
+        )
+    ax.invert_xaxis()
+    ax.set(
+        xlabel="probe face size (px)", ylabel="TAR at FAR 1e-3", title="verification at distance"
+    )
+    ax.legend()
+    _save(fig, path)
+
+
+def match_vs_pre_norm(cliff: dict[str, list[tuple[float, bool]]], path: Path) -> None:
+    """Genuine match rate at FAR 1e-3 against the probe's pre_norm (the far-face cliff)."""
+    import numpy as np
+
+    fig, axes = _figure(1)
+    ax = axes[0][0]
+    for (side, points), colour in zip(cliff.items(), (FP32, CAND), strict=False):
+        if not points:
+            continue
+        norms = np.array([p[0] for p in points])
+        matched = np.array([p[1] for p in points], dtype=float)
+        edges = np.quantile(norms, np.linspace(0, 1, 11))
+        centres, rates = [], []
+        for low, high in itertools.pairwise(edges):
+            inside = (norms >= low) & (norms <= high)
+            if inside.any():
+                centres.append(float(norms[inside].mean()))
+                rates.append(float(matched[inside].mean()))
+        ax.plot(centres, rates, "o-", color=colour, label=side)
+    ax.axhline(0.5, color="black", linestyle=":", label="50%")
+    ax.set(xlabel="probe pre_norm", ylabel="genuine match rate", title="match rate vs pre_norm")
+    ax.legend()
     _save(fig, path)

@@ -174,6 +174,62 @@ class PairsSection(Section):
     images: str = ""
 
 
+class IntervalNumbers(Section):
+    """A statistic and its bootstrap 95% interval."""
+
+    value: float
+    low: float
+    high: float
+
+
+class PreNormStats(Section):
+    """Distribution of the genuine probes' raw embedding norms."""
+
+    mean: float
+    p5: float
+    p50: float
+    p95: float
+
+
+class IdentitySide(Section):
+    """fp32's or the build's verification numbers at one probe size."""
+
+    tar_at_far_1e2: IntervalNumbers
+    tar_at_far_1e3: IntervalNumbers
+    threshold_at_far_1e2: float
+    threshold_at_far_1e3: float
+    # The build's TAR at fp32's thresholds: what an application tuned on fp32 gets.
+    tar_at_far_1e2_fp32_threshold: IntervalNumbers | None = None
+    tar_at_far_1e3_fp32_threshold: IntervalNumbers | None = None
+    roc_auc: IntervalNumbers
+    genuine_mean: float
+    impostor_mean: float
+    pre_norm: PreNormStats
+
+
+class IdentitySizeRow(Section):
+    """One probe size: fp32 and the build side by side."""
+
+    size: int
+    fp32: IdentitySide
+    build: IdentitySide
+
+
+class IdentitiesSection(Section):
+    """`hailoc eval --identities`: verification at distance on labelled identities."""
+
+    folder: str
+    people: int
+    faces: int
+    genuine_pairs: int
+    impostor_pairs: int
+    impostor_note: str
+    build_source: str  # which artifact produced the build column
+    reused_faces: int = 0
+    skipped_images: dict[str, str] = Field(default_factory=dict)
+    rows: list[IdentitySizeRow]
+
+
 class AccuracySection(Section):
     """Every number the gate and the reports use."""
 
@@ -189,6 +245,7 @@ class AccuracySection(Section):
     # The DFC's own full-precision emulation vs ONNX: a wrong .alls normalization shows here.
     emulator_fp_agreement: AgreementNumbers | None = None
     pairs: PairsSection | None = None
+    identities: IdentitiesSection | None = None
 
     def at_size(self, size: int) -> SizeRow | None:
         """The sweep row for `size`, if evaluated."""

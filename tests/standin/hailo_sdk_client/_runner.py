@@ -281,7 +281,11 @@ class ClientRunner:
         performance = re.findall(r"^\s*performance_param\(([^)]*)\)", self._script, re.M)
         _log("allocator.log", f"[info] compiling {self._net()} for {self.hw_arch}; "
              f"performance_param: {performance or 'none loaded'}")
+        outputs = [{"name": name, "shape": layer["output_shapes"][0][1:]}
+                   for name, layer in self._hn["layers"].items()
+                   if layer["type"] == "output_layer"]
         summary = {"net": self._net(), "hw_arch": self.hw_arch, "standin": True,
+                   "outputs": outputs,
                    "dfc_version": __version__, "layers": len(self._hn["layers"]),
                    "performance_param": performance}
         return STANDIN_HEF_MAGIC + json.dumps(summary).encode()

@@ -76,11 +76,11 @@ class HEF:
         ]
 
     def get_output_vstream_infos(self) -> list[VStreamInfo]:
-        return [
-            VStreamInfo(
-                f"{self.net}/output_layer1", (DIM,), FormatType.UINT8, QuantInfo(0.05, 128.0)
-            )
-        ]
+        # The stand-in DFC's output lists its output layers with their shapes.
+        default = [{"name": f"{self.net}/output_layer1", "shape": [DIM]}]
+        outputs = self.summary.get("outputs") or default
+        dim = int(np.prod(outputs[0]["shape"])) or DIM
+        return [VStreamInfo(outputs[0]["name"], (dim,), FormatType.UINT8, QuantInfo(0.05, 128.0))]
 
 
 class ConfigureParams:
@@ -181,10 +181,10 @@ class InferVStreams:
                 f"input dtype {x.dtype}; the input vstream takes {want.__name__}"
             )
         rng = np.random.default_rng(hef._seed)
-        projection = rng.standard_normal((SIDE * SIDE * 3 // 16, DIM)).astype(np.float32)
+        out = hef.get_output_vstream_infos()[0]
+        projection = rng.standard_normal((SIDE * SIDE * 3 // 16, out.shape[0])).astype(np.float32)
         pooled = x.astype(np.float32).reshape(len(x), SIDE // 4, 4, SIDE // 4, 4, 3).mean((2, 4))
         emb = (pooled.reshape(len(x), -1) / 255.0 - 0.5) @ projection / 40.0
-        out = hef.get_output_vstream_infos()[0]
         if self.outputs.format_type == FormatType.FLOAT32:
             result = emb.astype(np.float32)
         else:  # raw quantized values: what a program gets when it forgets FLOAT32

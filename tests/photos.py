@@ -33,3 +33,23 @@ def augmented_photos(dst: Path) -> Path:
         for name, view in views.items():
             view.save(dst / f"{path.stem}_{name}.jpg", quality=92)
     return dst
+
+
+def identity_folders(dst: Path) -> Path:
+    """dst/<person>/<view>.jpg: each vendored photo's (largest) face is one identity, its views
+    made by a mirror, +-5 deg rotations, lighting changes and a crop. Not real labelled data:
+    it exercises the evaluation; real measurements need real labelled photos."""
+    flat = augmented_photos(dst.parent / f"{dst.name}-views")
+    for path in sorted(flat.glob("*.jpg")):
+        person, view = path.stem.rsplit("_", 1)
+        if view in ("p5", "m5"):  # rot_p5 / rot_m5
+            person, view = person.rsplit("_", 1)[0], f"rot_{view}"
+        folder = dst / person
+        folder.mkdir(parents=True, exist_ok=True)
+        path.replace(folder / f"{view}.jpg")
+    for folder in sorted(p for p in dst.iterdir() if p.is_dir()):
+        with Image.open(folder / "orig.jpg") as image:
+            w, h = image.size
+            image.crop((w // 16, h // 16, w - w // 16, h - h // 16)).save(folder / "crop.jpg")
+    flat.rmdir()
+    return dst

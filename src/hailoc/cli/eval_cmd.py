@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
 import typer
 from rich.table import Table
 
 from hailoc.calibration.detect import make_detector
-from hailoc.cli.state import state
+from hailoc.calibration.images import ImageRejected
+from hailoc.cli.state import CliState, state
 from hailoc.errors import HailocError
 from hailoc.eval.pairs import align_images, read_pairs, score_pairs
 from hailoc.fsutil import add_owned_file
 from hailoc.inference.session import Embedder, open_session
-from hailoc.manifest.schema import PRECISIONS
+from hailoc.manifest import LoadedManifest, ModelConfig
+from hailoc.manifest.schema import ALIGNED_SIZE, PRECISIONS
 from hailoc.records import PairsSection, read_record, write_record
+from hailoc.records.schema import IdentitiesSection, IntervalNumbers
 from hailoc.targets import BuildTarget, check_choice, output_dir
 
 
@@ -23,15 +29,38 @@ def evaluate_pairs(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Model name from models.yaml."),
     precision: str = typer.Option(..., "--precision", "-p", help="Which built precision."),
-    pairs: Path = typer.Option(..., "--pairs", help="LFW-style pairs.txt."),
-    images: Path = typer.Option(..., "--images", help="Image root the pairs refer to."),
+    pairs: Path | None = typer.Option(None, "--pairs", help="LFW-style pairs.txt."),
+    images: Path | None = typer.Option(None, "--images", help="Image root the pairs refer to."),
+    identities: Path | None = typer.Option(
+        None,
+        "--identities",
+        help="A folder per person (LFW, CFP, AgeDB exports, enrolment photos): all genuine "
+        "pairs and a seeded impostor sample, probes simulated at --face-sizes.",
+    ),
+    face_sizes: str = typer.Option(
+        "112,64,40,24,16",
+        "--face-sizes",
+        help="--identities: probe face sizes in px (the gallery face stays at 112).",
+    ),
 ) -> None:
-    """Verification accuracy on real pairs for fp32 and the ONNX Runtime build of PRECISION.
+    """Verification for fp32 and the ONNX Runtime build of PRECISION, on your own faces.
 
-    Images are detected and aligned like calibration faces (largest face per image). The
-    numbers go to pairs.json beside the build's record and into record.json's accuracy.
+    --pairs FILE --images DIR: LFW-style pairs at full size. --identities DIR: labelled people,
+    probes at each of --face-sizes, TAR at FAR 1e-2 / 1e-3 (at the build's own threshold and
+    at fp32's), ROC AUC and pre_norm per size, with bootstrap 95% intervals and two plots.
+    Images are detected and aligned like calibration faces (largest face per image), once:
+    aligned faces are cached by content. Numbers go beside the build's record and into it.
     """
     st = state(ctx)
+    if (identities is None) == (pairs is None and images is None) or (
+        identities is None and (pairs is None or images is None)
+    ):
+        raise HailocError(
+            "give either --pairs FILE --images DIR, or --identities DIR",
+            where="hailoc eval",
+            fix="see `hailoc eval --help`",
+        )
+    sizes = _sizes(face_sizes) if identities is not None else ()
     manifest = st.manifest()
     cfg = manifest.model(name)
     check_choice("--precision", precision, PRECISIONS)
@@ -44,6 +73,10 @@ def evaluate_pairs(
             where="--precision",
             fix=f"run `hailoc build {cfg.name} -p {precision} -b onnxruntime` first",
         )
+    if identities is not None:
+        _identities(st, manifest, cfg, precision, folder, qdq, identities, sizes)
+        return
+    assert pairs is not None and images is not None
     if not images.is_dir():
         raise HailocError(f"{images} is not a folder", where="--images", fix="give the image root")
     wanted = read_pairs(pairs)
@@ -94,3 +127,119 @@ def evaluate_pairs(
     if skipped:
         st.err.print(f"{len(skipped)} images skipped (see {folder / 'pairs.json'})")
     st.out.print(f"pairs: {folder / 'pairs.json'}")
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    """--face-sizes: distinct integers in [8, 112], largest first."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or any(not 8 <= v <= ALIGNED_SIZE for v in values):
+        raise HailocError(
+            f"bad face sizes {text!r}",
+            where="--face-sizes",
+            fix=f"give sizes in px between 8 and {ALIGNED_SIZE}, e.g. 112,40,24",
+        )
+    return tuple(sorted(set(values), reverse=True))
+
+
+def _owned_plot(folder: Path, name: str, draw: Callable[[Path], None]) -> None:
+    with tempfile.TemporaryDirectory(prefix="hailoc-plot-") as tmp:
+        path = Path(tmp) / name
+        draw(path)
+        add_owned_file(folder, name, path.read_bytes())
+
+
+def _identities(
+    st: CliState,
+    manifest: LoadedManifest,
+    cfg: ModelConfig,
+    precision: str,
+    folder: Path,
+    qdq: Path,
+    root: Path,
+    sizes: tuple[int, ...],
+) -> None:
+    from hailoc.calibration.align import align_face
+    from hailoc.calibration.images import decode_rgb
+    from hailoc.eval import identities as ident
+    from hailoc.eval import plots
+
+    people = ident.scan(root)
+    spec = manifest.data.defaults.detector
+    files = [manifest.root / p for p in (spec.model, spec.landmarks) if p is not None]
+    cache = ident.AlignedCache(
+        manifest.cache_dir, ident.detector_key(spec.model_dump_json(), files)
+    )
+    detector = make_detector(spec, manifest.root)
+
+    def align(path: Path, data: bytes) -> ident.Faces | str:
+        try:
+            image = decode_rgb(data)
+        except ImageRejected as exc:
+            return str(exc)
+        found = detector.detect(image)
+        if not found:
+            return "no face found"
+        aligned, _, _ = align_face(image, max(found, key=lambda f: f.width), detector)
+        return np.asarray(aligned, dtype=np.uint8)
+
+    count = sum(len(v) for v in people.values())
+    with st.err.status(f"aligning {count} images of {len(people)} people"):
+        labelled = ident.align_people(people, align, cache)
+    with st.err.status(f"embedding {len(labelled.faces)} faces at {len(sizes)} sizes"):
+        run = ident.evaluate_identities(
+            labelled,
+            sizes,
+            Embedder(open_session(cfg.onnx), cfg, cfg.embedding_output),
+            Embedder(open_session(qdq), cfg, cfg.embedding_output),
+        )
+    section = IdentitiesSection(
+        folder=str(root),
+        people=len(set(labelled.people)),
+        faces=len(labelled.faces),
+        genuine_pairs=run.genuine_pairs,
+        impostor_pairs=run.impostor_pairs,
+        impostor_note=run.note,
+        build_source=f"{qdq.name} (ONNX Runtime QDQ emulation)",
+        reused_faces=labelled.reused,
+        skipped_images=labelled.skipped,
+        rows=run.rows,
+    )
+    table = Table(
+        title=f"{cfg.name} {precision}: {section.people} people, {section.faces} faces, "
+        f"{section.genuine_pairs} genuine / {section.impostor_pairs} impostor pairs"
+    )
+    for column in ("probe px", "fp32 TAR@1e-3", precision, "at fp32 thr", "AUC fp32", "AUC"):
+        table.add_column(column, justify="right")
+
+    def cell(n: IntervalNumbers | None) -> str:
+        return f"{n.value:.3f} [{n.low:.3f}, {n.high:.3f}]" if n is not None else "-"
+
+    for row in run.rows:
+        table.add_row(
+            str(row.size),
+            cell(row.fp32.tar_at_far_1e3),
+            cell(row.build.tar_at_far_1e3),
+            cell(row.build.tar_at_far_1e3_fp32_threshold),
+            f"{row.fp32.roc_auc.value:.4f}",
+            f"{row.build.roc_auc.value:.4f}",
+        )
+    st.out.print(table)
+    st.out.print(run.note, highlight=False)
+    add_owned_file(folder, "identities.json", (section.model_dump_json(indent=1) + "\n").encode())
+    _owned_plot(folder, "tar_vs_size.png", lambda p: plots.tar_vs_size(run.rows, precision, p))
+    _owned_plot(folder, "pre_norm_cliff.png", lambda p: plots.match_vs_pre_norm(run.cliff, p))
+    record_path = folder / "record.json"
+    if record_path.is_file():
+        record = read_record(record_path)
+        if record.accuracy is not None:
+            record.accuracy.identities = section
+            write_record(record_path, record)
+    if labelled.skipped:
+        st.err.print(f"{len(labelled.skipped)} images skipped (see identities.json)")
+    st.out.print(
+        f"identities: {folder / 'identities.json'}, tar_vs_size.png, pre_norm_cliff.png "
+        f"({labelled.reused} aligned faces reused from the cache)"
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hailoc.eval.gate import judge
 from hailoc.eval.metrics import (
@@ -107,3 +109,22 @@ def test_scikit_learn_metrics_match_their_definitions() -> None:
             for c in cuts
         )
         assert accuracy == pytest.approx(best)
+
+
+@given(
+    st.lists(st.floats(-1, 1, allow_nan=False), min_size=1, max_size=400),
+    st.sampled_from([1e-1, 1e-2, 1e-3]),
+)
+def test_threshold_at_far_accepts_at_most_far_of_the_impostors(
+    scores: list[float], far: float
+) -> None:
+    from hailoc.eval.metrics import threshold_at_far
+
+    impostor = np.array(scores)
+    threshold = threshold_at_far(impostor, far)
+    accepted = int(np.sum(impostor >= threshold))
+    assert accepted <= far * len(impostor)
+    # The lowest such threshold: the next impostor score below it would accept too many.
+    lower = impostor[impostor < threshold]
+    if len(lower):
+        assert int(np.sum(impostor >= lower.max())) > far * len(impostor)

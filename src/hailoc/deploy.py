@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hailoc import __version__
 from hailoc.calibration.template import ARCFACE_TEMPLATE, SIZE
-from hailoc.eval.metrics import normalize, pre_norm
+from hailoc.eval.metrics import normalize, pre_norm, threshold_at_far
 from hailoc.eval.sweep import BySize
 from hailoc.manifest import ModelConfig
 
@@ -130,15 +130,6 @@ def json_schema() -> str:
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
-def threshold_at_far(impostor: npt.NDArray[np.float64], far: float) -> tuple[float, bool]:
-    """The lowest threshold whose false accept rate on `impostor` is at most `far`; and
-    whether there were enough impostor pairs (>= 1/far) to resolve that rate."""
-    scores = np.sort(np.asarray(impostor, np.float64))
-    allowed = int(np.floor(far * len(scores)))  # impostors that may score above it
-    value = float(scores[len(scores) - 1 - allowed]) if len(scores) else 1.0
-    return float(np.nextafter(value, np.inf)), len(scores) >= 1 / far
-
-
 def pre_norm_floor(embeddings: BySize, threshold: float, bins: int = 5) -> tuple[float | None, str]:
     """The pre_norm under which genuine probes (a face at a simulated size vs the same face
     at full size) match at `threshold` less than half the time."""
@@ -215,8 +206,8 @@ def deploy_for(
     close = max(candidate)
     dimension = int(np.asarray(candidate[close]).reshape(len(candidate[close]), -1).shape[1])
     pairs = _pairs(candidate)
-    value, resolved = threshold_at_far(pairs[1], FAR)
-    fp32_value, _ = threshold_at_far(_pairs(fp32)[1], FAR)
+    value, resolved = threshold_at_far(pairs[1], FAR), len(pairs[1]) >= 1 / FAR
+    fp32_value = threshold_at_far(_pairs(fp32)[1], FAR)
     source = (
         f"this build's embeddings of {eval_source}: genuine = a face at {close} px vs the same "
         "face at each smaller simulated size, impostors = different faces at any size"

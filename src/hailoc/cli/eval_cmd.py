@@ -118,15 +118,30 @@ def evaluate_pairs(
         asdict(result) | {"pairs_file": str(pairs), "images": str(images)}
     )
     add_owned_file(folder, "pairs.json", (section.model_dump_json(indent=1) + "\n").encode())
-    record_path = folder / "record.json"
-    if record_path.is_file():
-        record = read_record(record_path)
-        if record.accuracy is not None:
-            record.accuracy.pairs = section
-            write_record(record_path, record)
+    _into_record(folder, pairs=section)
     if skipped:
         st.err.print(f"{len(skipped)} images skipped (see {folder / 'pairs.json'})")
     st.out.print(f"pairs: {folder / 'pairs.json'}")
+
+
+def _into_record(
+    folder: Path,
+    *,
+    pairs: PairsSection | None = None,
+    identities: IdentitiesSection | None = None,
+) -> None:
+    """Add an evaluation's numbers to the build's record (when it has an accuracy section)."""
+    record_path = folder / "record.json"
+    if not record_path.is_file():
+        return
+    record = read_record(record_path)
+    if record.accuracy is None:
+        return
+    if pairs is not None:
+        record.accuracy.pairs = pairs
+    if identities is not None:
+        record.accuracy.identities = identities
+    write_record(record_path, record)
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -231,12 +246,7 @@ def _identities(
     add_owned_file(folder, "identities.json", (section.model_dump_json(indent=1) + "\n").encode())
     _owned_plot(folder, "tar_vs_size.png", lambda p: plots.tar_vs_size(run.rows, precision, p))
     _owned_plot(folder, "pre_norm_cliff.png", lambda p: plots.match_vs_pre_norm(run.cliff, p))
-    record_path = folder / "record.json"
-    if record_path.is_file():
-        record = read_record(record_path)
-        if record.accuracy is not None:
-            record.accuracy.identities = section
-            write_record(record_path, record)
+    _into_record(folder, identities=section)
     if labelled.skipped:
         st.err.print(f"{len(labelled.skipped)} images skipped (see identities.json)")
     st.out.print(

@@ -24,7 +24,7 @@ import numpy.typing as npt
 from hailoc.calibration.distance import batch_at_distance
 from hailoc.calibration.images import IMAGE_SUFFIXES, ImageRejected, read_source
 from hailoc.errors import HailocError
-from hailoc.eval.metrics import normalize, pre_norm, roc_auc
+from hailoc.eval.metrics import normalize, pre_norm, roc_auc, threshold_at_far
 from hailoc.fsutil import atomic_write_bytes
 from hailoc.records.schema import (
     IdentitySide,
@@ -168,12 +168,6 @@ def make_pairs(
     return np.array(genuine, np.intp).reshape(-1, 2), np.array(cross, np.intp).reshape(-1, 2), note
 
 
-def _threshold(impostor: npt.NDArray[np.float64], far: float) -> float:
-    scores = np.sort(impostor)
-    allowed = int(np.floor(far * len(scores)))
-    return float(np.nextafter(scores[len(scores) - 1 - allowed], np.inf))
-
-
 def _tar(genuine: npt.NDArray[np.float64], threshold: float) -> float:
     return float(np.mean(genuine >= threshold))
 
@@ -202,7 +196,7 @@ def side_numbers(
     """Every number of one side (fp32 or the build) at one face size."""
 
     def tar_at(far: float) -> IntervalNumbers:
-        return _boot(genuine, impostor, lambda g, i: _tar(g, _threshold(i, far)))
+        return _boot(genuine, impostor, lambda g, i: _tar(g, threshold_at_far(i, far)))
 
     def tar_fixed(threshold: float) -> IntervalNumbers:
         return _boot(genuine, impostor, lambda g, i: _tar(g, threshold))
@@ -210,8 +204,8 @@ def side_numbers(
     return IdentitySide(
         tar_at_far_1e2=tar_at(1e-2),
         tar_at_far_1e3=tar_at(1e-3),
-        threshold_at_far_1e2=_threshold(impostor, 1e-2),
-        threshold_at_far_1e3=_threshold(impostor, 1e-3),
+        threshold_at_far_1e2=threshold_at_far(impostor, 1e-2),
+        threshold_at_far_1e3=threshold_at_far(impostor, 1e-3),
         tar_at_far_1e2_fp32_threshold=tar_fixed(fp32_thresholds[0]) if fp32_thresholds else None,
         tar_at_far_1e3_fp32_threshold=tar_fixed(fp32_thresholds[1]) if fp32_thresholds else None,
         roc_auc=_boot(genuine, impostor, roc_auc),
@@ -264,8 +258,8 @@ def evaluate_identities(
             norms = pre_norm(probe)[genuine[:, 1]]
             found[side] = side_numbers(g, i, norms, fp32_thresholds)
             if fp32_thresholds is None:
-                fp32_thresholds = (_threshold(i, 1e-2), _threshold(i, 1e-3))
-            threshold = _threshold(i, 1e-3)
+                fp32_thresholds = (threshold_at_far(i, 1e-2), threshold_at_far(i, 1e-3))
+            threshold = threshold_at_far(i, 1e-3)
             cliff[side] += [(float(n), bool(s >= threshold)) for n, s in zip(norms, g, strict=True)]
         rows.append(IdentitySizeRow(size=size, fp32=found["fp32"], build=found["build"]))
     return IdentityRun(rows, len(genuine), len(impostor), note, cliff)

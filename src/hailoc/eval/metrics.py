@@ -115,6 +115,16 @@ def best_threshold(genuine: Array, impostor: Array) -> tuple[float, float]:
     return threshold, float(correct[k] / (len(genuine) + len(impostor)))
 
 
+def threshold_at_far(impostor: Array, far: float) -> float:
+    """The lowest threshold that accepts at most `far` of the impostor scores (just above
+    the highest impostor when there are fewer than 1 / far of them)."""
+    scores = np.sort(np.asarray(impostor, np.float64))
+    allowed = int(np.floor(far * len(scores)))  # impostors that may score at or above it
+    if not len(scores):
+        return 1.0
+    return float(np.nextafter(scores[len(scores) - 1 - allowed], np.inf))
+
+
 def tar_at_far(genuine: Array, impostor: Array, far: float) -> float:
     """Share of genuine pairs accepted at the strictest threshold whose FAR is <= `far`."""
     fpr, tpr, _ = _roc(genuine, impostor)

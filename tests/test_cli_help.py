@@ -11,6 +11,7 @@ COMMANDS = [
     ("models",),
     ("models", "list"),
     ("models", "validate"),
+    ("models", "import"),
     ("alls",),
     ("alls", "render"),
     ("plan",),
@@ -25,6 +26,7 @@ COMMANDS = [
     ("calib", "export"),
     ("gc",),
     ("doctor",),
+    ("verify",),
 ]
 
 

@@ -101,6 +101,11 @@ def test_build_options(sandbox: Path, option: str, value: str) -> None:
             ("calib", "verify"),
             ("calib", "export", "--model", "fr_feature", "-o", "out.npy", "x", "--split"),
             ("models", "validate"),
+            ("models", "import", "--dry-run"),
+            ("models", "import", "--calib-set"),
+            ("eval", "fr_feature", "-p", "int8", "--identities"),
+            ("eval", "fr_feature", "-p", "int8", "--identities", "people", "--face-sizes"),
+            ("verify", "fr_feature", "-p"),
             ("report", "-o"),
         ]
     ),
@@ -109,7 +114,8 @@ def test_build_options(sandbox: Path, option: str, value: str) -> None:
 def test_other_commands(sandbox: Path, command: tuple[str, ...], value: str) -> None:
     before = _tree(sandbox.parent)
     code, err = _invoke(sandbox, "-m", str(sandbox / "models.yaml"), *command, value)
-    assert code in (0, 1, 2), err
+    # 3: what the command needs is not on this host (verify without HailoRT).
+    assert code in (0, 1, 2, 3), err
     assert "Traceback" not in err
     if command[-1] == "-o":
         return  # the value is a place the user asked for: anything may be written there

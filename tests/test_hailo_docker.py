@@ -293,3 +293,31 @@ def test_verify_runs_the_build_on_the_standin_hailort(
     monkeypatch.setenv("HAILO_STANDIN_NO_DEVICE", "1")
     res = cli("-m", m, "verify", "fr_feature", "-p", "int16-final")
     assert res.code == 3 and "no Hailo device" in res.err
+
+
+def test_identities_on_a_hailo_build_use_the_dfc_emulator(
+    calibrated_project: Path, cli: Cli, suite: str
+) -> None:
+    """`eval --identities -b hailo`: the build column is the DFC's SDK_QUANTIZED emulation of
+    the build's optimized HAR (one container stage for every face and size, cached)."""
+    from tests.photos import identity_folders
+
+    project = calibrated_project
+    res = _build(cli, project, suite, "fr_feature", "-p", "int8")
+    assert res.code in (0, 1), res.err
+    people = identity_folders(project / "people")
+    m = str(project / "models.yaml")
+    args = ("-m", m, "eval", "fr_feature", "-p", "int8", "-b", "hailo", "--suite-image", suite,
+            "--identities", str(people), "--face-sizes", "112,24")  # fmt: skip
+    res = cli(*args)
+    assert res.code == 0, res.err
+    out = project / "hef" / "fr_feature" / "hailo8" / "int8"
+    section = json.loads((out / "identities.json").read_text())
+    assert section["build_source"].startswith("DFC emulator (SDK_QUANTIZED)")
+    assert [row["size"] for row in section["rows"]] == [112, 24]
+    record = json.loads((out / "record.json").read_text())
+    assert record["accuracy"]["identities"]["build_source"] == section["build_source"]
+    # Again: the emulation comes from the stage cache (no container).
+    before = json.loads((out / "identities.json").read_text())["rows"]
+    assert cli(*args).code == 0
+    assert json.loads((out / "identities.json").read_text())["rows"] == before

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import typer
@@ -15,6 +17,7 @@ from hailoc.calibration.detect import make_detector
 from hailoc.calibration.images import ImageRejected
 from hailoc.cli.state import CliState, state
 from hailoc.errors import HailocError
+from hailoc.eval.identities import BatchEmbed, Faces, batched
 from hailoc.eval.pairs import align_images, read_pairs, score_pairs
 from hailoc.fsutil import add_owned_file
 from hailoc.inference.session import Embedder, open_session
@@ -22,7 +25,9 @@ from hailoc.manifest import LoadedManifest, ModelConfig
 from hailoc.manifest.schema import ALIGNED_SIZE, PRECISIONS
 from hailoc.records import PairsSection, read_record, write_record
 from hailoc.records.schema import IdentitiesSection, IntervalNumbers
-from hailoc.targets import BuildTarget, check_choice, output_dir
+from hailoc.targets import BACKENDS, BuildTarget, check_choice, output_dir
+
+log = logging.getLogger(__name__)
 
 
 def evaluate_pairs(
@@ -41,6 +46,16 @@ def evaluate_pairs(
         "112,64,40,24,16",
         "--face-sizes",
         help="--identities: probe face sizes in px (the gallery face stays at 112).",
+    ),
+    backend: str = typer.Option(
+        "onnxruntime",
+        "--backend",
+        "-b",
+        help="Which build: onnxruntime (its QDQ model) or hailo (--identities only: the "
+        "DFC's SDK_QUANTIZED emulation of its optimized HAR, in the suite container).",
+    ),
+    suite_image: str | None = typer.Option(
+        None, "--suite-image", help="-b hailo: the suite image (default: the manifest's)."
     ),
 ) -> None:
     """Verification for fp32 and the ONNX Runtime build of PRECISION, on your own faces.
@@ -61,9 +76,24 @@ def evaluate_pairs(
             fix="see `hailoc eval --help`",
         )
     sizes = _sizes(face_sizes) if identities is not None else ()
+    check_choice("--backend", backend, BACKENDS)
     manifest = st.manifest()
     cfg = manifest.model(name)
     check_choice("--precision", precision, PRECISIONS)
+    if backend == "hailo":
+        if identities is None:
+            raise HailocError(
+                "-b hailo evaluates --identities only",
+                where="--pairs",
+                fix="use --identities DIR, or -b onnxruntime for --pairs",
+            )
+        hailo_build, source = _hailo_embedder(st, manifest, cfg, precision, suite_image)
+        target = BuildTarget(cfg.name, cfg.hw_arch, precision, "hailo")
+        _identities(
+            st, manifest, cfg, precision, output_dir(manifest.hef_dir, target), hailo_build,
+            source, identities, sizes,
+        )  # fmt: skip
+        return
     target = BuildTarget(cfg.name, cfg.hw_arch, precision, "onnxruntime")
     folder = output_dir(manifest.hef_dir, target)
     qdq = folder / f"{cfg.name}.qdq.onnx"
@@ -74,7 +104,9 @@ def evaluate_pairs(
             fix=f"run `hailoc build {cfg.name} -p {precision} -b onnxruntime` first",
         )
     if identities is not None:
-        _identities(st, manifest, cfg, precision, folder, qdq, identities, sizes)
+        build = batched(Embedder(open_session(qdq), cfg, cfg.embedding_output))
+        source = f"{qdq.name} (ONNX Runtime QDQ emulation)"
+        _identities(st, manifest, cfg, precision, folder, build, source, identities, sizes)
         return
     assert pairs is not None and images is not None
     if not images.is_dir():
@@ -122,6 +154,53 @@ def evaluate_pairs(
     if skipped:
         st.err.print(f"{len(skipped)} images skipped (see {folder / 'pairs.json'})")
     st.out.print(f"pairs: {folder / 'pairs.json'}")
+
+
+def _hailo_embedder(
+    st: CliState,
+    manifest: LoadedManifest,
+    cfg: ModelConfig,
+    precision: str,
+    suite_image: str | None,
+) -> tuple[BatchEmbed, str]:
+    """The build side of a Hailo build: SDK_QUANTIZED emulation of its optimized HAR (from
+    the stage cache), all batches in one container stage."""
+    from hailoc.backends.hailo.backend import HailoBackend, open_session
+    from hailoc.backends.protocol import Job
+    from hailoc.cache import StageCache
+    from hailoc.inputs import gather
+    from hailoc.options import BuildOptions
+    from hailoc.pipeline.stages import CacheStages
+
+    target = BuildTarget(cfg.name, cfg.hw_arch, precision, "hailo")
+    folder = output_dir(manifest.hef_dir, target)
+    fix = f"run `hailoc build {cfg.name} -b hailo -p {precision}` first"
+    if not (folder / "record.json").is_file():
+        raise HailocError(f"no Hailo build at {folder}", where="--precision", fix=fix)
+    record = read_record(folder / "record.json")
+    optimize = [s for s in record.stages if s.name == "optimize" and s.cache_key]
+    cache = StageCache(manifest.cache_dir)
+    entry = cache.lookup("optimize", optimize[-1].cache_key or "") if optimize else None
+    if entry is None:
+        raise HailocError(
+            f"the build's optimized HAR is not in the stage cache ({folder})",
+            where="--precision",
+            fix=f"{fix} (it restores the cache entry)",
+        )
+    options = BuildOptions(suite_image=suite_image)
+    session = open_session(manifest, options, [cfg.hw_arch])
+    backend = HailoBackend(manifest, session)
+    job = Job(target, gather(manifest, cfg.name), options)
+    stages = CacheStages(cache, manifest.work_dir, log.debug)
+
+    def embed(batches: list[Faces]) -> list[np.ndarray[Any, np.dtype[np.float32]]]:
+        sizes = [len(b) for b in batches]
+        with st.err.status(f"DFC emulation of {sum(sizes)} faces in the suite container"):
+            out = backend.emulate(job, entry, np.concatenate(batches), stages)
+        return list(np.split(out, np.cumsum(sizes)[:-1]))
+
+    suite = session.suite(cfg.hw_arch).info.ref
+    return embed, f"DFC emulator (SDK_QUANTIZED) of the optimized HAR {entry.name[:12]}, {suite}"
 
 
 def _into_record(
@@ -172,7 +251,8 @@ def _identities(
     cfg: ModelConfig,
     precision: str,
     folder: Path,
-    qdq: Path,
+    build: BatchEmbed,
+    build_source: str,
     root: Path,
     sizes: tuple[int, ...],
 ) -> None:
@@ -207,8 +287,8 @@ def _identities(
         run = ident.evaluate_identities(
             labelled,
             sizes,
-            Embedder(open_session(cfg.onnx), cfg, cfg.embedding_output),
-            Embedder(open_session(qdq), cfg, cfg.embedding_output),
+            batched(Embedder(open_session(cfg.onnx), cfg, cfg.embedding_output)),
+            build,
         )
     section = IdentitiesSection(
         folder=str(root),
@@ -217,7 +297,7 @@ def _identities(
         genuine_pairs=run.genuine_pairs,
         impostor_pairs=run.impostor_pairs,
         impostor_note=run.note,
-        build_source=f"{qdq.name} (ONNX Runtime QDQ emulation)",
+        build_source=build_source,
         reused_faces=labelled.reused,
         skipped_images=labelled.skipped,
         rows=run.rows,

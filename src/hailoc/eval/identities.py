@@ -38,6 +38,13 @@ BOOTSTRAP = 200
 SEED = 0
 Faces = npt.NDArray[np.uint8]
 Embed = Callable[[Faces], npt.NDArray[np.float32]]
+# Embeds several batches of faces at once (a container stage takes them in one go).
+BatchEmbed = Callable[[list[Faces]], list[npt.NDArray[np.float32]]]
+
+
+def batched(embed: Embed) -> BatchEmbed:
+    """A per-array embedder as a BatchEmbed."""
+    return lambda batches: [embed(batch) for batch in batches]
 
 
 @dataclass(frozen=True)
@@ -232,7 +239,7 @@ class IdentityRun:
 
 
 def evaluate_identities(
-    labelled: LabelledFaces, sizes: tuple[int, ...], fp32: Embed, build: Embed
+    labelled: LabelledFaces, sizes: tuple[int, ...], fp32: BatchEmbed, build: BatchEmbed
 ) -> IdentityRun:
     """Per probe size, fp32 and the build side by side."""
     genuine, impostor, note = make_pairs(labelled.people, min(FARS))
@@ -242,19 +249,18 @@ def evaluate_identities(
             where="--identities",
             fix="give two or more people, one of them with two or more usable photos",
         )
-    sides = {"fp32": fp32, "build": build}
-    gallery = {side: normalize(embed(labelled.faces)) for side, embed in sides.items()}
+    batches = [labelled.faces] + [batch_at_distance(labelled.faces, size) for size in sizes]
+    embedded = {side: embed(batches) for side, embed in (("fp32", fp32), ("build", build))}
     rows: list[IdentitySizeRow] = []
-    cliff: dict[str, list[tuple[float, bool]]] = {side: [] for side in sides}
-    for size in sizes:
-        probes = batch_at_distance(labelled.faces, size)
+    cliff: dict[str, list[tuple[float, bool]]] = {side: [] for side in embedded}
+    for index, size in enumerate(sizes, start=1):
         found: dict[str, IdentitySide] = {}
         fp32_thresholds: tuple[float, float] | None = None
-        for side, embed in sides.items():
-            probe = embed(probes)
+        for side, outputs in embedded.items():
+            gallery, probe = normalize(outputs[0]), outputs[index]
             unit = normalize(probe)
-            g = np.sum(gallery[side][genuine[:, 0]] * unit[genuine[:, 1]], axis=1)
-            i = np.sum(gallery[side][impostor[:, 0]] * unit[impostor[:, 1]], axis=1)
+            g = np.sum(gallery[genuine[:, 0]] * unit[genuine[:, 1]], axis=1)
+            i = np.sum(gallery[impostor[:, 0]] * unit[impostor[:, 1]], axis=1)
             norms = pre_norm(probe)[genuine[:, 1]]
             found[side] = side_numbers(g, i, norms, fp32_thresholds)
             if fp32_thresholds is None:

@@ -163,3 +163,34 @@ class StageRunner:
         done("ok", worker_seconds=output.worker_seconds, peak_rss_mb=output.peak_rss_mb)
         self._attach(name, entry)
         return entry
+
+
+class CacheStages:
+    """Cached stages outside a build (e.g. `hailoc eval` on a Hailo build): the same cache
+    and work folders as StageRunner, logged instead of recorded."""
+
+    def __init__(self, cache: StageCache, work_root: Path, log: Callable[[str], None]) -> None:
+        self.cache = cache
+        self.work_root = work_root
+        self._log = log
+
+    def run(self, name: str, key: str, produce: Callable[[Path], StageOutput]) -> Path:
+        """The cache entry of `name` under `key`, produced on a miss."""
+        cached = self.cache.lookup(name, key)
+        if cached is not None:
+            self._log(f"{name}: cache hit {key[:12]}")
+            return cached
+        workdir = new_workdir(self.work_root)
+        try:
+            output = produce(workdir)
+            return self.cache.store(name, key, output.files, {"stage": name})
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def phase(self, name: str) -> None:
+        """Log the step."""
+        self._log(f"== {name}")
+
+    def log(self, line: str) -> None:
+        """Log one line."""
+        self._log(line)

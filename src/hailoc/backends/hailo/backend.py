@@ -277,6 +277,33 @@ class HailoBackend:
                 snr[node] = min(float(value), snr.get(node, float("inf")))
         return snr
 
+    def emulate(
+        self, job: Job, optimized: Path, faces: np.ndarray[Any, Any], stages: Stages
+    ) -> np.ndarray[Any, Any]:
+        """SDK_QUANTIZED embeddings of uint8 RGB faces under an optimize stage's HAR."""
+        data = _npy_bytes(np.ascontiguousarray(faces, dtype=np.uint8))
+        key = cache_key(
+            "emulate",
+            {"optimize": optimized.name, "faces_sha256": hashlib.sha256(data).hexdigest()},
+        )
+        job_file = {
+            "har_in": f"{PREVIOUS}/optimized.har",
+            "faces": f"{WS}/work/faces.npy",
+            "hw_arch": job.target.hw_arch,
+            "channel_order": job.inputs.config.input.color,
+        }
+        entry = self._stage(
+            job,
+            stages,
+            "emulate",
+            key,
+            job_file,
+            optimized,
+            ("emulate_q.npy",),
+            extra_files={"faces.npy": data},
+        )
+        return np.asarray(np.load(entry / "emulate_q.npy"), np.float32)
+
     def finish(self, job: Job, candidate: Candidate, stages: Stages) -> list[ArtifactFile]:
         """Compile the optimized HAR; the HEF (or the stand-in's marked output) is the artifact."""
         key = cache_key("compile", {"optimize": candidate.entry.name})

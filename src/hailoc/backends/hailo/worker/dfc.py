@@ -58,6 +58,15 @@ def emulate(runner: Any, faces: Any) -> tuple[Any, Any]:
     return outputs[0], outputs[1]
 
 
+def emulate_quantized(har_in: str, hw_arch: str, faces: Any) -> Any:
+    """SDK_QUANTIZED embeddings of `faces` from an optimized HAR (no optimize run)."""
+    from hailo_sdk_client import ClientRunner, InferenceContext
+
+    runner = ClientRunner(hw_arch=hw_arch, har=har_in)
+    with runner.infer_context(InferenceContext.SDK_QUANTIZED) as ctx:
+        return runner.infer(ctx, faces)
+
+
 NOISE_KEYS = {
     "advanced": ("layer_noise_analysis/snr", "layer_noise_analysis/partial_snr"),
     "simple": ("layer_noise_analysis/partial_snr",),

@@ -107,6 +107,14 @@ def stage_noise(job: dict[str, Any], out: str) -> dict[str, Any]:
     return {"artifacts": ["noise.json"], "layers": len(snr)}
 
 
+def stage_emulate(job: dict[str, Any], out: str) -> dict[str, Any]:
+    faces = load_faces(job["faces"], job.get("channel_order", "RGB"))
+    say("emulate", "emulate", faces=len(faces))
+    quant = dfc.emulate_quantized(job["har_in"], job["hw_arch"], faces)
+    atomic_save_npy(os.path.join(out, "emulate_q.npy"), np.asarray(quant).reshape(len(faces), -1))
+    return {"artifacts": ["emulate_q.npy"]}
+
+
 def stage_compile(job: dict[str, Any], out: str) -> dict[str, Any]:
     alls = ""
     if job.get("alls"):
@@ -122,6 +130,7 @@ STAGES: dict[str, Callable[[dict[str, Any], str], dict[str, Any]]] = {
     "optimize": stage_optimize,
     "compile": stage_compile,
     "noise": stage_noise,
+    "emulate": stage_emulate,
 }
 
 

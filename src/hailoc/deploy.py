@@ -9,18 +9,16 @@ threshold at FAR 1e-3 and `pre_norm` floor, each with its source. The JSON Schem
 
 from __future__ import annotations
 
-import itertools
 import json
 from typing import Literal
 
 import numpy as np
-import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from hailoc import __version__
 from hailoc.calibration.template import ARCFACE_TEMPLATE, SIZE
-from hailoc.eval.metrics import normalize, pre_norm, threshold_at_far
-from hailoc.eval.sweep import BySize
+from hailoc.eval.metrics import match_rate_by_pre_norm, threshold_at_far
+from hailoc.eval.sweep import BySize, PairScores, genuine_impostor
 from hailoc.manifest import ModelConfig
 
 SCHEMA_ID: Literal["hailoc.deploy/1"] = "hailoc.deploy/1"
@@ -130,31 +128,19 @@ def json_schema() -> str:
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
-def pre_norm_floor(embeddings: BySize, threshold: float, bins: int = 5) -> tuple[float | None, str]:
+def pre_norm_floor(pairs: PairScores, threshold: float, bins: int = 5) -> tuple[float | None, str]:
     """The pre_norm under which genuine probes (a face at a simulated size vs the same face
     at full size) match at `threshold` less than half the time."""
-    close = max(embeddings)
-    base = normalize(embeddings[close])
-    norms, matched = [], []
-    for size, emb in embeddings.items():
-        if size == close:
-            continue
-        norms.append(pre_norm(emb))
-        matched.append(np.sum(base * normalize(emb), axis=1) >= threshold)
-    if not norms:
+    if not len(pairs.genuine):
         return None, "no simulated face sizes: no probes to measure"
-    norm = np.concatenate(norms)
-    match = np.concatenate(matched)
-    edges = np.quantile(norm, np.linspace(0, 1, bins + 1))
     floor = None
-    for low, high in itertools.pairwise(edges):
-        inside = (norm >= low) & (norm <= high)
-        if not inside.any() or match[inside].mean() >= 0.5:
+    for part in match_rate_by_pre_norm(pairs.genuine_pre_norm, pairs.genuine >= threshold, bins):
+        if not part.count or part.match_rate >= 0.5:
             break
-        floor = float(high)
+        floor = part.high
     how = (
-        f"{len(norm)} genuine probes in {bins} pre_norm bins (quantiles); the floor is the top "
-        "of the highest bin, counted from the lowest, whose match rate is under 50%"
+        f"{len(pairs.genuine)} genuine probes in {bins} pre_norm bins (quantiles); the floor is "
+        "the top of the highest bin, counted from the lowest, whose match rate is under 50%"
     )
     if floor is None:
         return None, f"no bin under a 50% match rate ({how})"
@@ -205,20 +191,21 @@ def deploy_for(
         )
     close = max(candidate)
     dimension = int(np.asarray(candidate[close]).reshape(len(candidate[close]), -1).shape[1])
-    pairs = _pairs(candidate)
-    value, resolved = threshold_at_far(pairs[1], FAR), len(pairs[1]) >= 1 / FAR
-    fp32_value = threshold_at_far(_pairs(fp32)[1], FAR)
+    pairs = genuine_impostor(candidate)
+    value, resolved = threshold_at_far(pairs.impostor, FAR), len(pairs.impostor) >= 1 / FAR
+    fp32_value = threshold_at_far(genuine_impostor(fp32).impostor, FAR)
     source = (
         f"this build's embeddings of {eval_source}: genuine = a face at {close} px vs the same "
         "face at each smaller simulated size, impostors = different faces at any size"
     )
     if not resolved:
         source += (
-            f"; only {len(pairs[1])} impostor pairs (a FAR of {FAR:g} needs >= {int(1 / FAR)}): "
+            f"; only {len(pairs.impostor)} impostor pairs "
+            f"(a FAR of {FAR:g} needs >= {int(1 / FAR)}): "
             "the value is above every impostor score seen, so measure it on more faces with "
             "`hailoc eval` before relying on it"
         )
-    floor, how = pre_norm_floor(candidate, value)
+    floor, how = pre_norm_floor(pairs, value)
     return Deploy(
         model=cfg.name,
         precision=precision,
@@ -260,18 +247,11 @@ def deploy_for(
             value=value,
             fp32_value=fp32_value,
             resolved=resolved,
-            genuine_pairs=len(pairs[0]),
-            impostor_pairs=len(pairs[1]),
+            genuine_pairs=len(pairs.genuine),
+            impostor_pairs=len(pairs.impostor),
             source=source,
         ),
         pre_norm_floor=DeployPreNormFloor(
             value=floor, source=f"this build at its threshold {value:.4f}: {how}"
         ),
     )
-
-
-def _pairs(by_size: BySize) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    from hailoc.eval.sweep import genuine_impostor
-
-    pairs = genuine_impostor(by_size)
-    return pairs.genuine, pairs.impostor

@@ -75,6 +75,8 @@ class Evaluator:
         self.reused = 0
         self._toggle: Toggle | None = None
         self._probes: Any = None  # eval faces as seen at the target size, simulated once
+        # One single-threaded session per core this process may use (see embed_split).
+        self.workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
     # -- the two quantized models ----------------------------------------------------------
     def _plan(self, layers: tuple[str, ...]) -> QdqPlan:
@@ -129,8 +131,7 @@ class Evaluator:
         size = self.spec.face_size
         if self._probes is None:
             self._probes = batch_at_distance(self.inputs.eval_faces, size)
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-        embedded = embed_split(self.toggle().model(layers), self.cfg, self._probes, workers)
+        embedded = embed_split(self.toggle().model(layers), self.cfg, self._probes, self.workers)
         reference = self.references.get(self.inputs, (size,))
         result = measure(
             reference,

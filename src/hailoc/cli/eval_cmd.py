@@ -14,11 +14,10 @@ import typer
 from rich.table import Table
 
 from hailoc.calibration.detect import make_detector
-from hailoc.calibration.images import ImageRejected
 from hailoc.cli.state import CliState, state
 from hailoc.errors import HailocError
 from hailoc.eval.identities import BatchEmbed, Faces, batched
-from hailoc.eval.pairs import align_images, read_pairs, score_pairs
+from hailoc.eval.pairs import align_images, align_largest, read_pairs, score_pairs
 from hailoc.fsutil import add_owned_file
 from hailoc.inference.session import Embedder, open_session
 from hailoc.manifest import LoadedManifest, ModelConfig
@@ -256,8 +255,6 @@ def _identities(
     root: Path,
     sizes: tuple[int, ...],
 ) -> None:
-    from hailoc.calibration.align import align_face
-    from hailoc.calibration.images import decode_rgb
     from hailoc.eval import identities as ident
     from hailoc.eval import plots
 
@@ -269,20 +266,9 @@ def _identities(
     )
     detector = make_detector(spec, manifest.root)
 
-    def align(path: Path, data: bytes) -> ident.Faces | str:
-        try:
-            image = decode_rgb(data)
-        except ImageRejected as exc:
-            return str(exc)
-        found = detector.detect(image)
-        if not found:
-            return "no face found"
-        aligned, _, _ = align_face(image, max(found, key=lambda f: f.width), detector)
-        return np.asarray(aligned, dtype=np.uint8)
-
     count = sum(len(v) for v in people.values())
     with st.err.status(f"aligning {count} images of {len(people)} people"):
-        labelled = ident.align_people(people, align, cache)
+        labelled = ident.align_people(people, lambda data: align_largest(data, detector), cache)
     with st.err.status(f"embedding {len(labelled.faces)} faces at {len(sizes)} sizes"):
         run = ident.evaluate_identities(
             labelled,

@@ -118,7 +118,7 @@ def detector_key(spec_json: str, files: list[Path]) -> str:
 
 def align_people(
     people: dict[str, list[Path]],
-    align: Callable[[Path, bytes], Faces | str],
+    align: Callable[[bytes], Faces | str],
     cache: AlignedCache,
 ) -> LabelledFaces:
     """The largest face of every image, aligned once and cached by content hash."""
@@ -134,7 +134,7 @@ def align_people(
             digest = hashlib.sha256(data).hexdigest()
             found = cache.get(digest)
             if found is None:
-                found = align(path, data)
+                found = align(data)
                 cache.put(digest, found)
             else:
                 reused += 1

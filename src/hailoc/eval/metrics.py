@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +124,41 @@ def threshold_at_far(impostor: Array, far: float) -> float:
     if not len(scores):
         return 1.0
     return float(np.nextafter(scores[len(scores) - 1 - allowed], np.inf))
+
+
+@dataclass(frozen=True)
+class NormBin:
+    """Genuine probes whose pre_norm lies in [low, high], and how many of them matched."""
+
+    low: float
+    high: float
+    count: int
+    mean_norm: float
+    match_rate: float  # nan when the bin is empty
+
+
+def match_rate_by_pre_norm(
+    norms: npt.ArrayLike, matched: npt.ArrayLike, bins: int
+) -> list[NormBin]:
+    """Probes in `bins` quantile bins of pre_norm, lowest first (a bin may be empty when
+    few probes share values): the far-face cliff as numbers."""
+    values = np.asarray(norms, np.float64)
+    hits = np.asarray(matched, np.float64)
+    edges = np.quantile(values, np.linspace(0, 1, bins + 1))
+    found = []
+    for low, high in itertools.pairwise(edges):
+        inside = (values >= low) & (values <= high)
+        count = int(inside.sum())
+        found.append(
+            NormBin(
+                float(low),
+                float(high),
+                count,
+                float(values[inside].mean()) if count else float("nan"),
+                float(hits[inside].mean()) if count else float("nan"),
+            )
+        )
+    return found
 
 
 def tar_at_far(genuine: Array, impostor: Array, far: float) -> float:

@@ -70,6 +70,19 @@ def read_pairs(path: Path) -> list[Pair]:
     return pairs
 
 
+def align_largest(data: bytes, detector: Detector) -> npt.NDArray[np.uint8] | str:
+    """The largest face of an image's bytes aligned to 112x112, or why there is none."""
+    try:
+        image = decode_rgb(data)
+    except ImageRejected as exc:
+        return str(exc)
+    found = detector.detect(image)
+    if not found:
+        return "no face found"
+    aligned, _, _ = align_face(image, max(found, key=lambda f: f.width), detector)
+    return np.asarray(aligned, dtype=np.uint8)
+
+
 def align_images(
     root: Path, names: list[str], detector: Detector
 ) -> tuple[dict[str, npt.NDArray[np.uint8]], dict[str, str]]:
@@ -79,17 +92,14 @@ def align_images(
     for name in names:
         try:
             data, _ = read_source(root / name)
-            image = decode_rgb(data)
         except ImageRejected as exc:
             skipped[name] = str(exc)
             continue
-        found = detector.detect(image)
-        if not found:
-            skipped[name] = "no face found"
-            continue
-        largest = max(found, key=lambda f: f.width)
-        aligned, _, _ = align_face(image, largest, detector)
-        faces[name] = np.asarray(aligned, dtype=np.uint8)
+        found = align_largest(data, detector)
+        if isinstance(found, str):
+            skipped[name] = found
+        else:
+            faces[name] = found
     return faces, skipped
 
 

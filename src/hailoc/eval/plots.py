@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,23 +198,25 @@ def tar_vs_size(rows: list[IdentitySizeRow], label: str, path: Path) -> None:
 
 def match_vs_pre_norm(cliff: dict[str, list[tuple[float, bool]]], path: Path) -> None:
     """Genuine match rate at FAR 1e-3 against the probe's pre_norm (the far-face cliff)."""
-    import numpy as np
+    from hailoc.eval.metrics import match_rate_by_pre_norm
 
     fig, axes = _figure(1)
     ax = axes[0][0]
     for (side, points), colour in zip(cliff.items(), (FP32, CAND), strict=False):
         if not points:
             continue
-        norms = np.array([p[0] for p in points])
-        matched = np.array([p[1] for p in points], dtype=float)
-        edges = np.quantile(norms, np.linspace(0, 1, 11))
-        centres, rates = [], []
-        for low, high in itertools.pairwise(edges):
-            inside = (norms >= low) & (norms <= high)
-            if inside.any():
-                centres.append(float(norms[inside].mean()))
-                rates.append(float(matched[inside].mean()))
-        ax.plot(centres, rates, "o-", color=colour, label=side)
+        found = [
+            part
+            for part in match_rate_by_pre_norm([p[0] for p in points], [p[1] for p in points], 10)
+            if part.count
+        ]
+        ax.plot(
+            [p.mean_norm for p in found],
+            [p.match_rate for p in found],
+            "o-",
+            color=colour,
+            label=side,
+        )
     ax.axhline(0.5, color="black", linestyle=":", label="50%")
     ax.set(xlabel="probe pre_norm", ylabel="genuine match rate", title="match rate vs pre_norm")
     ax.legend()

@@ -60,6 +60,10 @@ class PairScores:
 
     genuine: npt.NDArray[np.float64]
     impostor: npt.NDArray[np.float64]
+    # The pre_norm of each genuine pair's probe (the smaller face), in `genuine`'s order.
+    genuine_pre_norm: npt.NDArray[np.float64] = field(
+        default_factory=lambda: np.zeros(0, np.float64)
+    )
 
 
 @dataclass(frozen=True)
@@ -88,17 +92,19 @@ class EvalResult:
 def _pairs(by_size: BySize, close: int) -> PairScores:
     """Genuine: a face close vs the same face smaller. Impostor: different faces, any size."""
     base = normalize(by_size[close])
-    genuine, impostor = [], []
+    genuine, impostor, norms = [], [], []
     n = len(base)
     off_diagonal = ~np.eye(n, dtype=bool)
     for size, emb in by_size.items():
         unit = normalize(emb)
         if size != close:
             genuine.append(np.sum(base * unit, axis=1))
+            norms.append(pre_norm(emb))
         impostor.append((base @ unit.T)[off_diagonal])
     return PairScores(
         np.concatenate(genuine) if genuine else np.zeros(0),
         np.concatenate(impostor) if impostor else np.zeros(0),
+        np.concatenate(norms) if norms else np.zeros(0),
     )
 
 

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hailoc.autoplan.objective import Measure, measure
 from hailoc.backends.protocol import Backend, Candidate, Job, StageOutput, Stages
 from hailoc.errors import PlanError
 from hailoc.plan import PrecisionPlan
 from hailoc.reference import References
+
+T = TypeVar("T")
+Run = dict[str, Any]  # one stage the search asked for, as auto_plan.dfc.json lists it
 
 
 class _Watched:
@@ -73,34 +76,40 @@ class BackendScorer:
         self.spec = job.inputs.config.auto
         self.computed = 0
         self.reused = 0
-        self._runs: list[dict[str, Any]] = []
+        self._runs: list[Run] = []
         self._memo: dict[tuple[str, ...], Measure] = {}
-        self._int8: Candidate | None = None
+        # Each quantized plan with the stage runs it took (its numbers are added to them).
+        self._quantized: dict[tuple[str, ...], tuple[Candidate, list[Run]]] = {}
 
-    def _quantize(self, layers: tuple[str, ...]) -> Candidate:
-        cfg = self.job.inputs.config
+    def _watch(self, layers: tuple[str, ...], action: Callable[[], T]) -> tuple[T, list[Run]]:
+        """Run `action`, recording every stage it asked for under `layers`."""
         before = len(self.stages.ran)
-        candidate = self.backend.quantize(
-            self.job, PrecisionPlan(cfg.name, "auto", layers), self.prepared, self.stages
-        )
-        for stage, key, hit in self.stages.ran[before:]:
-            self._runs.append(
-                {"stage": stage, "layers": len(layers), "cache_key": key, "cache_hit": hit}
+        value = action()
+        runs = [
+            {"stage": stage, "layers": len(layers), "cache_key": key, "cache_hit": hit}
+            for stage, key, hit in self.stages.ran[before:]
+        ]
+        self._runs += runs
+        return value, runs
+
+    def _candidate(self, layers: tuple[str, ...]) -> tuple[Candidate, list[Run]]:
+        if layers not in self._quantized:
+            plan = PrecisionPlan(self.job.inputs.config.name, "auto", layers)
+            found = self._watch(
+                layers, lambda: self.backend.quantize(self.job, plan, self.prepared, self.stages)
             )
-            if hit:
-                self.reused += 1
-            else:
-                self.computed += 1
-        return candidate
+            for run in found[1]:
+                if run["cache_hit"]:
+                    self.reused += 1
+                else:
+                    self.computed += 1
+            self._quantized[layers] = found
+        return self._quantized[layers]
 
     def ranking(self) -> list[tuple[str, float]]:
         """ONNX layers by the SNR the DFC's noise analysis gives the int8 model, lowest first."""
-        if self._int8 is None:
-            self._int8 = self._quantize(())
-        before = len(self.stages.ran)
-        snr = self.backend.layer_noise(self.job, self._int8, self.stages)
-        for stage, key, hit in self.stages.ran[before:]:
-            self._runs.append({"stage": stage, "layers": 0, "cache_key": key, "cache_hit": hit})
+        int8, _ = self._candidate(())
+        snr, _ = self._watch((), lambda: self.backend.layer_noise(self.job, int8, self.stages))
         if snr is None:
             raise PlanError(
                 f"the {self.backend.name} backend has no layer noise analysis",
@@ -113,21 +122,17 @@ class BackendScorer:
         """Optimize with `layers` in 16-bit; the SDK_QUANTIZED embeddings against fp32."""
         if layers in self._memo:
             return self._memo[layers]
-        candidate = self._int8 if not layers and self._int8 is not None else None
-        candidate = candidate or self._quantize(layers)
+        candidate, runs = self._candidate(layers)
         inputs = self.job.inputs
-        sizes = inputs.config.gate.face_sizes
         found = measure(
-            self.references.get(inputs, sizes),
+            self.references.get(inputs, inputs.config.gate.face_sizes),
             candidate.embeddings,
             metric=self.spec.metric,
             face_size=self.spec.face_size,
             confidence=self.spec.confidence,
         )
-        for run in reversed(self._runs):
-            if run["stage"] != "noise" and run["layers"] == len(layers) and "value" not in run:
-                run.update(plan=list(layers), **found.as_dict())
-                break
+        for run in runs:
+            run.update(plan=list(layers), **found.as_dict())
         self._memo[layers] = found
         return found
 

@@ -67,24 +67,27 @@ class _Gone:
     def _fail(self, *args: Any, **kwargs: Any) -> Any:
         raise requests.exceptions.ConnectionError("Connection aborted")
 
+    def start(self) -> None:
+        pass
+
     wait = kill = reload = remove = _fail
 
 
 def test_engine_gone_mid_stage_is_engine_lost(tmp_path: Path) -> None:
     from hailoc.backends.hailo.backend import _raise_if_failed
-    from hailoc.backends.hailo.container import run_stage
+    from hailoc.backends.hailo.container import StageFiles, run_stage
     from hailoc.backends.protocol import StageFailure
 
     client = SimpleNamespace(
-        containers=SimpleNamespace(run=lambda *a, **k: _Gone()),
+        containers=SimpleNamespace(create=lambda *a, **k: _Gone()),
         ping=_Gone()._fail,
     )
     outcome = run_stage(
         client,
         "img",
-        {"stage": "optimize"},
         tmp_path / "w",
-        [],
+        StageFiles({}, {"job.json": b"{}"}),
+        blobs=None,
         timeout=5,
         gpus=False,
         on_line=lambda line: None,

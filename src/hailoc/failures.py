@@ -18,6 +18,12 @@ class FailureClass:
 # Order matters: specific messages before the exception types that also carry them.
 KNOWN: tuple[FailureClass, ...] = (
     FailureClass(
+        "transfer",
+        r"InputChecksumError|OutputChecksumError",
+        "a file changed on its way to or from the engine: run the same command again; if it "
+        "repeats, remove the engine's blob volume (`docker volume rm hailoc-blobs` there)",
+    ),
+    FailureClass(
         "super_defuse",
         r"needs super-defuse",
         "16-bit on a wide non-conv layer: drop it from the 16-bit set",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from hailoc.engines import EngineSpec
 from hailoc.errors import HailocError
 
 DEFAULT_STAGE_TIMEOUT = 6 * 3600.0
@@ -19,8 +20,8 @@ class BuildOptions:
     stage_timeout: float = DEFAULT_STAGE_TIMEOUT
     gpus: bool | None = None  # None: use GPUs when the engine has the NVIDIA runtime
     suite_image: str | None = None
-    docker_host: str | None = None
-    docker_context: str | None = None
+    engines: tuple[EngineSpec, ...] = ()  # empty: this machine's default Docker engine
+    per_gpu: int = 1  # builds one GPU may hold at once
     skip_gate: bool = False
     auto_target: float | None = None
     auto_budget: int | None = None

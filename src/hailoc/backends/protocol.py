@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from hailoc.engines import Slot
 from hailoc.eval.sweep import BySize
 from hailoc.inputs import BuildInputs
 from hailoc.options import BuildOptions
@@ -83,7 +84,7 @@ class Job:
     target: BuildTarget
     inputs: BuildInputs
     options: BuildOptions
-    slot: int | None = None  # GPU index this build holds, when GPUs are in use
+    slot: Slot | None = None  # the engine (and GPU) this build holds
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ class Backend(Protocol):
     # True when `layer_noise` answers: `auto` then ranks and measures plans on this backend.
     ranks_layers: bool
 
-    def facts(self, target: BuildTarget) -> dict[str, str]:
+    def facts(self, target: BuildTarget, slot: Slot) -> dict[str, str]:
         """Backend facts for the record of `target` (images, versions, digests)."""
 
     def prepare(self, job: Job, stages: Stages) -> Path | None:

@@ -14,12 +14,14 @@ from hailoc.backends.protocol import Backend
 from hailoc.cli.live import LiveReporter
 from hailoc.cli.state import CliState, state
 from hailoc.cli.tables import accuracy_table
-from hailoc.cli.validate import docker_host_option, finite
+from hailoc.cli.validate import docker_host_option, finite, name_option
+from hailoc.engines import EngineSpec, Slot
 from hailoc.errors import HailocError
 from hailoc.inputs import InputsCache
+from hailoc.manifest import LoadedManifest
 from hailoc.manifest.schema import HW_ARCHS, PRECISIONS
 from hailoc.options import DEFAULT_STAGE_TIMEOUT, BuildOptions
-from hailoc.pipeline.batch import SlotPool, expand_targets, run_batch
+from hailoc.pipeline.batch import EnginePool, EngineSlots, expand_targets, run_batch
 from hailoc.pipeline.runner import RunContext, build_one
 from hailoc.records import BuildRecord, SummaryRow, read_summary, write_summary
 from hailoc.reference import References
@@ -59,8 +61,17 @@ def build(
     gpus: bool | None = typer.Option(
         None, "--gpus/--cpu", help="Use the NVIDIA GPUs (default: when Docker offers them)."
     ),
-    jobs: int = typer.Option(
-        1, "--jobs", "-j", min=1, max=64, help="Targets built at once (one GPU slot each)."
+    jobs: int | None = typer.Option(
+        None,
+        "--jobs",
+        "-j",
+        min=1,
+        max=64,
+        help="Targets built at once (default: one per engine); each holds a free GPU slot "
+        "when the engine has GPUs.",
+    ),
+    per_gpu: int = typer.Option(
+        1, "--per-gpu", min=1, max=8, help="Builds one GPU may hold at once (default 1)."
     ),
     retry_failed: bool = typer.Option(
         False,
@@ -70,11 +81,20 @@ def build(
     suite_image: str | None = typer.Option(
         None, "--suite-image", help="Suite image tag (default: defaults.suite_image)."
     ),
-    docker_host: str | None = typer.Option(
-        None, "--docker-host", help="Docker engine URL: unix://, tcp:// or ssh://user@host."
+    engine: list[str] = typer.Option(
+        None,
+        "--engine",
+        help="Build on this engine of defaults.engines (repeatable; default: all listed, "
+        "else this machine's Docker).",
     ),
-    docker_context: str | None = typer.Option(
-        None, "--docker-context", help="Named Docker context to use instead of the default."
+    docker_host: list[str] = typer.Option(
+        None,
+        "--docker-host",
+        help="Build on the Docker engine at this URL: unix://, tcp:// or ssh://user@host "
+        "(repeatable; files are copied, never mounted).",
+    ),
+    docker_context: list[str] = typer.Option(
+        None, "--docker-context", help="Build on this named Docker context (repeatable)."
     ),
     target: float | None = typer.Option(
         None, "--target", help="auto: agreement to reach, in (0, 1] (default: auto.target)."
@@ -125,8 +145,8 @@ def build(
         stage_timeout=finite("--stage-timeout", stage_timeout),
         gpus=gpus,
         suite_image=suite_image,
-        docker_host=docker_host_option(docker_host),
-        docker_context=docker_context,
+        engines=_engines(manifest, engine or [], docker_host or [], docker_context or []),
+        per_gpu=per_gpu,
         skip_gate=skip_gate,
         auto_target=finite("--target", target) if target is not None else None,
         auto_budget=budget,
@@ -160,6 +180,30 @@ def build(
         raise typer.Exit(1)
 
 
+def _engines(
+    manifest: LoadedManifest, names: list[str], hosts: list[str], contexts: list[str]
+) -> tuple[EngineSpec, ...]:
+    """The engines the command line names, else defaults.engines (empty: the default one)."""
+    listed = {e.name: e.spec() for e in manifest.data.defaults.engines}
+    specs: list[EngineSpec] = []
+    for name in names:
+        if name not in listed:
+            known = ", ".join(listed) or "none (add defaults.engines to models.yaml)"
+            raise HailocError(
+                f"no engine named {name!r}",
+                where="--engine",
+                fix=f"use one of: {known}, or pass --docker-host URL",
+            )
+        specs.append(listed[name])
+    specs += [EngineSpec(url, host=docker_host_option(url)) for url in hosts]
+    specs += [
+        EngineSpec(f"context:{c}", context=name_option("--docker-context", c)) for c in contexts
+    ]
+    if not (names or hosts or contexts):
+        specs = list(listed.values())
+    return tuple({s.name: s for s in specs}.values())
+
+
 def _check_from_stage(stage: str | None, targets: list[BuildTarget]) -> None:
     if stage is None:
         return
@@ -181,19 +225,19 @@ def _backends(
     if any(t.backend == "onnxruntime" for t in targets):
         chosen["onnxruntime"] = OrtBackend()
     if any(t.backend == "hailo" for t in targets):
-        from hailoc.backends.hailo.backend import open_session
+        from hailoc.backends.hailo.backend import open_sessions
         from hailoc.backends.hailo.doctor import preflight
 
         preflight(manifest)
 
         # Before the live view: a missing daemon or suite image is one line, not a table.
         archs = [t.hw_arch for t in targets if t.backend == "hailo"]
-        chosen["hailo"] = HailoBackend(manifest, open_session(manifest, options, archs))
+        chosen["hailo"] = HailoBackend(manifest, open_sessions(manifest, options, archs))
     return chosen
 
 
 def _run(
-    st: CliState, targets: list[BuildTarget], options: BuildOptions, jobs: int
+    st: CliState, targets: list[BuildTarget], options: BuildOptions, jobs: int | None
 ) -> list[BuildRecord]:
     manifest = st.manifest()
     backends = _backends(st, targets, options)
@@ -214,23 +258,42 @@ def _run(
             for backend in backends.values():
                 backend.cancel()
 
-        def build(target: BuildTarget, slot: int | None) -> BuildRecord:
+        def build(target: BuildTarget, slot: Slot) -> BuildRecord:
             return build_one(context, backends[target.backend], target, slot)
 
         hailo = backends.get("hailo")
-        gpu_slots = list(range(jobs)) if hailo is not None and _uses_gpus(hailo) else []
+        pool = EnginePool(_engine_slots(hailo, options) if isinstance(hailo, HailoBackend) else [])
         return run_batch(
             targets,
             build,
-            jobs=jobs,
-            slots=SlotPool(gpu_slots),
+            jobs=jobs or max(1, len(options.engines)),
+            pool=pool,
+            cost=lambda t: _onnx_size(manifest, t.model),
             on_record=on_record,
             cancel=cancel,
         )
 
 
-def _uses_gpus(backend: Backend) -> bool:
-    return isinstance(backend, HailoBackend) and backend.session.gpus
+def _engine_slots(backend: HailoBackend, options: BuildOptions) -> list[EngineSlots]:
+    caps = {e.name: e.jobs for e in options.engines}
+    return [
+        EngineSlots(
+            name=s.engine,
+            archs=frozenset(s.suites),
+            gpus=s.gpu_indices,
+            per_gpu=options.per_gpu,
+            jobs=caps.get(s.engine),
+        )
+        for s in backend.sessions.values()
+    ]
+
+
+def _onnx_size(manifest: LoadedManifest, model: str) -> float:
+    """What a target costs to build, roughly: its ONNX file's size."""
+    try:
+        return float(manifest.model(model).onnx.stat().st_size)
+    except (OSError, HailocError):
+        return 0.0
 
 
 def _summary(st: CliState, records: list[BuildRecord]) -> None:

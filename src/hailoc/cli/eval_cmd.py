@@ -188,7 +188,7 @@ def _hailo_embedder(
         )
     options = BuildOptions(suite_image=suite_image)
     session = open_session(manifest, options, [cfg.hw_arch])
-    backend = HailoBackend(manifest, session)
+    backend = HailoBackend(manifest, [session])
     job = Job(target, gather(manifest, cfg.name), options)
     stages = CacheStages(cache, manifest.work_dir, log.debug)
 

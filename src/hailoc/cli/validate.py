@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
-from urllib.parse import urlsplit
 
+from hailoc.engines import check_docker_url
 from hailoc.errors import HailocError
-
-DOCKER_SCHEMES = ("unix", "tcp", "ssh", "npipe")
 
 
 def finite(
@@ -34,25 +32,7 @@ def finite(
 
 def docker_host_option(url: str | None) -> str | None:
     """A Docker engine URL with a known scheme and a host or socket path, else an error."""
-    if url is None:
-        return None
-    fix = "give unix:///path/to/docker.sock, tcp://host:2376 or ssh://user@host"
-    try:
-        parts = urlsplit(url)
-        _ = parts.port  # reading the port is what validates it (ValueError when malformed)
-    except ValueError as exc:
-        raise HailocError(f"cannot read {url!r} ({exc})", where="--docker-host", fix=fix) from None
-    if parts.scheme not in DOCKER_SCHEMES:
-        raise HailocError(
-            f"unsupported scheme {parts.scheme or '(none)'!r} in {url!r}",
-            where="--docker-host",
-            fix=fix,
-        )
-    if parts.scheme in ("unix", "npipe") and not parts.path:
-        raise HailocError(f"no socket path in {url!r}", where="--docker-host", fix=fix)
-    if parts.scheme in ("tcp", "ssh") and not parts.hostname:
-        raise HailocError(f"no host in {url!r}", where="--docker-host", fix=fix)
-    return url
+    return None if url is None else check_docker_url(url, "--docker-host")
 
 
 def name_option(option: str, value: str) -> str:

@@ -16,6 +16,9 @@ from pydantic import (
     model_validator,
 )
 
+from hailoc.engines import EngineSpec, check_docker_url
+from hailoc.errors import HailocError
+
 HwArch = Literal["hailo8", "hailo8l", "hailo8r", "hailo10h", "hailo15h", "hailo15m", "hailo15l"]
 HW_ARCHS: tuple[str, ...] = HwArch.__args__  # type: ignore[attr-defined]
 
@@ -221,6 +224,48 @@ class AutoSearch(Strict):
     noise_images: int = Field(default=16, ge=1, le=1024)
 
 
+class EngineEntry(Strict):
+    """A Docker engine builds may run on (defaults.engines)."""
+
+    name: SafeName
+    host: str | None = None
+    context: SafeName | None = None
+    files: Literal["mount", "copy"] | None = None
+    gpus: tuple[Annotated[int, Field(ge=0, le=63)], ...] | None = None
+    jobs: Annotated[int, Field(ge=1, le=64)] | None = None
+    suite_images: dict[ArchFamily, ImageRef] = Field(default_factory=dict)
+
+    @field_validator("host")
+    @classmethod
+    def _url(cls, host: str | None) -> str | None:
+        if host is not None:
+            try:
+                check_docker_url(host, "host")
+            except HailocError as exc:
+                raise ValueError(f"{exc.message}; {exc.fix}") from None
+        return host
+
+    @model_validator(mode="after")
+    def _one_way(self) -> EngineEntry:
+        if self.host is not None and self.context is not None:
+            raise ValueError("give host or context, not both")
+        if self.gpus is not None and len(set(self.gpus)) != len(self.gpus):
+            raise ValueError(f"gpus lists an index twice: {list(self.gpus)}")
+        return self
+
+    def spec(self) -> EngineSpec:
+        """The engine as the batch sees it."""
+        return EngineSpec(
+            name=self.name,
+            host=self.host,
+            context=self.context,
+            files=self.files,
+            gpus=self.gpus,
+            jobs=self.jobs,
+            suite_images=tuple(sorted(self.suite_images.items())),
+        )
+
+
 class Defaults(Strict):
     """Values every model inherits unless its own entry overrides them."""
 
@@ -239,6 +284,17 @@ class Defaults(Strict):
     gate: Gate = Gate()
     auto: AutoSearch = AutoSearch()
     detector: DetectorSpec = DetectorSpec()
+    # Docker engines for the Hailo backend; empty: this machine's default engine.
+    engines: tuple[EngineEntry, ...] = ()
+
+    @field_validator("engines")
+    @classmethod
+    def _unique_engines(cls, engines: tuple[EngineEntry, ...]) -> tuple[EngineEntry, ...]:
+        names = [e.name for e in engines]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"engine names must be unique: {', '.join(twice)} repeated")
+        return engines
 
 
 class ModelEntry(Strict):

@@ -8,8 +8,11 @@ import threading
 import traceback
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
 
+from hailoc.engines import Slot
 from hailoc.errors import HailocError
+from hailoc.failures import ENGINE_LOST
 from hailoc.locks import Busy
 from hailoc.manifest import LoadedManifest
 from hailoc.records import BuildRecord, SummaryRow
@@ -17,7 +20,7 @@ from hailoc.targets import BuildTarget
 
 log = logging.getLogger(__name__)
 
-BuildFn = Callable[[BuildTarget, int | None], BuildRecord]
+BuildFn = Callable[[BuildTarget, Slot], BuildRecord]
 
 
 def expand_targets(
@@ -56,42 +59,103 @@ def expand_targets(
     return targets
 
 
-class SlotPool:
-    """GPU slots as a pool: a build takes a free slot and gives it back when it ends.
+@dataclass(frozen=True)
+class EngineSlots:
+    """One engine as the dispatcher sees it: what it builds and how many builds it takes."""
 
-    Each GPU index offers `per_gpu` slots; with no GPUs every build gets slot None.
-    """
+    name: str
+    archs: frozenset[str]  # the hw_archs its suites build
+    gpus: tuple[int, ...] = ()  # GPU indices; empty: no GPUs in use
+    per_gpu: int = 1  # builds one GPU may hold at once (--per-gpu)
+    jobs: int | None = None  # without GPUs: builds at once (None: as many as --jobs)
 
-    def __init__(self, gpus: list[int], per_gpu: int = 1) -> None:
-        self._free: list[int] = [g for g in gpus for _ in range(per_gpu)]
+
+class NoEngine(Exception):
+    """No engine that is still up builds this target."""
+
+
+class EnginePool:
+    """GPU slots on every engine as one pool: a build takes a free slot on an engine that
+    builds its hw_arch (the least busy one) and gives it back when it ends; an engine marked
+    down takes no more builds. Targets of other backends, and every target of a pool with no
+    engines, run outside it."""
+
+    def __init__(self, engines: list[EngineSlots], backend: str = "hailo") -> None:
+        self.backend = backend
+        self._engines = {e.name: e for e in engines}
+        self._free: dict[str, list[int]] = {
+            e.name: [g for g in e.gpus for _ in range(e.per_gpu)] for e in engines
+        }
+        self._running: dict[str, int] = {e.name: 0 for e in engines}
+        self._down: set[str] = set()
         self._cond = threading.Condition()
-        self.enabled = bool(gpus)
 
-    def acquire(self) -> int | None:
-        """A free GPU index (waiting for one), or None when GPUs are not in use."""
-        if not self.enabled:
-            return None
+    def can_build(self, target: BuildTarget) -> bool:
+        """True when an engine that is up builds the target."""
         with self._cond:
-            self._cond.wait_for(lambda: bool(self._free))
-            return self._free.pop(0)
+            return (
+                bool(self._candidates(target))
+                or target.backend != self.backend
+                or not self._engines
+            )
 
-    def release(self, slot: int | None) -> None:
+    def acquire(self, target: BuildTarget) -> Slot:
+        """A slot for `target`, waiting for one to free up; NoEngine when none is left."""
+        if target.backend != self.backend or not self._engines:
+            return Slot()
+        with self._cond:
+            while True:
+                candidates = self._candidates(target)
+                if not candidates:
+                    down = ", ".join(sorted(self._down)) or "none"
+                    raise NoEngine(f"no engine that is up builds {target.hw_arch} (down: {down})")
+                ready = [e for e in candidates if self._has_room(e)]
+                if ready:
+                    engine = min(ready, key=lambda e: self._running[e.name])
+                    self._running[engine.name] += 1
+                    gpu = self._free[engine.name].pop(0) if engine.gpus else None
+                    return Slot(engine.name, gpu)
+                self._cond.wait()
+
+    def release(self, slot: Slot) -> None:
         """Give a slot back."""
-        if slot is None:
-            return
         with self._cond:
-            self._free.append(slot)
-            self._cond.notify()
+            if slot.engine in self._running:
+                self._running[slot.engine] -= 1
+                if slot.gpu is not None:
+                    self._free[slot.engine].append(slot.gpu)
+            self._cond.notify_all()
+
+    def mark_down(self, name: str) -> None:
+        """The engine stopped answering: no more builds go there."""
+        with self._cond:
+            self._down.add(name)
+            self._cond.notify_all()
+
+    def _candidates(self, target: BuildTarget) -> list[EngineSlots]:
+        return [
+            e
+            for e in self._engines.values()
+            if e.name not in self._down and target.hw_arch in e.archs
+        ]
+
+    def _has_room(self, engine: EngineSlots) -> bool:
+        if engine.gpus:
+            return bool(self._free[engine.name])
+        return engine.jobs is None or self._running[engine.name] < engine.jobs
 
 
-def _guarded(build: BuildFn, target: BuildTarget, slots: SlotPool) -> BuildRecord:
-    slot = slots.acquire()
-    record = BuildRecord(
+def _blank(target: BuildTarget) -> BuildRecord:
+    return BuildRecord(
         model=target.model,
         backend=target.backend,
         hw_arch=target.hw_arch,
         precision=target.precision,
     )
+
+
+def _attempt(build: BuildFn, target: BuildTarget, slot: Slot) -> BuildRecord:
+    record = _blank(target)
     try:
         return build(target, slot)
     except HailocError as exc:
@@ -104,8 +168,30 @@ def _guarded(build: BuildFn, target: BuildTarget, slots: SlotPool) -> BuildRecor
         record.fail("internal", f"{type(exc).__name__}: {exc}", "report this as a hailoc bug")
         record.log_tail = traceback.format_exc().splitlines()[-12:]
         return record
-    finally:
-        slots.release(slot)
+
+
+def _guarded(build: BuildFn, target: BuildTarget, pool: EnginePool) -> BuildRecord:
+    """Build on a free slot; a build lost with its engine runs once more on another engine."""
+    lost: str | None = None
+    while True:
+        try:
+            slot = pool.acquire(target)
+        except NoEngine as exc:
+            record = _blank(target)
+            record.fail(ENGINE_LOST.name, str(exc), ENGINE_LOST.hint)
+            record.requeued_from = lost
+            return record
+        try:
+            record = _attempt(build, target, replace(slot, requeued_from=lost))
+        finally:
+            pool.release(slot)
+        if record.failure_class == ENGINE_LOST.name and lost is None:
+            pool.mark_down(slot.engine)
+            log.warning("%s: engine %s was lost; building it again elsewhere", target, slot.engine)
+            lost = slot.engine
+            if pool.can_build(target):
+                continue
+        return record
 
 
 def not_run(target: BuildTarget, why: str) -> SummaryRow:
@@ -127,17 +213,21 @@ def run_batch(
     build: BuildFn,
     *,
     jobs: int = 1,
-    slots: SlotPool | None = None,
+    pool: EnginePool | None = None,
+    cost: Callable[[BuildTarget], float] | None = None,
     on_record: Callable[[list[SummaryRow]], None] | None = None,
     cancel: Callable[[], None] | None = None,
 ) -> list[BuildRecord]:
     """Build every target; `on_record` hears the summary rows after each build ends.
 
+    Targets start most expensive first (by `cost`); records and rows keep the given order.
+
     On Ctrl-C (or SIGTERM, raised as KeyboardInterrupt) `cancel` stops what is running, the
     running builds write their records, the rest are listed as not run, and the interrupt
     propagates.
     """
-    pool = slots or SlotPool([])
+    pool = pool or EnginePool([])
+    order = sorted(targets, key=lambda t: -cost(t)) if cost is not None else list(targets)
     done: dict[BuildTarget, BuildRecord] = {}
 
     def rows(pending_why: str | None = None) -> list[SummaryRow]:
@@ -156,10 +246,10 @@ def run_batch(
 
     try:
         if jobs <= 1 or len(targets) <= 1:
-            for target in targets:
+            for target in order:
                 finished(target, _guarded(build, target, pool))
         else:
-            _parallel(targets, build, jobs, pool, finished, cancel)
+            _parallel(order, build, jobs, pool, finished, cancel)
     except KeyboardInterrupt:
         if cancel is not None:
             cancel()
@@ -173,7 +263,7 @@ def _parallel(
     targets: list[BuildTarget],
     build: BuildFn,
     jobs: int,
-    pool: SlotPool,
+    pool: EnginePool,
     finished: Callable[[BuildTarget, BuildRecord], None],
     cancel: Callable[[], None] | None,
 ) -> None:

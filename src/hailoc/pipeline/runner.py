@@ -22,6 +22,7 @@ import numpy as np
 from hailoc.backends.protocol import ArtifactFile, Backend, Candidate, Job, StageFailure
 from hailoc.cache import StageCache
 from hailoc.deploy import DeployArtifact, deploy_for
+from hailoc.engines import Slot
 from hailoc.errors import HailocError
 from hailoc.eval.gate import accuracy_section, hint_for, judge
 from hailoc.eval.metrics import Agreement
@@ -110,14 +111,15 @@ class _Build:
         self.reference: BySize | None = None
         self.stages: StageRunner | None = None
 
-    def run(self, staged: Path, slot: int | None) -> None:
+    def run(self, staged: Path, slot: Slot) -> None:
         """Every step up to the artifacts in `staged`; raises what the record must classify."""
         ctx, target, record = self.ctx, self.target, self.record
         inputs = ctx.inputs.get(target.model)
         record.inputs = inputs.describe(ctx.manifest)
-        record.inputs.backend = self.backend.facts(target)
+        record.inputs.backend = self.backend.facts(target, slot)
         # Where the build ran: a Docker engine for Hailo, this host for ONNX Runtime.
         record.engine = record.inputs.backend.get("engine", "local")
+        record.requeued_from = slot.requeued_from
         stages = StageRunner(
             cache=StageCache(ctx.manifest.cache_dir),
             work_root=ctx.manifest.work_dir,
@@ -128,7 +130,7 @@ class _Build:
             log=self.log,
             reporter=ctx.reporter,
             engine=record.engine,
-            gpu=slot,
+            gpu=slot.gpu,
         )
         self.stages = stages
         job = Job(target, inputs, ctx.options, slot)
@@ -277,7 +279,7 @@ class _Build:
 
 
 def build_one(
-    ctx: RunContext, backend: Backend, target: BuildTarget, slot: int | None = None
+    ctx: RunContext, backend: Backend, target: BuildTarget, slot: Slot | None = None
 ) -> BuildRecord:
     """Build one target; every outcome ends in a published record (KeyboardInterrupt is
     re-raised after the record is written)."""
@@ -302,7 +304,7 @@ def build_one(
             staged = staging_sibling(final)
             try:
                 try:
-                    build.run(staged, slot)
+                    build.run(staged, slot or Slot())
                 except KeyboardInterrupt as exc:
                     interrupted = exc
                     build.classify(exc)

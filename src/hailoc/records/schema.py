@@ -273,6 +273,8 @@ class BuildRecord(Section):
     message: str | None = None
     hint: str | None = None
     engine: str | None = None
+    # Set when a first attempt was lost with this engine and the build ran again elsewhere.
+    requeued_from: str | None = None
     inputs: InputsSection | None = None
     plan: PlanSection | None = None
     stages: list[StageRecord] = Field(default_factory=list)

@@ -29,6 +29,7 @@ class SummaryRow(BaseModel):
     seconds: float = 0.0
     cached: bool = False
     engine: str | None = None
+    requeued_from: str | None = None
 
     @classmethod
     def of(cls, record: BuildRecord) -> SummaryRow:
@@ -45,6 +46,7 @@ class SummaryRow(BaseModel):
             seconds=round(record.seconds, 2),
             cached=record.all_cached,
             engine=record.engine,
+            requeued_from=record.requeued_from,
         )
 
 
@@ -77,7 +79,8 @@ def write_summary(hef_dir: Path, rows: list[SummaryRow]) -> tuple[Path, Path]:
     for row in rows:
         lines.append(
             f"| {row.model} | {row.hw_arch} | {row.precision} | {row.backend} | "
-            f"{row.engine or '-'} | {row.status}{' (cached)' if row.cached else ''} | "
+            f"{row.engine or '-'}{f' (lost on {row.requeued_from})' if row.requeued_from else ''}"
+            f" | {row.status}{' (cached)' if row.cached else ''} | "
             f"{row.failure_class or ''} | {row.seconds} | {row.hint or ''} |"
         )
     atomic_write_text(md_path, "\n".join(lines) + "\n")

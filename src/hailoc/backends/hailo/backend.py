@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,9 @@ import numpy as np
 from hailoc.alls import render_alls
 from hailoc.alls.flavor import choose_flavor
 from hailoc.backends.hailo import docker_env
-from hailoc.backends.hailo.container import Mount, StageOutcome, kill_labelled, run_stage
+from hailoc.backends.hailo.container import StageFiles, StageOutcome, kill_labelled, run_stage
+from hailoc.backends.hailo.docker_env import BackendUnavailable
+from hailoc.backends.hailo.transfer import BlobStore, sha256_file
 from hailoc.backends.protocol import (
     ArtifactFile,
     Candidate,
@@ -35,10 +38,12 @@ from hailoc.backends.protocol import (
     Stages,
 )
 from hailoc.cache import cache_key
+from hailoc.engines import LOCAL, EngineSpec, Slot
 from hailoc.eval.sweep import split_sizes, stack_sizes
 from hailoc.failures import ENGINE_LOST, KILLED, OOM, TIMEOUT, UNKNOWN, classify
 from hailoc.fsutil import atomic_write_bytes
 from hailoc.manifest import LoadedManifest
+from hailoc.manifest.schema import family_of
 from hailoc.options import BuildOptions
 from hailoc.plan import PrecisionPlan, read_hn, resolve_plan
 from hailoc.records import ExcludedLayer, PlanSection
@@ -68,39 +73,83 @@ class HailoSession:
     suites: dict[str, Suite]  # hw_arch -> suite
     gpus: bool
     worker: str
-    engine: str = "local"  # the engine's URL or context name, for records
+    engine: str = LOCAL  # the engine's name (its URL when given as --docker-host), for records
+    gpu_indices: tuple[int, ...] = ()  # GPUs the engine offers, for the batch's slot pool
+    blobs: BlobStore | None = None  # set for engines without this host's files
 
     def suite(self, hw_arch: str) -> Suite:
         """The suite that builds `hw_arch` (checked when the session opened)."""
         return self.suites[hw_arch]
 
 
+def open_sessions(
+    manifest: LoadedManifest, options: BuildOptions, hw_archs: list[str]
+) -> list[HailoSession]:
+    """Connect every engine the options name and check the suite images the targets need;
+    a hw_arch no engine builds is refused here, before any stage runs."""
+    specs = options.engines or (EngineSpec(LOCAL),)
+    archs = list(dict.fromkeys(hw_archs))
+    sessions: list[HailoSession] = []
+    refusals: dict[str, BackendUnavailable] = {}
+    for spec in specs:
+        session, refused = _open_engine(manifest, options, spec, archs)
+        sessions.append(session)
+        for arch, why in refused.items():
+            refusals.setdefault(arch, why)
+    for arch in archs:
+        if not any(arch in s.suites for s in sessions):
+            raise refusals[arch]
+    return [s for s in sessions if s.suites]
+
+
 def open_session(
     manifest: LoadedManifest, options: BuildOptions, hw_archs: list[str]
 ) -> HailoSession:
-    """Check the daemon and every suite image the targets need, build the DFC images; a
-    suite that cannot build a requested hw_arch is refused here, before any stage runs."""
-    target = docker_env.DockerTarget(options.docker_host, options.docker_context)
-    client = docker_env.connect(target)
+    """The first engine's session (commands that use one engine)."""
+    return open_sessions(manifest, options, hw_archs)[0]
+
+
+def _open_engine(
+    manifest: LoadedManifest, options: BuildOptions, spec: EngineSpec, archs: list[str]
+) -> tuple[HailoSession, dict[str, BackendUnavailable]]:
+    client = docker_env.connect(docker_env.DockerTarget(spec.host, spec.context), name=spec.name)
     by_ref: dict[str, Suite] = {}
     suites: dict[str, Suite] = {}
-    for arch in dict.fromkeys(hw_archs):
-        ref = manifest.suite_image_for(arch, options.suite_image)
-        if ref not in by_ref:
-            image_id = docker_env.suite_image_id(client, ref)
-            info = docker_env.probe_suite(client, ref, image_id, manifest.cache_dir)
-            docker_env.check_suite(info, arch)
-            image = docker_env.ensure_dfc_image(
-                client, ref, image_id, manifest.root, info.python or "python3"
-            )
-            by_ref[ref] = Suite(info, image)
-        docker_env.check_suite(by_ref[ref].info, arch)
+    refused: dict[str, BackendUnavailable] = {}
+    for arch in archs:
+        ref = (
+            options.suite_image
+            or spec.suite_image(family_of(arch))
+            or manifest.suite_image_for(arch)
+        )
+        try:
+            if ref not in by_ref:
+                image_id = docker_env.suite_image_id(client, ref, engine=spec.name)
+                info = docker_env.probe_suite(client, ref, image_id, manifest.cache_dir)
+                docker_env.check_suite(info, arch)
+                image = docker_env.ensure_dfc_image(
+                    client, ref, image_id, manifest.root, info.python or "python3"
+                )
+                by_ref[ref] = Suite(info, image)
+            docker_env.check_suite(by_ref[ref].info, arch)
+        except BackendUnavailable as exc:
+            refused[arch] = exc
+            continue
         suites[arch] = by_ref[ref]
-    gpus = docker_env.has_gpu_runtime(client) if options.gpus is None else options.gpus
-    engine = options.docker_host or (
-        f"context {options.docker_context}" if options.docker_context else "local"
+    indices: tuple[int, ...] = ()
+    if options.gpus is not False and suites:
+        if spec.gpus is not None:
+            indices = spec.gpus
+        elif docker_env.has_gpu_runtime(client):
+            indices = docker_env.probe_gpus(client, next(iter(suites.values())).image)
+    gpus = bool(indices) or options.gpus is True
+    blobs = None
+    if spec.file_mode == "copy" and suites:
+        blobs = BlobStore(client, next(iter(suites.values())).image)
+    session = HailoSession(
+        client, suites, gpus, docker_env.worker_digest(), spec.name, indices, blobs
     )
-    return HailoSession(client, suites, gpus, docker_env.worker_digest(), engine)
+    return session, refused
 
 
 def _net_name(model: str) -> str:
@@ -120,17 +169,26 @@ class HailoBackend:
     stages: tuple[str, ...] = ("parse", "optimize", "noise", "compile")
     ranks_layers = True
 
-    def __init__(self, manifest: LoadedManifest, session: HailoSession) -> None:
+    def __init__(self, manifest: LoadedManifest, sessions: list[HailoSession]) -> None:
         self.manifest = manifest
-        self.session = session
+        self.sessions = {s.engine: s for s in sessions}
+        self._default = sessions[0]
+        # Blobs and cache entries never change once written: hash each file once.
+        self._sha256: dict[Path, str] = {}
+        self._lock = threading.Lock()
         self.blobs = manifest.cache_dir / "blobs"
         # Every container of this invocation carries this label: cancel() and `hailoc gc`
         # find them by it.
         self.run_id = uuid.uuid4().hex[:12]
 
-    def facts(self, target: BuildTarget) -> dict[str, str]:
+    def session(self, slot: Slot | None) -> HailoSession:
+        """The engine a build holds (the first one when it holds none)."""
+        return self.sessions[slot.engine] if slot is not None else self._default
+
+    def facts(self, target: BuildTarget, slot: Slot) -> dict[str, str]:
         """Suite image, its id and versions, hailoc's DFC image and the worker digest."""
-        suite = self.session.suite(target.hw_arch)
+        session = self.session(slot)
+        suite = session.suite(target.hw_arch)
         return {
             "suite_image": suite.info.ref,
             "suite_image_id": suite.info.image_id,
@@ -138,9 +196,10 @@ class HailoBackend:
             "hailort_version": suite.info.hailort_version or "none",
             "worker_python": suite.info.python or "unknown",
             "dfc_image": suite.image,
-            "worker_sha256": self.session.worker,
-            "gpus": "yes" if self.session.gpus else "no",
-            "engine": self.session.engine,
+            "worker_sha256": session.worker,
+            "gpus": "yes" if session.gpus else "no",
+            "engine": session.engine,
+            "files": "copied" if session.blobs is not None else "mounted",
         }
 
     # -- stages -----------------------------------------------------------------------------
@@ -148,13 +207,15 @@ class HailoBackend:
         """Parse the ONNX into a HAR and the HN (shared by every precision of the model)."""
         inputs = job.inputs
         cfg = inputs.config
-        onnx_name = self._blob(f"{inputs.onnx_sha256}.onnx", lambda: inputs.onnx_bytes)
+        onnx_name = self._blob(
+            f"{inputs.onnx_sha256}.onnx", lambda: inputs.onnx_bytes, inputs.onnx_sha256
+        )
         key = cache_key(
             "parse",
             {
                 "onnx_sha256": inputs.onnx_sha256,
-                "suite_image_id": self.session.suite(job.target.hw_arch).info.image_id,
-                "worker_sha256": self.session.worker,
+                "suite_image_id": self.session(job.slot).suite(job.target.hw_arch).info.image_id,
+                "worker_sha256": self.session(job.slot).worker,
                 "hw_arch": job.target.hw_arch,
                 "net": _net_name(cfg.name),
                 "input": cfg.input.model_dump(mode="json"),
@@ -186,7 +247,7 @@ class HailoBackend:
         resolved = resolve_plan(plan, read_hn(prepared / "parsed.hn.json"))
         entries = min(len(inputs.calib), cfg.optimization.calibset_size)
         flavor = choose_flavor(
-            cfg.optimization.optimization_level, gpu=self.session.gpus, entries=entries
+            cfg.optimization.optimization_level, gpu=self.session(job.slot).gpus, entries=entries
         )
         alls = render_alls(cfg, resolved, self.manifest.templates_dir, flavor)
         sizes = cfg.gate.face_sizes
@@ -345,16 +406,23 @@ class HailoBackend:
         return artifacts
 
     def cancel(self) -> None:
-        """Kill every container this invocation started."""
-        kill_labelled(self.session.client, {"org.hailoc.run": self.run_id})
+        """Kill every container this invocation started, on every engine."""
+        for session in self.sessions.values():
+            kill_labelled(session.client, {"org.hailoc.run": self.run_id})
 
     # -- helpers ----------------------------------------------------------------------------
-    def _blob(self, name: str, data: Callable[[], bytes]) -> str:
-        """Store the bytes under the content-addressed blob folder once; its file name.
-        `data` runs only on a miss: serialising a large calibration set costs seconds."""
+    def _blob(self, name: str, data: Callable[[], bytes], sha256: str | None = None) -> str:
+        """Store the bytes under the blob folder once (keyed by their source's hash); its file
+        name. `data` runs only on a miss (serialising a large calibration set costs seconds)
+        or when the stored bytes do not hash to `sha256`."""
         path = self.blobs / name
-        if not path.is_file():
-            atomic_write_bytes(path, data())
+        with self._lock:
+            if path not in self._sha256 and path.is_file():
+                self._sha256[path] = sha256_file(path)
+            if path not in self._sha256 or self._sha256[path] != (sha256 or self._sha256[path]):
+                content = data()
+                atomic_write_bytes(path, content)
+                self._sha256[path] = hashlib.sha256(content).hexdigest()
         return name
 
     def _stage(
@@ -368,20 +436,27 @@ class HailoBackend:
         outputs: tuple[str, ...],
         extra_files: dict[str, bytes] | None = None,
     ) -> Path:
+        session = self.session(job.slot)
+        job_file = {
+            **job_file,
+            "stage": stage,
+            "out_dir": f"{WS}/work/out",
+            "cwd": f"{WS}/work/cwd",
+        }
+        inputs = self._inputs(job_file, previous)
+        job_file["sha256"] = {path: sha for path, (_, sha) in inputs.items()}
+
         def produce(workdir: Path) -> StageOutput:
-            mounts = [Mount(self.blobs, INPUTS)]
-            if previous is not None:
-                mounts.append(Mount(previous, PREVIOUS))
+            work = {**(extra_files or {}), "job.json": json.dumps(job_file, indent=1).encode()}
             outcome = run_stage(
-                self.session.client,
-                self.session.suite(job.target.hw_arch).image,
-                {**job_file, "stage": stage, "out_dir": f"{WS}/work/out", "cwd": f"{WS}/work/cwd"},
+                session.client,
+                session.suite(job.target.hw_arch).image,
                 workdir,
-                mounts,
-                files=extra_files or {},
+                StageFiles(inputs, work),
+                blobs=session.blobs,
                 timeout=job.options.stage_timeout,
-                gpus=self.session.gpus,
-                gpu_index=job.slot,
+                gpus=session.gpus,
+                gpu_index=job.slot.gpu if job.slot is not None else None,
                 on_line=stages.log,
                 labels={
                     "org.hailoc.model": job.target.model,
@@ -403,6 +478,7 @@ class HailoBackend:
                     UNKNOWN.hint,
                 )
             result = outcome.result or {}
+            _check_outputs(stage, files, result, logs)
             files.update({f"logs/{name}": path for name, path in logs.items()})
             return StageOutput(
                 files,
@@ -411,6 +487,43 @@ class HailoBackend:
             )
 
         return stages.run(stage, key, produce)
+
+    def _inputs(
+        self, job_file: dict[str, Any], previous: Path | None
+    ) -> dict[str, tuple[Path, str]]:
+        """The job's input files by container path, with the host file and its sha256."""
+        inputs: dict[str, tuple[Path, str]] = {}
+        for value in job_file.values():
+            if not isinstance(value, str):
+                continue
+            if value.startswith(f"{INPUTS}/"):
+                host = self.blobs / value.removeprefix(f"{INPUTS}/")
+            elif value.startswith(f"{PREVIOUS}/") and previous is not None:
+                host = previous / value.removeprefix(f"{PREVIOUS}/")
+            else:
+                continue
+            with self._lock:
+                if host not in self._sha256:
+                    self._sha256[host] = sha256_file(host)
+                inputs[value] = (host, self._sha256[host])
+        return inputs
+
+
+def _check_outputs(
+    stage: str, files: dict[str, Path], result: dict[str, Any], logs: dict[str, Path]
+) -> None:
+    """Each output must hash to what the worker reported for it (after any download)."""
+    reported = result.get("outputs_sha256") or {}
+    for name, path in files.items():
+        got = sha256_file(path)
+        if reported.get(name) != got:
+            raise StageFailure(
+                "transfer",
+                f"{stage}: OutputChecksumError: {name} hashes to {got[:16]}, the worker "
+                f"reported {str(reported.get(name))[:16]}",
+                classify("OutputChecksumError", "", stage).hint,
+                logs={n: p.read_bytes() for n, p in logs.items()},
+            )
 
 
 def _float(value: object) -> float | None:

@@ -1,4 +1,4 @@
-"""Run one worker stage in a container: mounts, user, logs, timeout, kill on Ctrl-C."""
+"""Run one worker stage in a container: its files, user, logs, timeout, kill on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -10,22 +10,16 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+
+from hailoc.backends.hailo.transfer import BLOB_VOLUME, BlobStore, download_dir, stage_archive
 
 log = logging.getLogger(__name__)
 
 WORK = "/local/workspace/work"
+BLOBS = "/local/workspace/blobs"  # the engine's blob volume, for engines without host files
 NON_ROOT_UID = 10001
-
-
-@dataclass(frozen=True)
-class Mount:
-    """A host folder bound into the container."""
-
-    host: Path
-    target: str
-    read_only: bool = True
 
 
 @dataclass
@@ -62,73 +56,83 @@ def prepare_workdir(path: Path, files: dict[str, bytes] | None = None) -> None:
 
 def kill_labelled(client: Any, labels: dict[str, str]) -> int:
     """Kill and remove every container carrying all `labels`; how many there were."""
-    from docker.errors import APIError, DockerException
-
     filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
     try:
         found = client.containers.list(all=True, filters=filters)
-    except DockerException:
+    except _engine_errors():  # an engine that is down has nothing left to stop
         return 0
     for container in found:
-        with contextlib.suppress(APIError):
+        with contextlib.suppress(*_engine_errors()):
             container.remove(force=True)
     return len(found)
+
+
+@dataclass(frozen=True)
+class StageFiles:
+    """What one stage reads: inputs by container path (host file and its sha256) and the
+    small files of its work folder (job.json among them)."""
+
+    inputs: dict[str, tuple[Path, str]]
+    work: dict[str, bytes]
 
 
 def run_stage(
     client: Any,
     image: str,
-    job: dict[str, Any],
     workdir: Path,
-    mounts: list[Mount],
+    files: StageFiles,
     *,
-    files: dict[str, bytes] | None = None,
+    blobs: BlobStore | None,
     timeout: float,
     gpus: bool,
     gpu_index: int | None = None,
     on_line: Callable[[str], None],
     labels: dict[str, str] | None = None,
 ) -> StageOutcome:
-    """Run the worker on `job` (written to workdir/job.json) and collect its result."""
+    """Run the worker on the job in `files` and collect its result and outputs in `workdir`.
+
+    With `blobs` (an engine without this host's files) nothing is bind-mounted: inputs live
+    in the engine's blob volume and files travel as archives; else host files are mounted.
+    """
     import requests
     from docker.types import DeviceRequest
 
-    prepare_workdir(workdir, files)
-    job_path = workdir / "job.json"
-    job_path.write_text(json.dumps(job, indent=1), encoding="utf-8")
-    volumes = {
-        str(m.host.resolve()): {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
-        for m in mounts
-    }
-    volumes[str(workdir.resolve())] = {"bind": WORK, "mode": "rw"}
     environment = {"HOME": "/tmp"}
     if not gpus:
         environment["CUDA_VISIBLE_DEVICES"] = ""
-    container = client.containers.run(
-        image,
-        command=[f"{WORK}/job.json"],
-        detach=True,
-        volumes=volumes,
-        user=container_user(),
-        environment=environment,
-        network_disabled=True,
-        labels={"org.hailoc": "stage", **(labels or {})},
-        device_requests=[_gpu_request(DeviceRequest, gpu_index)] if gpus else None,
+    workdir.mkdir(parents=True, exist_ok=True)
+    common: dict[str, Any] = {
+        "command": [f"{WORK}/job.json"],
+        "environment": environment,
+        "network_disabled": True,
+        "labels": {"org.hailoc": "stage", **(labels or {})},
+        "device_requests": [_gpu_request(DeviceRequest, gpu_index)] if gpus else None,
         # The optimizer calibrates in subprocesses that share memory through /dev/shm; the
         # suite's own run scripts give it 4g or more (DFC_NOTES: the suite container).
-        shm_size="4g",
-    )
+        "shm_size": "4g",
+    }
+    try:
+        if blobs is None:
+            container = _create_mounted(client, image, workdir, files, common)
+        else:
+            container = _create_copied(client, image, files, blobs, common)
+        container.start()
+    except _engine_errors():
+        if _alive(client):
+            raise
+        return StageOutcome(result=None, exit_code=None, engine_lost=True)
     tail: deque[str] = deque(maxlen=40)
 
     def pump() -> None:
         buffer = b""
-        for chunk in container.logs(stream=True, follow=True):
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for raw in lines:
-                line = raw.decode("utf-8", "replace")
-                tail.append(line)
-                on_line(line)
+        with contextlib.suppress(*_engine_errors()):
+            for chunk in container.logs(stream=True, follow=True):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for raw in lines:
+                    line = raw.decode("utf-8", "replace")
+                    tail.append(line)
+                    on_line(line)
         if buffer:
             line = buffer.decode("utf-8", "replace")
             tail.append(line)
@@ -150,6 +154,14 @@ def run_stage(
                 container.wait(timeout=60)
             else:
                 engine_lost = True
+        if blobs is not None and not engine_lost:
+            try:
+                download_dir(client, container.id, f"{WORK}/out", workdir)
+                download_dir(client, container.id, f"{WORK}/cwd", workdir)
+            except _engine_errors():
+                engine_lost = not _alive(client)
+                if not engine_lost:
+                    raise
     except BaseException:
         _kill(container)  # Ctrl-C or anything else: never leave a DFC container running
         raise
@@ -159,7 +171,7 @@ def run_stage(
         _remove(container)
     result_path = workdir / "out" / "result.json"
     result = None
-    if result_path.is_file():
+    if result_path.is_file() and not engine_lost:
         try:
             result = json.loads(result_path.read_text(encoding="utf-8"))
         except ValueError:
@@ -174,6 +186,46 @@ def run_stage(
         memory_limit=str(limit) if limit else None,
         log_tail=list(tail),
     )
+
+
+def _create_mounted(
+    client: Any, image: str, workdir: Path, files: StageFiles, common: dict[str, Any]
+) -> Any:
+    """A container that sees host files through read-only binds (the engine shares them)."""
+    prepare_workdir(workdir, files.work)
+    volumes = {
+        str(host.resolve()): {"bind": path, "mode": "ro"}
+        for path, (host, _) in files.inputs.items()
+    }
+    volumes[str(workdir.resolve())] = {"bind": WORK, "mode": "rw"}
+    return client.containers.create(image, volumes=volumes, user=container_user(), **common)
+
+
+def _create_copied(
+    client: Any, image: str, files: StageFiles, blobs: BlobStore, common: dict[str, Any]
+) -> Any:
+    """A container with no bind mount: inputs from the engine's blob volume (sent there once),
+    its work folder uploaded as an archive."""
+    from docker.types import Mount as VolumeMount
+
+    names = {path: f"{sha}{PurePosixPath(path).suffix}" for path, (_, sha) in files.inputs.items()}
+    blobs.ensure({names[path]: host for path, (host, _) in files.inputs.items()})
+    container = client.containers.create(
+        image,
+        user=f"{NON_ROOT_UID}:{NON_ROOT_UID}",
+        mounts=[VolumeMount(BLOBS, BLOB_VOLUME, type="volume", read_only=True)],
+        **common,
+    )
+    archive = stage_archive(
+        WORK,
+        files.work,
+        {path: f"{BLOBS}/{name}" for path, name in names.items()},
+        NON_ROOT_UID,
+    )
+    if not client.api.put_archive(container.id, "/", archive):
+        _remove(container)
+        raise OSError("the engine refused the stage's files")
+    return container
 
 
 def _gpu_request(request_type: Any, index: int | None) -> Any:

@@ -35,12 +35,15 @@ class DockerTarget:
     context: str | None = None
 
 
-def connect(target: DockerTarget) -> Any:
+def connect(target: DockerTarget, name: str | None = None) -> Any:
     """A docker.DockerClient that has answered a ping, or BackendUnavailable with the fix."""
     import docker
+    import requests
     from docker.errors import DockerException
 
     where = target.host or (f"context {target.context}" if target.context else "DOCKER_HOST")
+    if name is not None and name not in (where, "local"):
+        where = f"{where} (engine {name})"
     try:
         if target.host:
             # ssh:// goes through the system's ssh client (keys, agent, config) rather than
@@ -61,7 +64,7 @@ def connect(target: DockerTarget) -> Any:
         client.ping()
     except BackendUnavailable:
         raise
-    except DockerException as exc:
+    except (DockerException, requests.exceptions.RequestException) as exc:
         reason = _short_reason(exc)
         raise BackendUnavailable(
             f"cannot reach the Docker daemon at {where} ({reason})",
@@ -72,15 +75,16 @@ def connect(target: DockerTarget) -> Any:
     return client
 
 
-def suite_image_id(client: Any, ref: str) -> str:
+def suite_image_id(client: Any, ref: str, engine: str = "local") -> str:
     """The image id of the loaded suite image, or BackendUnavailable naming the load command."""
     from docker.errors import ImageNotFound
 
     try:
         return str(client.images.get(ref).id)
     except ImageNotFound:
+        on = "" if engine == "local" else f" on engine {engine}"
         raise BackendUnavailable(
-            f"suite image {ref} is not loaded in Docker",
+            f"suite image {ref} is not loaded in Docker{on}",
             where="defaults.suite_image",
             fix="docker load -i <suite>.tar.gz (e.g. hailo8_ai_sw_suite_2025-10.tar.gz), "
             "or pass --suite-image with a tag from `docker images`, "
@@ -288,6 +292,8 @@ def ensure_dfc_image(
             labels={"org.hailoc.suite": suite_ref, "org.hailoc.key": key},
             rm=True,
             pull=False,
+            # Nothing in the Dockerfile downloads; engines may have no bridge network at all.
+            network_mode="none",
         )
     except BuildError as exc:
         tail = " | ".join(
@@ -299,6 +305,30 @@ def ensure_dfc_image(
             fix="check that the suite image runs (`docker run --rm SUITE python3 -V`)",
         ) from None
     return tag
+
+
+def parse_gpu_list(text: str) -> tuple[int, ...]:
+    """GPU indices from `nvidia-smi -L` ("GPU 0: NVIDIA A100 (UUID: ...)" per line)."""
+    return tuple(int(m) for m in re.findall(r"^GPU (\d+):", text, flags=re.MULTILINE))
+
+
+def probe_gpus(client: Any, image: str) -> tuple[int, ...]:
+    """The GPUs a container on this engine sees (`nvidia-smi -L`); none when the probe fails."""
+    from docker.types import DeviceRequest
+
+    try:
+        output = client.containers.run(
+            image,
+            entrypoint=["nvidia-smi", "-L"],
+            command=[],
+            remove=True,
+            network_disabled=True,
+            device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])],
+        ).decode("utf-8", "replace")
+    except Exception as exc:  # no driver, no nvidia-smi in the image: build on the CPU
+        log.warning("the engine has the NVIDIA runtime but nvidia-smi failed (%s)", exc)
+        return ()
+    return parse_gpu_list(output)
 
 
 def has_gpu_runtime(client: Any) -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 from hailoc.backends.onnxruntime.qdq_plan import render_qdq
 from hailoc.backends.onnxruntime.quantize import quantize_inputs, quantize_key
 from hailoc.backends.protocol import ArtifactFile, Candidate, Job, StageOutput, Stages
+from hailoc.engines import Slot
 from hailoc.inference.session import embed_at_sizes
 from hailoc.plan import PrecisionPlan
 from hailoc.records import ExcludedLayer, PlanSection
@@ -23,7 +24,7 @@ class OrtBackend:
     stages: tuple[str, ...] = ("quantize",)
     ranks_layers = False
 
-    def facts(self, target: BuildTarget) -> dict[str, str]:
+    def facts(self, target: BuildTarget, slot: Slot) -> dict[str, str]:
         """Nothing beyond the toolchain versions every record carries."""
         return {}
 

@@ -10,6 +10,7 @@ the host: status, seconds, peak memory, error type, message and the traceback's 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import resource
@@ -46,6 +47,28 @@ def atomic_save_npy(path: str, array: Any) -> None:
     tmp = f"{path}.partial.npy"
     np.save(tmp, array)
     os.replace(tmp, path)
+
+
+class InputChecksumError(Exception):
+    """An input's bytes are not the ones the host hashed (a damaged upload or blob)."""
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_inputs(expected: dict[str, str]) -> None:
+    """Every input the host named must hash to what the host recorded for it."""
+    for path, want in sorted(expected.items()):
+        got = sha256_file(path)
+        if got != want:
+            raise InputChecksumError(
+                f"{path}: sha256 {got[:16]} is not the {want[:16]} the host recorded"
+            )
 
 
 def peak_rss_mb() -> float:
@@ -149,7 +172,14 @@ def run(job_path: str) -> int:
     say(stage, "start")
     started = time.monotonic()
     try:
+        check_inputs(job.get("sha256", {}))
         result.update(STAGES[stage](job, out))
+        # The host checks what it received against these (after a download, too).
+        result["outputs_sha256"] = {
+            name: sha256_file(os.path.join(out, name))
+            for name in sorted(set(os.listdir(out)) - before)
+            if os.path.isfile(os.path.join(out, name))
+        }
         result["status"] = "ok"
     except BaseException as exc:  # the host classifies; the worker only reports
         for name in set(os.listdir(out)) - before:

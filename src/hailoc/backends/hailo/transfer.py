@@ -1,0 +1,172 @@
+"""Files to and from a stage container through the Docker API, for engines that do not share
+this host's filesystem (remote engines over ssh:// or tcp://, contexts, other sockets).
+
+Large inputs (ONNX, calibration arrays, HARs of earlier stages) go once per engine into a
+content-addressed volume, named by their sha256; a stage's small files and its outputs travel
+as tar archives (`put_archive` / `get_archive`). The worker re-hashes every input before use
+and reports its outputs' sha256, which the host checks after the download.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import shutil
+import tarfile
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+log = logging.getLogger(__name__)
+
+BLOB_VOLUME = "hailoc-blobs"
+_HELPER_DIR = "/blobs"
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class BlobStore:
+    """The engine's volume of content-addressed inputs: a blob is sent once per engine."""
+
+    client: Any
+    image: str  # any image present on the engine; its container is created, never started
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def ensure(self, blobs: dict[str, Path]) -> int:
+        """Send the blobs (name -> host file) the volume lacks or holds damaged; bytes sent."""
+        from docker.types import Mount
+
+        with self._lock:  # two builds needing one new ONNX send it once
+            self.client.volumes.create(BLOB_VOLUME, labels={"org.hailoc": "blobs"})
+            helper = self.client.containers.create(
+                self.image,
+                entrypoint=["/bin/true"],
+                command=[],
+                user="0:0",
+                network_disabled=True,
+                labels={"org.hailoc": "blobs"},
+                mounts=[Mount(_HELPER_DIR, BLOB_VOLUME, type="volume")],
+            )
+            sent = 0
+            try:
+                for name, path in sorted(blobs.items()):
+                    size = path.stat().st_size
+                    # A partial upload leaves a short file: the size says so. Same-size damage
+                    # is the worker's sha256 check's to find.
+                    if self._size(helper.id, name) == size:
+                        continue
+                    log.info("sending %s (%.1f MB) to the engine", name, size / 2**20)
+                    with _tar_file(name, path) as archive:
+                        if not self.client.api.put_archive(helper.id, _HELPER_DIR, archive):
+                            raise OSError(f"the engine refused {name}")
+                    sent += size
+            finally:
+                helper.remove(force=True)
+            return sent
+
+    def _size(self, container_id: str, name: str) -> int | None:
+        """The blob's size on the engine (a HEAD request: nothing is downloaded)."""
+        api = self.client.api
+        response = api.head(
+            api._url("/containers/{0}/archive", container_id),
+            params={"path": f"{_HELPER_DIR}/{name}"},
+        )
+        if response.status_code != 200:
+            return None
+        import docker.utils
+
+        stat = docker.utils.decode_json_header(
+            response.headers.get("X-Docker-Container-Path-Stat", "")
+        )
+        return int(stat.get("size", -1)) if isinstance(stat, dict) else None
+
+
+@contextmanager
+def _tar_file(name: str, path: Path) -> Iterator[IO[bytes]]:
+    """A one-member tar of a host file in a temporary file (streamed, not held in memory)."""
+    with tempfile.TemporaryFile() as fh:
+        with tarfile.open(fileobj=fh, mode="w") as tar:
+            info = tar.gettarinfo(str(path), arcname=name)
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.mode = 0o444
+            with path.open("rb") as src:
+                tar.addfile(info, src)
+        fh.seek(0)
+        yield fh
+
+
+def stage_archive(work: str, files: dict[str, bytes], links: dict[str, str], uid: int) -> bytes:
+    """A tar (extracted at /) holding the stage's work folder, owned by the container user,
+    with its files, and symlinks (container path -> blob in the mounted volume)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        made: set[str] = set()
+
+        def add_dir(path: str, owner: int) -> None:
+            if path in made:
+                return
+            made.add(path)
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o755
+            info.uid = info.gid = owner
+            tar.addfile(info)
+
+        add_dir(work, uid)
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"{work.lstrip('/')}/{name}")
+            info.size = len(data)
+            info.mode = 0o644
+            info.uid = info.gid = uid
+            tar.addfile(info, io.BytesIO(data))
+        for path, target in sorted(links.items()):
+            add_dir(str(PurePosixPath(path).parent), 0)
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            tar.addfile(info)
+    return buffer.getvalue()
+
+
+def download_dir(client: Any, container_id: str, path: str, into: Path) -> list[Path]:
+    """Copy a folder out of a (stopped) container into `into`/<its name>; the regular files
+    written. Only plain relative names are accepted: an archive cannot write elsewhere."""
+    from docker.errors import NotFound
+
+    try:
+        stream, _ = client.api.get_archive(container_id, path)
+    except NotFound:
+        return []
+    written: list[Path] = []
+    with tempfile.TemporaryFile() as fh:
+        for chunk in stream:
+            fh.write(chunk)
+        fh.seek(0)
+        with tarfile.open(fileobj=fh, mode="r") as tar:
+            for member in tar:
+                parts = PurePosixPath(member.name).parts
+                if not member.isfile() or not parts or ".." in parts or parts[0] == "/":
+                    continue
+                target = into.joinpath(*parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source = tar.extractfile(member)
+                if source is None:
+                    continue
+                with target.open("wb") as out:
+                    shutil.copyfileobj(source, out, 1 << 20)
+                written.append(target)
+    return written

@@ -146,14 +146,19 @@ def run_stage(
     try:
         try:
             exit_code = int(container.wait(timeout=timeout)["StatusCode"])
-        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-            # The SDK reports a wait timeout and a vanished engine alike: ask the engine.
-            if _alive(client):
+        except _engine_errors() as exc:
+            # The SDK reports a wait timeout and a vanished engine alike (a read timeout, a
+            # refused or cut connection, a truncated response): ask the engine.
+            if not _alive(client):
+                engine_lost = True
+            elif isinstance(
+                exc, requests.exceptions.ReadTimeout | requests.exceptions.ConnectionError
+            ):
                 timed_out = True
                 _kill(container)
                 container.wait(timeout=60)
             else:
-                engine_lost = True
+                raise
         if blobs is not None and not engine_lost:
             try:
                 download_dir(client, container.id, f"{WORK}/out", workdir)

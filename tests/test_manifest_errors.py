@@ -208,3 +208,34 @@ def test_no_daemon_is_one_line(cli, project: Path) -> None:
     assert len(res.err.strip().splitlines()) == 1 and "Traceback" not in res.err
     assert "--backend onnxruntime" in res.err
     assert not (project / "hef").exists()
+
+
+@pytest.mark.parametrize(
+    ("engines", "fragments"),
+    [
+        ([{"name": "a"}, {"name": "a"}], ("defaults.engines", "unique", "a repeated")),
+        ([{"name": "a", "host": "ftp://x"}], ("defaults.engines[0].host", "ftp")),
+        (
+            [{"name": "a", "host": "ssh://me@h", "context": "c"}],
+            ("defaults.engines[0]", "host or context, not both"),
+        ),
+        ([{"name": "a", "gpus": [0, 0]}], ("defaults.engines[0]", "gpus lists an index twice")),
+        ([{"name": "../x"}], ("defaults.engines[0].name",)),
+        ([{"name": "a", "files": "share"}], ("defaults.engines[0].files", "mount", "copy")),
+    ],
+)
+def test_bad_engine_entries(
+    cli, project: Path, engines: list[dict[str, object]], fragments: tuple[str, ...]
+) -> None:
+    """Every engine value that becomes a connection or a choice is checked on load."""
+    path = write_manifest(project, {"fr_feature": entry()}, defaults={"engines": engines})
+    assert_one_line_error(cli("-m", str(path), "models", "list"), *fragments)
+
+
+def test_unknown_engine_on_the_command_line(cli, project: Path) -> None:
+    engines = [{"name": "gpu1", "host": "ssh://builder@gpu1"}]
+    path = write_manifest(project, {"fr_feature": entry()}, defaults={"engines": engines})
+    result = cli("-m", str(path), "build", "fr_feature", "-b", "hailo", "--engine", "gpu2")
+    assert_one_line_error(result, "--engine", "'gpu2'", "gpu1")
+    assert result.code == 2
+    assert not (project / "hef").exists()

@@ -42,8 +42,16 @@ def suite() -> str:
     return ensure_standin_image()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def remote(suite: str) -> Iterator[SecondEngine]:
+    engine = _second_engine(suite)
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture
+def doomed_remote(suite: str) -> Iterator[SecondEngine]:
+    """A second engine of its own, for a test that kills it."""
     engine = _second_engine(suite)
     yield engine
     engine.stop()
@@ -170,9 +178,9 @@ def test_batch_on_two_engines_copies_files_to_the_remote_one(
 
 
 def test_engine_killed_mid_batch_is_rebuilt_on_the_other(
-    calibrated_project: Path, cli: Cli, suite: str, remote: SecondEngine
+    calibrated_project: Path, cli: Cli, suite: str, doomed_remote: SecondEngine
 ) -> None:
-    project = calibrated_project
+    project, remote = calibrated_project, doomed_remote
     _use_engines(project, remote)
     add_models(
         project,
@@ -224,3 +232,52 @@ def test_engine_killed_mid_batch_is_rebuilt_on_the_other(
         (project / "hef" / killed["model"] / "hailo8" / "int8" / "record.json").read_text()
     )
     assert record["requeued_from"] == "remote" and record["engine"] == "local"
+
+
+def test_ctrl_c_stops_the_containers_on_every_engine(
+    calibrated_project: Path, suite: str, remote: SecondEngine
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    project = calibrated_project
+    _use_engines(project, remote)
+    slow = {"alls_extra": ["# standin-sleep: optimize 120"]}
+    add_models(project, slow1=slow, slow2=slow)
+    local, far = engine_or_skip(), remote.client()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hailoc",
+            "-m",
+            str(project / "models.yaml"),
+            "build",
+            "slow1",
+            "slow2",
+            "-b",
+            "hailo",
+            "--suite-image",
+            suite,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stage = {"label": "org.hailoc.stage=optimize"}
+    deadline = time.monotonic() + 180
+    while not (local.containers.list(filters=stage) and far.containers.list(filters=stage)):
+        assert time.monotonic() < deadline, "no optimize stage on both engines"
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(timeout=120)
+    err = proc.stderr.read() if proc.stderr else ""
+    assert code == 130, err
+    assert "Traceback" not in err
+    for client in (local, far):
+        assert not client.containers.list(all=True, filters={"label": "org.hailoc=stage"})
+    rows = _summary(project)
+    assert {r["model"] for r in rows} == {"slow1", "slow2"}
+    assert {r["failure_class"] for r in rows} == {"interrupted"}

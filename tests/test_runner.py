@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hailoc.backends.protocol import ArtifactFile, Candidate, Job, StageFailure, StageOutput, Stages
+from hailoc.engines import Slot
 from hailoc.errors import HailocError
 from hailoc.eval.sweep import BySize
 from hailoc.inputs import BuildInputs
@@ -58,10 +61,12 @@ class FakeBackend:
         self.fail_in = fail_in
         self.produced: list[str] = []
         self.finished = False
+        self.delay: dict[str, float] = {}  # seconds a stage's work takes
 
     def _stage(self, stages: Stages, name: str, key: str) -> Path:
         def produce(workdir: Path) -> StageOutput:
             self.produced.append(name)
+            time.sleep(self.delay.get(name, 0.0))
             if self.fail_in == name:
                 raise StageFailure("allocator", f"{name}: BackendAllocatorException", "fewer")
             if self.fail_in == f"{name}-crash":
@@ -71,7 +76,7 @@ class FakeBackend:
 
         return stages.run(name, key, produce)
 
-    def facts(self, target: BuildTarget) -> dict[str, str]:
+    def facts(self, target: BuildTarget, slot: Slot) -> dict[str, str]:
         return {"fake": "yes"}
 
     def prepare(self, job: Job, stages: Stages) -> Path | None:
@@ -238,3 +243,22 @@ def test_a_folder_with_user_files_is_never_replaced(build: Build) -> None:
     record, _ = build(FakeBackend(), force=True)
     assert record.failure_class == "output" and "notes.txt" in (record.message or "")
     assert (folder / "notes.txt").read_text() == "mine"
+
+
+def test_two_builds_needing_one_stage_at_once_run_it_once(fake_project: Path) -> None:
+    """Two precisions of one model built at once share its prepare stage: the second waits
+    for the first and takes the entry from the cache instead of running it too."""
+    manifest = load_manifest(fake_project / "models.yaml")
+    ctx = RunContext.create(manifest, BuildOptions(), SilentReporter())
+    ctx.references = FakeReferences()  # type: ignore[assignment]
+    backend = FakeBackend()
+    backend.delay["prepare"] = 0.5  # the second build asks while the first still runs it
+    targets = [
+        BuildTarget("fr_feature", "hailo8", p, "onnxruntime") for p in ("int8", "int16-final")
+    ]
+    with ThreadPoolExecutor(2) as pool:
+        records = list(pool.map(lambda t: build_one(ctx, backend, t), targets))
+    assert [r.status for r in records] == ["ok", "ok"], [r.message for r in records]
+    assert backend.produced.count("prepare") == 1
+    hits = [s.cache_hit for r in records for s in r.stages if s.name == "prepare"]
+    assert sorted(hits) == [False, True]

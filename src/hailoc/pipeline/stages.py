@@ -19,6 +19,7 @@ from typing import Literal
 from hailoc.backends.protocol import StageFailure, StageOutput
 from hailoc.cache import StageCache
 from hailoc.fsutil import owner_stamp
+from hailoc.locks import exclusive
 from hailoc.options import BuildOptions
 from hailoc.pipeline.reporter import Reporter
 from hailoc.records import BuildRecord, StageRecord
@@ -102,6 +103,20 @@ class StageRunner:
     def run(self, name: str, key: str, produce: Callable[[Path], StageOutput]) -> Path:
         """The cache entry of stage `name` under `key`, produced on a miss."""
         rerun = self.options.rerun(name, self.stage_names)
+        if not rerun and self.cache.lookup(name, key) is not None:
+            return self._run(name, key, produce, rerun)
+        # Builds that need the same stage at once (two precisions share a parse; two engines
+        # build them) run it once: the others wait, then take the entry from the cache.
+        with exclusive(
+            self.cache.entry(name, key),
+            what=f"the {name} stage",
+            on_wait=lambda: self.log(f"== {name}: waiting for another build running it"),
+        ):
+            return self._run(name, key, produce, rerun)
+
+    def _run(
+        self, name: str, key: str, produce: Callable[[Path], StageOutput], rerun: bool
+    ) -> Path:
         cached = None if rerun else self.cache.lookup(name, key)
         self.reporter.stage(self.target, name, cached is not None)
         if cached is not None:

@@ -50,6 +50,10 @@ def test_slots_per_gpu() -> None:
     target = BuildTarget("m", "hailo8", "int8", "hailo")
     pool = EnginePool([EngineSlots("e", frozenset({"hailo8"}), gpus=(0,), per_gpu=2)])
     assert {pool.acquire(target).gpu, pool.acquire(target).gpu} == {0}
+    # By default every slot is busy: one build per GPU slot, else per engine (or its cap).
+    assert EngineSlots("e", frozenset(), gpus=(0, 1), per_gpu=2).capacity == 4
+    assert EngineSlots("e", frozenset()).capacity == 1
+    assert EngineSlots("e", frozenset(), jobs=3).capacity == 3
     assert EnginePool([]).acquire(BuildTarget("m", "hailo8", "int8", "onnxruntime")) == Slot()
 
 

@@ -110,6 +110,9 @@ def test_batch_on_two_engines_copies_files_to_the_remote_one(
     project = calibrated_project
     _use_engines(project, remote)
     m = str(project / "models.yaml")
+    doctor = cli("-m", m, "doctor")  # every listed engine, each with how files reach it
+    assert "local: Docker engine" in doctor.out and "remote: Docker engine" in doctor.out
+    assert "mounted" in doctor.out and "copied" in doctor.out
     stop, seen = threading.Event(), {}
     watcher = threading.Thread(
         target=_watch_stage_containers, args=(remote.client(), stop, seen), daemon=True

@@ -14,8 +14,8 @@ from hailoc.backends.protocol import Backend
 from hailoc.cli.live import LiveReporter
 from hailoc.cli.state import CliState, state
 from hailoc.cli.tables import accuracy_table
-from hailoc.cli.validate import docker_host_option, finite, name_option
-from hailoc.engines import EngineSpec, Slot
+from hailoc.cli.validate import chosen_engines, finite
+from hailoc.engines import Slot
 from hailoc.errors import HailocError
 from hailoc.inputs import InputsCache
 from hailoc.manifest import LoadedManifest
@@ -145,7 +145,7 @@ def build(
         stage_timeout=finite("--stage-timeout", stage_timeout),
         gpus=gpus,
         suite_image=suite_image,
-        engines=_engines(manifest, engine or [], docker_host or [], docker_context or []),
+        engines=chosen_engines(manifest, engine or [], docker_host or [], docker_context or []),
         per_gpu=per_gpu,
         skip_gate=skip_gate,
         auto_target=finite("--target", target) if target is not None else None,
@@ -178,30 +178,6 @@ def build(
         raise typer.Exit(3)  # --no-wait and another process holds a target
     if any(r.status != "ok" for r in records):
         raise typer.Exit(1)
-
-
-def _engines(
-    manifest: LoadedManifest, names: list[str], hosts: list[str], contexts: list[str]
-) -> tuple[EngineSpec, ...]:
-    """The engines the command line names, else defaults.engines (empty: the default one)."""
-    listed = {e.name: e.spec() for e in manifest.data.defaults.engines}
-    specs: list[EngineSpec] = []
-    for name in names:
-        if name not in listed:
-            known = ", ".join(listed) or "none (add defaults.engines to models.yaml)"
-            raise HailocError(
-                f"no engine named {name!r}",
-                where="--engine",
-                fix=f"use one of: {known}, or pass --docker-host URL",
-            )
-        specs.append(listed[name])
-    specs += [EngineSpec(url, host=docker_host_option(url)) for url in hosts]
-    specs += [
-        EngineSpec(f"context:{c}", context=name_option("--docker-context", c)) for c in contexts
-    ]
-    if not (names or hosts or contexts):
-        specs = list(listed.values())
-    return tuple({s.name: s for s in specs}.values())
 
 
 def _check_from_stage(stage: str | None, targets: list[BuildTarget]) -> None:
@@ -262,12 +238,13 @@ def _run(
             return build_one(context, backends[target.backend], target, slot)
 
         hailo = backends.get("hailo")
-        pool = EnginePool(_engine_slots(hailo, options) if isinstance(hailo, HailoBackend) else [])
+        engines = _engine_slots(hailo, options) if isinstance(hailo, HailoBackend) else []
         return run_batch(
             targets,
             build,
-            jobs=jobs or max(1, len(options.engines)),
-            pool=pool,
+            # Default: every slot busy (one build per GPU, or per engine without GPUs).
+            jobs=jobs or max(1, sum(e.capacity for e in engines)),
+            pool=EnginePool(engines),
             cost=lambda t: _onnx_size(manifest, t.model),
             on_record=on_record,
             cancel=cancel,
@@ -299,21 +276,24 @@ def _onnx_size(manifest: LoadedManifest, model: str) -> float:
 def _summary(st: CliState, records: list[BuildRecord]) -> None:
     manifest = st.manifest()
     table = Table(title="build summary")
-    for column in ("model", "hw_arch", "precision", "backend", "status", "class", "seconds"):
+    # Which engine built what matters once there is more than one.
+    engines = len({r.engine for r in records if r.engine}) > 1 or any(
+        r.requeued_from for r in records
+    )
+    columns = ["model", "hw_arch", "precision", "backend", "status", "class", "seconds"]
+    if engines:
+        columns.insert(4, "engine")
+    for column in columns:
         table.add_column(column, justify="right" if column == "seconds" else "left")
     for r in records:
         status = f"[green]{r.status}[/]" if r.status == "ok" else f"[red]{r.status}[/]"
         if r.all_cached:
             status += " (cached)"
-        table.add_row(
-            r.model,
-            r.hw_arch,
-            r.precision,
-            r.backend,
-            status,
-            r.failure_class or "",
-            f"{r.seconds:.1f}",
-        )
+        row = [r.model, r.hw_arch, r.precision, r.backend, status, r.failure_class or ""]
+        if engines:
+            lost = f" (lost on {r.requeued_from})" if r.requeued_from else ""
+            row.insert(4, f"{r.engine or '-'}{lost}")
+        table.add_row(*row, f"{r.seconds:.1f}")
     st.out.print()
     st.out.print(table)
     for r in records:

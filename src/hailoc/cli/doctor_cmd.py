@@ -6,30 +6,35 @@ import typer
 from rich.table import Table
 
 from hailoc.cli.state import state
-from hailoc.cli.validate import docker_host_option
+from hailoc.cli.validate import chosen_engines
 
 STYLE = {"ok": "green", "warning": "yellow", "fail": "red"}
 
 
 def doctor(
     ctx: typer.Context,
-    docker_host: str | None = typer.Option(
-        None, "--docker-host", help="Docker engine URL: unix://, tcp:// or ssh://user@host."
+    engine: list[str] = typer.Option(
+        None, "--engine", help="Check this engine of defaults.engines (repeatable; default: all)."
     ),
-    docker_context: str | None = typer.Option(
-        None, "--docker-context", help="Named Docker context to use instead of the default."
+    docker_host: list[str] = typer.Option(
+        None, "--docker-host", help="Check the Docker engine at this URL (repeatable)."
+    ),
+    docker_context: list[str] = typer.Option(
+        None, "--docker-context", help="Check this named Docker context (repeatable)."
     ),
 ) -> None:
-    """Check the engine, each suite image (DFC and HailoRT versions, the archs it builds, the
-    worker's Python), /dev/shm and GPUs in a container, and free disk and write access under
-    hef/ and .hailoc/. Prints one table; exits 1 when a check fails (a missing GPU is a
-    warning), with the fix beside each failing row.
+    """Check each engine (defaults.engines, else this machine's Docker): each suite image
+    (DFC and HailoRT versions, the archs it builds, the worker's Python), /dev/shm and GPUs in
+    a container; and free disk and write access under hef/ and .hailoc/. Prints one table;
+    exits 1 when a check fails (a missing GPU is a warning), with the fix beside each failing
+    row.
     """
     from hailoc.backends.hailo.doctor import diagnose
 
     st = state(ctx)
+    manifest = st.manifest()
     checks = diagnose(
-        st.manifest(), docker_host=docker_host_option(docker_host), context=docker_context
+        manifest, chosen_engines(manifest, engine or [], docker_host or [], docker_context or [])
     )
     table = Table(title="hailoc doctor")
     for column in ("check", "result", "detail", "fix"):

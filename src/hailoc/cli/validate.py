@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 
-from hailoc.engines import check_docker_url
+from hailoc.engines import EngineSpec, check_docker_url
 from hailoc.errors import HailocError
+from hailoc.manifest import LoadedManifest
 
 
 def finite(
@@ -46,3 +47,27 @@ def name_option(option: str, value: str) -> str:
             fix=f"use letters, digits, '_', '.', '-' ({SAFE_NAME})",
         )
     return value
+
+
+def chosen_engines(
+    manifest: LoadedManifest, names: list[str], hosts: list[str], contexts: list[str]
+) -> tuple[EngineSpec, ...]:
+    """The engines the command line names, else defaults.engines (empty: the default one)."""
+    listed = {e.name: e.spec() for e in manifest.data.defaults.engines}
+    specs: list[EngineSpec] = []
+    for name in names:
+        if name not in listed:
+            known = ", ".join(listed) or "none (add defaults.engines to models.yaml)"
+            raise HailocError(
+                f"no engine named {name!r}",
+                where="--engine",
+                fix=f"use one of: {known}, or pass --docker-host URL",
+            )
+        specs.append(listed[name])
+    specs += [EngineSpec(url, host=docker_host_option(url)) for url in hosts]
+    specs += [
+        EngineSpec(f"context:{c}", context=name_option("--docker-context", c)) for c in contexts
+    ]
+    if not (names or hosts or contexts):
+        specs = list(listed.values())
+    return tuple({s.name: s for s in specs}.values())

@@ -69,6 +69,11 @@ class EngineSlots:
     per_gpu: int = 1  # builds one GPU may hold at once (--per-gpu)
     jobs: int | None = None  # without GPUs: builds at once (None: as many as --jobs)
 
+    @property
+    def capacity(self) -> int:
+        """Builds it takes at once by default: one per GPU slot, else its cap, else one."""
+        return len(self.gpus) * self.per_gpu if self.gpus else (self.jobs or 1)
+
 
 class NoEngine(Exception):
     """No engine that is still up builds this target."""

@@ -89,16 +89,14 @@ def open_sessions(
     a hw_arch no engine builds is refused here, before any stage runs."""
     specs = options.engines or (EngineSpec(LOCAL),)
     archs = list(dict.fromkeys(hw_archs))
-    sessions: list[HailoSession] = []
-    refusals: dict[str, BackendUnavailable] = {}
-    for spec in specs:
-        session, refused = _open_engine(manifest, options, spec, archs)
-        sessions.append(session)
-        for arch, why in refused.items():
-            refusals.setdefault(arch, why)
+    opened = [_open_engine(manifest, options, spec, archs) for spec in specs]
+    sessions = [session for session, _ in opened]
     for arch in archs:
         if not any(arch in s.suites for s in sessions):
-            raise refusals[arch]
+            raise next(refused[arch] for _, refused in opened if arch in refused)
+    for session, refused in opened:
+        for arch, why in refused.items():
+            log.warning("engine %s will not build %s: %s", session.engine, arch, why.message)
     return [s for s in sessions if s.suites]
 
 

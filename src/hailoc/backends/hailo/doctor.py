@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hailoc.backends.hailo import docker_env
+from hailoc.engines import LOCAL, EngineSpec
 from hailoc.errors import HailocError
 from hailoc.manifest import LoadedManifest
 from hailoc.manifest.schema import ARCH_FAMILIES
@@ -166,22 +167,36 @@ def _gpu(client: Any, ref: str) -> Check:
     return Check("GPU", "ok" if gpus else "warning", f"{len(gpus)} visible in a container")
 
 
-def diagnose(
-    manifest: LoadedManifest, *, docker_host: str | None = None, context: str | None = None
-) -> list[Check]:
-    """Every check, in order; a failed engine connection ends the list early."""
+def diagnose(manifest: LoadedManifest, engines: tuple[EngineSpec, ...] = ()) -> list[Check]:
+    """Every check, in order, for each engine (this machine's default one when none is
+    named); an engine that cannot be reached ends its own list early."""
     checks = _local(manifest)
+    specs = engines or (EngineSpec(LOCAL),)
+    for spec in specs:
+        prefix = f"{spec.name}: " if len(specs) > 1 or spec.name != LOCAL else ""
+        checks += [
+            Check(f"{prefix}{c.name}", c.level, c.detail, c.fix) for c in _engine(manifest, spec)
+        ]
+    return checks
+
+
+def _engine(manifest: LoadedManifest, spec: EngineSpec) -> list[Check]:
     try:
-        client = docker_env.connect(docker_env.DockerTarget(docker_host, context))
+        client = docker_env.connect(docker_env.DockerTarget(spec.host, spec.context), spec.name)
     except HailocError as exc:
-        checks.append(Check("Docker engine", "fail", exc.message, exc.fix or ""))
-        return checks
-    checks.append(Check("Docker engine", "ok", docker_host or context or "default"))
+        return [Check("Docker engine", "fail", exc.message, exc.fix or "")]
+    files = "files mounted" if spec.file_mode == "mount" else "files copied (no shared folders)"
+    checks = [Check("Docker engine", "ok", f"{spec.host or spec.context or 'default'}, {files}")]
     defaults = manifest.data.defaults
-    wanted = {"hailo8": defaults.suite_image, **defaults.suite_images}
+    wanted: dict[str, str] = {"hailo8": defaults.suite_image}
+    wanted.update({str(f): str(r) for f, r in defaults.suite_images.items()})
+    wanted.update(spec.suite_images)
     for family, ref in wanted.items():
         checks += _suite(client, manifest, family, ref)
-    checks.append(_gpu(client, defaults.suite_image))
+    if spec.gpus is not None:
+        checks.append(Check("GPU", "ok", f"configured: {list(spec.gpus)}"))
+    else:
+        checks.append(_gpu(client, wanted["hailo8"]))
     client.close()
     return checks
 

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 WORK = "/local/workspace/work"
 BLOBS = "/local/workspace/blobs"  # the engine's blob volume, for engines without host files
 NON_ROOT_UID = 10001
+ALIVE_TIMEOUT = 20  # seconds an engine has to answer "are you there?"
 
 
 @dataclass
@@ -240,7 +241,12 @@ def _gpu_request(request_type: Any, index: int | None) -> Any:
 
 
 def _alive(client: Any) -> bool:
+    """Does the engine answer a ping within seconds (not the client's long upload timeout)?"""
     try:
+        api = getattr(client, "api", None)
+        if api is not None and hasattr(api, "_url"):
+            response = api.get(api._url("/_ping"), timeout=ALIVE_TIMEOUT)
+            return bool(response.status_code == 200)
         client.ping()
     except Exception:  # any failure to answer is a lost engine
         return False

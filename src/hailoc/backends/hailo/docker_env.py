@@ -27,6 +27,11 @@ class BackendUnavailable(HailocError):
     """The chosen backend cannot run on this machine right now."""
 
 
+# Seconds one API call to a named engine may take: the SDK's 60 s default is shorter than
+# sending a large ONNX over a slow link (250 MB at 10 Mbit/s is 200 s).
+REMOTE_TIMEOUT = 1800
+
+
 @dataclass(frozen=True)
 class DockerTarget:
     """Which Docker engine to talk to: DOCKER_HOST-style URL, a named context, or the default."""
@@ -49,7 +54,9 @@ def connect(target: DockerTarget, name: str | None = None) -> Any:
             # ssh:// goes through the system's ssh client (keys, agent, config) rather than
             # requiring paramiko.
             ssh = target.host.startswith("ssh://")
-            client = docker.DockerClient(base_url=target.host, use_ssh_client=ssh)
+            client = docker.DockerClient(
+                base_url=target.host, use_ssh_client=ssh, timeout=REMOTE_TIMEOUT
+            )
         elif target.context:
             ctx = docker.ContextAPI.get_context(target.context)
             if ctx is None:
@@ -58,7 +65,9 @@ def connect(target: DockerTarget, name: str | None = None) -> Any:
                     where="--docker-context",
                     fix="list contexts with `docker context ls`",
                 )
-            client = docker.DockerClient(base_url=ctx.Host, tls=ctx.TLSConfig)
+            client = docker.DockerClient(
+                base_url=ctx.Host, tls=ctx.TLSConfig, timeout=REMOTE_TIMEOUT
+            )
         else:
             client = docker.from_env()
         client.ping()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +63,13 @@ def only_models(project: Path, *names: str) -> None:
     data = yaml.safe_load(path.read_text())
     data["models"] = {k: v for k, v in data["models"].items() if k in names}
     path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def start_hailoc(project: Path, *args: str) -> subprocess.Popen[str]:
+    """`hailoc -m <project>/models.yaml ARGS` in its own process (for signal tests)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "hailoc", "-m", str(project / "models.yaml"), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

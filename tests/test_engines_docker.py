@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.conftest import CliResult
-from tests.docker_support import add_models, engine_or_skip, ensure_standin_image
+from tests.docker_support import add_models, engine_or_skip, ensure_standin_image, start_hailoc
 from tests.second_engine import SecondEngine, created_containers, start_second_engine
 
 pytestmark = pytest.mark.docker
@@ -245,33 +245,13 @@ def test_ctrl_c_stops_the_containers_on_every_engine(
     calibrated_project: Path, suite: str, remote: SecondEngine
 ) -> None:
     import signal
-    import subprocess
-    import sys
 
     project = calibrated_project
     _use_engines(project, remote)
     slow = {"alls_extra": ["# standin-sleep: optimize 120"]}
     add_models(project, slow1=slow, slow2=slow)
     local, far = engine_or_skip(), remote.client()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hailoc",
-            "-m",
-            str(project / "models.yaml"),
-            "build",
-            "slow1",
-            "slow2",
-            "-b",
-            "hailo",
-            "--suite-image",
-            suite,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_hailoc(project, "build", "slow1", "slow2", "-b", "hailo", "--suite-image", suite)
     stage = {"label": "org.hailoc.stage=optimize"}
     deadline = time.monotonic() + 180
     while not (local.containers.list(filters=stage) and far.containers.list(filters=stage)):
@@ -284,7 +264,9 @@ def test_ctrl_c_stops_the_containers_on_every_engine(
     assert code == 130, err
     assert "Traceback" not in err
     for client in (local, far):
-        assert not client.containers.list(all=True, filters={"label": "org.hailoc=stage"})
+        for model in ("slow1", "slow2"):
+            labels = {"label": f"org.hailoc.model={model}"}
+            assert not client.containers.list(all=True, filters=labels)
     rows = _summary(project)
     assert {r["model"] for r in rows} == {"slow1", "slow2"}
     assert {r["failure_class"] for r in rows} == {"interrupted"}

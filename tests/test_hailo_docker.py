@@ -13,7 +13,13 @@ import jsonschema
 import pytest
 
 from tests.conftest import REPO, CliResult
-from tests.docker_support import add_models, engine_or_skip, ensure_standin_image, only_models
+from tests.docker_support import (
+    add_models,
+    engine_or_skip,
+    ensure_standin_image,
+    only_models,
+    start_hailoc,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -229,33 +235,13 @@ def test_sigterm_mid_stage_stops_containers_and_records_interrupted(
     calibrated_project: Path, suite: str, engine: Any, jobs: str
 ) -> None:
     import signal
-    import subprocess
-    import sys
 
     project = calibrated_project
     slow = {"alls_extra": ["# standin-sleep: optimize 120"]}
     add_models(project, slow1=slow, slow2=slow)
     only_models(project, "slow1", "slow2")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hailoc",
-            "-m",
-            str(project / "models.yaml"),
-            "build",
-            "--all",
-            "-b",
-            "hailo",
-            "--suite-image",
-            suite,
-            "-j",
-            jobs,
-            "--cpu",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = start_hailoc(
+        project, "build", "--all", "-b", "hailo", "--suite-image", suite, "-j", jobs, "--cpu"
     )
     _wait_for_container(engine, "optimize", timeout=120)
     time.sleep(1)

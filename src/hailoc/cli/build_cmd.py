@@ -67,11 +67,11 @@ def build(
         "-j",
         min=1,
         max=64,
-        help="Targets built at once (default: one per engine); each holds a free GPU slot "
-        "when the engine has GPUs.",
+        help="Targets built at once (default: every slot: one per GPU, or per engine "
+        "without GPUs); each build holds a free GPU slot when its engine has GPUs.",
     ),
     per_gpu: int = typer.Option(
-        1, "--per-gpu", min=1, max=8, help="Builds one GPU may hold at once (default 1)."
+        1, "--per-gpu", min=1, max=8, help="Builds one GPU may hold at once."
     ),
     retry_failed: bool = typer.Option(
         False,
@@ -84,17 +84,22 @@ def build(
     engine: list[str] = typer.Option(
         None,
         "--engine",
+        metavar="NAME",
         help="Build on this engine of defaults.engines (repeatable; default: all listed, "
         "else this machine's Docker).",
     ),
     docker_host: list[str] = typer.Option(
         None,
         "--docker-host",
+        metavar="URL",
         help="Build on the Docker engine at this URL: unix://, tcp:// or ssh://user@host "
         "(repeatable; files are copied, never mounted).",
     ),
     docker_context: list[str] = typer.Option(
-        None, "--docker-context", help="Build on this named Docker context (repeatable)."
+        None,
+        "--docker-context",
+        metavar="NAME",
+        help="Build on this named Docker context (repeatable).",
     ),
     target: float | None = typer.Option(
         None, "--target", help="auto: agreement to reach, in (0, 1] (default: auto.target)."

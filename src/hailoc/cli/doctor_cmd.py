@@ -14,13 +14,22 @@ STYLE = {"ok": "green", "warning": "yellow", "fail": "red"}
 def doctor(
     ctx: typer.Context,
     engine: list[str] = typer.Option(
-        None, "--engine", help="Check this engine of defaults.engines (repeatable; default: all)."
+        None,
+        "--engine",
+        metavar="NAME",
+        help="Check this engine of defaults.engines (repeatable; default: all).",
     ),
     docker_host: list[str] = typer.Option(
-        None, "--docker-host", help="Check the Docker engine at this URL (repeatable)."
+        None,
+        "--docker-host",
+        metavar="URL",
+        help="Check the Docker engine at this URL (repeatable).",
     ),
     docker_context: list[str] = typer.Option(
-        None, "--docker-context", help="Check this named Docker context (repeatable)."
+        None,
+        "--docker-context",
+        metavar="NAME",
+        help="Check this named Docker context (repeatable).",
     ),
 ) -> None:
     """Check each engine (defaults.engines, else this machine's Docker): each suite image

@@ -10,7 +10,6 @@ manifest is edited round-trip (comments kept), validated, and replaced in one re
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import re
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hailoc.errors import HailocError
-from hailoc.fsutil import atomic_write_text
+from hailoc.fsutil import atomic_write_text, sha256_file
 
 KINDS = {
     "ArcFaceONNX": "recognition",
@@ -56,14 +55,6 @@ class ImportResult:
     written: bool = False
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def route(path: Path) -> PackFile:
     """How insightface's ModelRouter would load `path`; a broken .onnx is an error."""
     import onnx
@@ -91,7 +82,7 @@ def route(path: Path) -> PackFile:
     kind = KINDS.get(type(model).__name__, "skipped")
     why = f"insightface loads it as {type(model).__name__}"
     keypoints = bool(getattr(model, "use_kps", False))
-    return PackFile(path, kind, why, _sha256(path), keypoints)
+    return PackFile(path, kind, why, sha256_file(path), keypoints)
 
 
 def scan(folder: Path) -> list[PackFile]:

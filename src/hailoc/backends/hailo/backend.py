@@ -28,7 +28,7 @@ from hailoc.alls.flavor import choose_flavor
 from hailoc.backends.hailo import docker_env
 from hailoc.backends.hailo.container import StageFiles, StageOutcome, kill_labelled, run_stage
 from hailoc.backends.hailo.docker_env import BackendUnavailable
-from hailoc.backends.hailo.transfer import BlobStore, sha256_file
+from hailoc.backends.hailo.transfer import BlobStore
 from hailoc.backends.protocol import (
     ArtifactFile,
     Candidate,
@@ -41,7 +41,7 @@ from hailoc.cache import cache_key
 from hailoc.engines import LOCAL, EngineSpec, Slot
 from hailoc.eval.sweep import split_sizes, stack_sizes
 from hailoc.failures import ENGINE_LOST, KILLED, OOM, TIMEOUT, UNKNOWN, classify
-from hailoc.fsutil import atomic_write_bytes
+from hailoc.fsutil import atomic_write_bytes, sha256_file
 from hailoc.manifest import LoadedManifest
 from hailoc.manifest.schema import family_of
 from hailoc.options import BuildOptions

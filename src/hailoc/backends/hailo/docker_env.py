@@ -321,23 +321,29 @@ def parse_gpu_list(text: str) -> tuple[int, ...]:
     return tuple(int(m) for m in re.findall(r"^GPU (\d+):", text, flags=re.MULTILINE))
 
 
-def probe_gpus(client: Any, image: str) -> tuple[int, ...]:
-    """The GPUs a container on this engine sees (`nvidia-smi -L`); none when the probe fails."""
+def list_gpus(client: Any, image: str) -> tuple[int, ...]:
+    """The GPUs a container of `image` on this engine sees (`nvidia-smi -L`); raises when
+    the probe cannot run."""
     from docker.types import DeviceRequest
 
+    output = client.containers.run(
+        image,
+        entrypoint=["nvidia-smi", "-L"],
+        command=[],
+        remove=True,
+        network_disabled=True,
+        device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])],
+    )
+    return parse_gpu_list(output.decode("utf-8", "replace"))
+
+
+def probe_gpus(client: Any, image: str) -> tuple[int, ...]:
+    """The GPUs a container on this engine sees; none when the probe fails."""
     try:
-        output = client.containers.run(
-            image,
-            entrypoint=["nvidia-smi", "-L"],
-            command=[],
-            remove=True,
-            network_disabled=True,
-            device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])],
-        ).decode("utf-8", "replace")
+        return list_gpus(client, image)
     except Exception as exc:  # no driver, no nvidia-smi in the image: build on the CPU
         log.warning("the engine has the NVIDIA runtime but nvidia-smi failed (%s)", exc)
         return ()
-    return parse_gpu_list(output)
 
 
 def has_gpu_runtime(client: Any) -> bool:

@@ -149,21 +149,12 @@ def _gpu(client: Any, ref: str) -> Check:
             "the engine has no NVIDIA runtime: optimization runs on the CPU at level 0",
             "install the NVIDIA container toolkit for level-2 optimization (AdaRound, finetune)",
         )
-    from docker.types import DeviceRequest
-
     try:
-        out = client.containers.run(
-            ref,
-            entrypoint=["nvidia-smi", "-L"],
-            command=[],
-            remove=True,
-            device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])],
-        ).decode("utf-8", "replace")
+        gpus = docker_env.list_gpus(client, ref)
     except Exception as exc:
         return Check(
             "GPU", "warning", f"nvidia-smi failed in a container ({exc})", "check the toolkit"
         )
-    gpus = [line for line in out.splitlines() if line.startswith("GPU ")]
     return Check("GPU", "ok" if gpus else "warning", f"{len(gpus)} visible in a container")
 
 

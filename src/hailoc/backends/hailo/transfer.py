@@ -9,7 +9,6 @@ and reports its outputs' sha256, which the host checks after the download.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import shutil
@@ -26,15 +25,6 @@ log = logging.getLogger(__name__)
 
 BLOB_VOLUME = "hailoc-blobs"
 _HELPER_DIR = "/blobs"
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass

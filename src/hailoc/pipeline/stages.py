@@ -107,8 +107,9 @@ class StageRunner:
             return self._run(name, key, produce, rerun)
         # Builds that need the same stage at once (two precisions share a parse; two engines
         # build them) run it once: the others wait, then take the entry from the cache.
+        # The lock lives outside the cache: a dot-file there would look like a half entry.
         with exclusive(
-            self.cache.entry(name, key),
+            self.cache.root.parent / "locks" / f"{name}-{key}",
             what=f"the {name} stage",
             on_wait=lambda: self.log(f"== {name}: waiting for another build running it"),
         ):

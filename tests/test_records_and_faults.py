@@ -80,7 +80,7 @@ def test_engine_gone_mid_stage_is_engine_lost(tmp_path: Path) -> None:
 
     client = SimpleNamespace(
         containers=SimpleNamespace(create=lambda *a, **k: _Gone()),
-        ping=_Gone()._fail,
+        api=SimpleNamespace(get=_Gone()._fail, _url=lambda path: path),
     )
     outcome = run_stage(
         client,

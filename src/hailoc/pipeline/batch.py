@@ -98,15 +98,11 @@ class EnginePool:
     def can_build(self, target: BuildTarget) -> bool:
         """True when an engine that is up builds the target."""
         with self._cond:
-            return (
-                bool(self._candidates(target))
-                or target.backend != self.backend
-                or not self._engines
-            )
+            return self._outside(target) or bool(self._candidates(target))
 
     def acquire(self, target: BuildTarget) -> Slot:
         """A slot for `target`, waiting for one to free up; NoEngine when none is left."""
-        if target.backend != self.backend or not self._engines:
+        if self._outside(target):
             return Slot()
         with self._cond:
             while True:
@@ -136,6 +132,9 @@ class EnginePool:
         with self._cond:
             self._down.add(name)
             self._cond.notify_all()
+
+    def _outside(self, target: BuildTarget) -> bool:
+        return target.backend != self.backend or not self._engines
 
     def _candidates(self, target: BuildTarget) -> list[EngineSlots]:
         return [

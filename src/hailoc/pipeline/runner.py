@@ -22,7 +22,7 @@ import numpy as np
 from hailoc.backends.protocol import ArtifactFile, Backend, Candidate, Job, StageFailure
 from hailoc.cache import StageCache
 from hailoc.deploy import DeployArtifact, deploy_for
-from hailoc.engines import Slot
+from hailoc.engines import LOCAL, Slot
 from hailoc.errors import HailocError
 from hailoc.eval.gate import accuracy_section, hint_for, judge
 from hailoc.eval.metrics import Agreement
@@ -118,7 +118,7 @@ class _Build:
         record.inputs = inputs.describe(ctx.manifest)
         record.inputs.backend = self.backend.facts(target, slot)
         # Where the build ran: a Docker engine for Hailo, this host for ONNX Runtime.
-        record.engine = record.inputs.backend.get("engine", "local")
+        record.engine = record.inputs.backend.get("engine", LOCAL)
         record.requeued_from = slot.requeued_from
         stages = StageRunner(
             cache=StageCache(ctx.manifest.cache_dir),

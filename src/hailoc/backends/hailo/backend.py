@@ -417,7 +417,8 @@ class HailoBackend:
         with self._lock:
             if path not in self._sha256 and path.is_file():
                 self._sha256[path] = sha256_file(path)
-            if path not in self._sha256 or self._sha256[path] != (sha256 or self._sha256[path]):
+            stored = self._sha256.get(path)
+            if stored is None or (sha256 is not None and stored != sha256):
                 content = data()
                 atomic_write_bytes(path, content)
                 self._sha256[path] = hashlib.sha256(content).hexdigest()
@@ -476,7 +477,7 @@ class HailoBackend:
                     UNKNOWN.hint,
                 )
             result = outcome.result or {}
-            _check_outputs(stage, files, result, logs)
+            verified.update(_check_outputs(stage, files, result, logs))
             files.update({f"logs/{name}": path for name, path in logs.items()})
             return StageOutput(
                 files,
@@ -484,7 +485,13 @@ class HailoBackend:
                 peak_rss_mb=_float(result.get("peak_rss_mb")),
             )
 
-        return stages.run(stage, key, produce)
+        verified: dict[str, str] = {}
+        entry = stages.run(stage, key, produce)
+        # The entry holds copies of the outputs just checked: the next stage that reads one
+        # (a HAR of hundreds of MB) takes its hash from here instead of reading it again.
+        with self._lock:
+            self._sha256.update({entry / name: sha for name, sha in verified.items()})
+        return entry
 
     def _inputs(
         self, job_file: dict[str, Any], previous: Path | None
@@ -509,11 +516,13 @@ class HailoBackend:
 
 def _check_outputs(
     stage: str, files: dict[str, Path], result: dict[str, Any], logs: dict[str, Path]
-) -> None:
-    """Each output must hash to what the worker reported for it (after any download)."""
+) -> dict[str, str]:
+    """Each output must hash to what the worker reported for it (after any download); their
+    hashes by name."""
     reported = result.get("outputs_sha256") or {}
+    hashes: dict[str, str] = {}
     for name, path in files.items():
-        got = sha256_file(path)
+        got = hashes[name] = sha256_file(path)
         if reported.get(name) != got:
             raise StageFailure(
                 "transfer",
@@ -522,6 +531,7 @@ def _check_outputs(
                 classify("OutputChecksumError", "", stage).hint,
                 logs={n: p.read_bytes() for n, p in logs.items()},
             )
+    return hashes
 
 
 def _float(value: object) -> float | None:

@@ -243,14 +243,10 @@ def _gpu_request(request_type: Any, index: int | None) -> Any:
 def _alive(client: Any) -> bool:
     """Does the engine answer a ping within seconds (not the client's long upload timeout)?"""
     try:
-        api = getattr(client, "api", None)
-        if api is not None and hasattr(api, "_url"):
-            response = api.get(api._url("/_ping"), timeout=ALIVE_TIMEOUT)
-            return bool(response.status_code == 200)
-        client.ping()
+        response = client.api.get(client.api._url("/_ping"), timeout=ALIVE_TIMEOUT)
     except Exception:  # any failure to answer is a lost engine
         return False
-    return True
+    return bool(response.status_code == 200)
 
 
 # What a vanished engine raises besides the SDK's own errors.

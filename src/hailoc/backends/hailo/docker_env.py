@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from hailoc.engines import LOCAL
 from hailoc.errors import HailocError
 from hailoc.fsutil import atomic_write_text
 from hailoc.manifest.schema import ARCH_FAMILIES, family_of
@@ -47,7 +48,7 @@ def connect(target: DockerTarget, name: str | None = None) -> Any:
     from docker.errors import DockerException
 
     where = target.host or (f"context {target.context}" if target.context else "DOCKER_HOST")
-    if name is not None and name not in (where, "local"):
+    if name is not None and name not in (where, LOCAL):
         where = f"{where} (engine {name})"
     try:
         if target.host:
@@ -84,14 +85,14 @@ def connect(target: DockerTarget, name: str | None = None) -> Any:
     return client
 
 
-def suite_image_id(client: Any, ref: str, engine: str = "local") -> str:
+def suite_image_id(client: Any, ref: str, engine: str = LOCAL) -> str:
     """The image id of the loaded suite image, or BackendUnavailable naming the load command."""
     from docker.errors import ImageNotFound
 
     try:
         return str(client.images.get(ref).id)
     except ImageNotFound:
-        on = "" if engine == "local" else f" on engine {engine}"
+        on = "" if engine == LOCAL else f" on engine {engine}"
         raise BackendUnavailable(
             f"suite image {ref} is not loaded in Docker{on}",
             where="defaults.suite_image",

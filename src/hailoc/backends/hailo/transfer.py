@@ -34,12 +34,16 @@ class BlobStore:
     client: Any
     image: str  # any image present on the engine; its container is created, never started
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Blobs this process has found or put there: later stages need no round trip for them.
+    _present: set[str] = field(default_factory=set)
 
-    def ensure(self, blobs: dict[str, Path]) -> int:
-        """Send the blobs (name -> host file) the volume lacks or holds damaged; bytes sent."""
+    def ensure(self, blobs: dict[str, Path]) -> None:
+        """Send the blobs (name -> host file) the volume lacks or holds damaged."""
         from docker.types import Mount
 
         with self._lock:  # two builds needing one new ONNX send it once
+            if self._present.issuperset(blobs):
+                return
             self.client.volumes.create(BLOB_VOLUME, labels={"org.hailoc": "blobs"})
             helper = self.client.containers.create(
                 self.image,
@@ -50,22 +54,19 @@ class BlobStore:
                 labels={"org.hailoc": "blobs"},
                 mounts=[Mount(_HELPER_DIR, BLOB_VOLUME, type="volume")],
             )
-            sent = 0
             try:
                 for name, path in sorted(blobs.items()):
                     size = path.stat().st_size
                     # A partial upload leaves a short file: the size says so. Same-size damage
                     # is the worker's sha256 check's to find.
-                    if self._size(helper.id, name) == size:
-                        continue
-                    log.info("sending %s (%.1f MB) to the engine", name, size / 2**20)
-                    with _tar_file(name, path) as archive:
-                        if not self.client.api.put_archive(helper.id, _HELPER_DIR, archive):
-                            raise OSError(f"the engine refused {name}")
-                    sent += size
+                    if name not in self._present and self._size(helper.id, name) != size:
+                        log.info("sending %s (%.1f MB) to the engine", name, size / 2**20)
+                        with _tar_file(name, path) as archive:
+                            if not self.client.api.put_archive(helper.id, _HELPER_DIR, archive):
+                                raise OSError(f"the engine refused {name}")
+                    self._present.add(name)
             finally:
                 helper.remove(force=True)
-            return sent
 
     def _size(self, container_id: str, name: str) -> int | None:
         """The blob's size on the engine (a HEAD request: nothing is downloaded)."""

@@ -39,13 +39,14 @@ class Detector(Protocol):
 
 
 def session(path: Path, threads: int = 1) -> Any:
-    """An ONNX Runtime CPU session; one thread so results do not depend on worker count."""
+    """An ONNX Runtime CPU session; one thread so results do not depend on worker count, and
+    the portable execution so landmarks (and so the aligned pixels) do not depend on the CPU."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+    from hailoc.inference.session import session_options
+
+    options = session_options(threads)
     options.inter_op_num_threads = 1
-    options.log_severity_level = 3
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:

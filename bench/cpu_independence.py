@@ -1,7 +1,7 @@
 """Is the emulation CPU-independent? The same QDQ model on this CPU and on an emulated older one.
 
 Builds fr_feature int8 and int16-final, then hashes the raw outputs of the fp32 model and of
-each QDQ model for a few calibration faces under both executions (inference/session.py), once
+each QDQ model for a few calibration faces under both executions (hailoc/execution.py), once
 natively and once under `qemu-x86_64 -cpu Haswell-v4` (AVX2 + FMA, no AVX-512, no VNNI: the
 CPUs whose U8S8 kernels use VPMADDUBSW). PORTABLE must hash the same on both; FUSED is shown
 for contrast. qemu-user comes from Debian's `qemu-user`; without it only the native hashes

@@ -2,7 +2,7 @@
 
 Builds fr_feature int8 and int16-final on the quickstart's calibration set, then embeds the
 calibration faces at the gate's five sizes with each build under both executions
-(inference/session.py: PORTABLE, the one hailoc reports; FUSED, ORT's int8 kernels, which
+(hailoc/execution.py: PORTABLE, the one hailoc reports; FUSED, ORT's int8 kernels, which
 depend on the CPU), 1 thread, then one session per core. Prints seconds, the slowdown ratio
 and how far the two paths' agreement numbers are apart on this CPU.
 Run: python3 bench/emulation.py [--faces N]   (CI runs it with --faces 4)

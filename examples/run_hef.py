@@ -10,7 +10,7 @@ HailoRT Python API used (hailo_platform; hailo-ai/hailort, bindings/python/platf
 hailo_platform/pyhailort/pyhailort.py, as listed in hailoc's ../shared/DFC_NOTES.md):
 HEF, VDevice, ConfigureParams.create_from_hef, HailoStreamInterface.PCIe,
 InputVStreamParams.make / OutputVStreamParams.make(format_type=FormatType...), InferVStreams,
-network_group.activate().
+network_group.activate(); on Hailo-10H, VDevice.create_infer_model instead.
 
 Usage: python examples/run_hef.py BUILD_FOLDER FACE_A FACE_B
   BUILD_FOLDER: e.g. hef/fr_feature/hailo8/int16-final (holds deploy.json and the HEF)
@@ -44,30 +44,61 @@ def load_face(path: Path, deploy: dict) -> np.ndarray:
 
 
 def embed(hef_path: Path, faces: np.ndarray) -> np.ndarray:
-    """Raw embeddings (before L2 normalization) of uint8 NHWC faces, as float32."""
+    """Raw embeddings (before L2 normalization) of uint8 NHWC faces, as float32.
+
+    Hailo-8/8L take the VStreams API; on Hailo-10H it answers HAILO_NOT_IMPLEMENTED and
+    VDevice.create_infer_model is the way, so both are here.
+    """
+    from hailo_platform import HEF, VDevice
+
+    with VDevice() as device:
+        try:
+            return embed_vstreams(device, HEF(str(hef_path)), faces)
+        except Exception as exc:
+            if "HAILO_NOT_IMPLEMENTED" not in str(exc):
+                raise
+        return embed_infer_model(device, hef_path, faces)
+
+
+def embed_vstreams(device, hef, faces: np.ndarray) -> np.ndarray:
     from hailo_platform import (
-        HEF,
         ConfigureParams,
         FormatType,
         HailoStreamInterface,
         InferVStreams,
         InputVStreamParams,
         OutputVStreamParams,
-        VDevice,
     )
 
-    hef = HEF(str(hef_path))
+    # Stream names come from the HEF (a 16-bit output is named after the layer feeding it).
     input_name = hef.get_input_vstream_infos()[0].name
     output_name = hef.get_output_vstream_infos()[0].name
-    with VDevice() as device:
-        params = ConfigureParams.create_from_hef(hef, interface=HailoStreamInterface.PCIe)
-        network_group = device.configure(hef, params)[0]
-        inputs = InputVStreamParams.make(network_group, format_type=FormatType.UINT8)
-        # FLOAT32 outputs: HailoRT dequantizes; reading UINT8 and scaling by hand is the bug.
-        outputs = OutputVStreamParams.make(network_group, format_type=FormatType.FLOAT32)
-        with InferVStreams(network_group, inputs, outputs) as pipeline, network_group.activate():
-            result = pipeline.infer({input_name: faces})
+    params = ConfigureParams.create_from_hef(hef, interface=HailoStreamInterface.PCIe)
+    network_group = device.configure(hef, params)[0]
+    inputs = InputVStreamParams.make(network_group, format_type=FormatType.UINT8)
+    # FLOAT32 outputs: HailoRT dequantizes; reading UINT8 and scaling by hand is the bug.
+    outputs = OutputVStreamParams.make(network_group, format_type=FormatType.FLOAT32)
+    with InferVStreams(network_group, inputs, outputs) as pipeline, network_group.activate():
+        result = pipeline.infer({input_name: faces})
     return np.asarray(result[output_name], dtype=np.float32).reshape(len(faces), -1)
+
+
+def embed_infer_model(device, hef_path: Path, faces: np.ndarray) -> np.ndarray:
+    from hailo_platform import FormatType
+
+    model = device.create_infer_model(str(hef_path))
+    model.input().set_format_type(FormatType.UINT8)
+    model.output().set_format_type(FormatType.FLOAT32)  # dequantized on the host, as above
+    out = np.zeros((len(faces), int(np.prod(model.output().shape))), np.float32)
+    with model.configure() as configured:
+        bindings = []
+        for face, row in zip(faces, out, strict=True):
+            binding = configured.create_bindings()
+            binding.input().set_buffer(np.ascontiguousarray(face))
+            binding.output().set_buffer(row)
+            bindings.append(binding)
+        configured.run(bindings, 10_000)
+    return out
 
 
 def main() -> int:

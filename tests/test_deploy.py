@@ -110,3 +110,81 @@ def test_verify_without_hailort_exits_3_with_one_line(
     assert res.code == 3
     lines = [line for line in res.err.splitlines() if line.strip()]
     assert len(lines) == 1 and "hailo_platform" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("device", "hef_arch", "api"),
+    [("hailo8", "hailo8", "vstreams"), ("hailo10h", "hailo10h", "infer_model")],
+)
+def test_reference_program_and_verify_on_both_api_families(
+    tmp_path: Path, ort_build: Path, monkeypatch: pytest.MonkeyPatch, device: str,
+    hef_arch: str, api: str,
+) -> None:  # fmt: skip
+    """Hailo-10H answers HAILO_NOT_IMPLEMENTED to VStreams: both programs fall back to
+    VDevice.create_infer_model, with FLOAT32 outputs, and get the same embeddings."""
+    folder = _hef_folder(tmp_path, ort_build)
+    hef = folder / "fr_feature.standin-not-a-hef"
+    hef.write_bytes(
+        b"HAILOC-STANDIN-NOT-A-HEF\n"
+        + json.dumps({"net": "fr_feature", "hw_arch": hef_arch}).encode()
+    )
+    faces = np.load(ort_build.parents[3] / "calibration" / "fr_demo" / "eval.npy")
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    Image.fromarray(faces[0]).save(a)
+    Image.fromarray(faces[1]).save(b)
+    env = {**os.environ, "PYTHONPATH": str(STANDIN_HAILORT), "HAILO_STANDIN_DEVICE_ARCH": device}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "run_hef.py"), str(folder), str(a), str(b)],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "similarity" in proc.stdout
+    monkeypatch.syspath_prepend(str(STANDIN_HAILORT))
+    monkeypatch.delitem(sys.modules, "hailo_platform", raising=False)
+    monkeypatch.setenv("HAILO_STANDIN_DEVICE_ARCH", device)
+    import hailo_platform
+
+    from hailoc.hailort import embed_hef
+
+    got = embed_hef(hef, faces[:3])
+    assert got.shape[0] == 3 and got.dtype == np.float32
+    with hailo_platform.VDevice() as vdevice:
+        if api == "vstreams":
+            params = hailo_platform.ConfigureParams.create_from_hef(
+                hailo_platform.HEF(str(hef)), interface=hailo_platform.HailoStreamInterface.PCIe
+            )
+            assert isinstance(params, dict)
+        else:
+            with pytest.raises(hailo_platform.HailoRTException, match="HAILO_NOT_IMPLEMENTED"):
+                hef_obj = hailo_platform.HEF(str(hef))
+                params = hailo_platform.ConfigureParams.create_from_hef(
+                    hef_obj, interface=hailo_platform.HailoStreamInterface.PCIe
+                )
+                group = vdevice.configure(hef_obj, params)[0]
+                hailo_platform.InferVStreams(
+                    group,
+                    hailo_platform.InputVStreamParams.make(group),
+                    hailo_platform.OutputVStreamParams.make(group),
+                )
+
+
+def test_a_hef_for_another_arch_is_refused_in_hailorts_words(
+    tmp_path: Path, ort_build: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _hef_folder(tmp_path, ort_build)  # built for hailo8
+    monkeypatch.syspath_prepend(str(STANDIN_HAILORT))
+    monkeypatch.delitem(sys.modules, "hailo_platform", raising=False)
+    monkeypatch.setenv("HAILO_STANDIN_DEVICE_ARCH", "hailo8l")
+    import hailo_platform
+
+    from hailoc.errors import HailocError
+    from hailoc.hailort import embed_hef
+
+    expected = "HEF format is not compatible with device. Device arch: HAILO8L, HEF arch: HAILO8"
+    hef = folder / "fr_feature.standin-not-a-hef"
+    with pytest.raises(HailocError, match=expected):
+        embed_hef(hef, np.zeros((1, 112, 112, 3), np.uint8))
+    # The stand-in's own answer is the same text (what HailoRT prints on such a host).
+    with hailo_platform.VDevice() as vdevice, pytest.raises(hailo_platform.HailoRTException,
+                                                          match=expected):  # fmt: skip
+        vdevice.create_infer_model(str(hef))

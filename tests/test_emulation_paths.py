@@ -2,7 +2,7 @@
 
 ONNX Runtime fuses Q/DQ pairs into int8 kernels chosen by instruction set (VPMADDUBSW without
 VNNI can saturate), so the fused path's numbers move between two x86-64 CPUs with the same
-versions. Every number hailoc reports must come from the portable path (inference/session.py).
+versions. Every number hailoc reports must come from the portable path (hailoc/execution.py).
 """
 
 from __future__ import annotations

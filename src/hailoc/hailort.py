@@ -43,11 +43,13 @@ def _platform() -> Any:
 
 
 def embed_hef(hef_path: Path, faces: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-    """Raw embeddings of uint8 NHWC faces (already in the model's colour order)."""
+    """Raw embeddings of uint8 NHWC faces (already in the model's colour order).
+
+    VStreams first (Hailo-8 family); where HailoRT answers HAILO_NOT_IMPLEMENTED (Hailo-10H),
+    `VDevice.create_infer_model` with a FLOAT32 output (docs/dfc-behaviour.md, HailoRT).
+    """
     hp = _platform()
     hef = hp.HEF(str(hef_path))
-    input_name = hef.get_input_vstream_infos()[0].name
-    output_name = hef.get_output_vstream_infos()[0].name
     try:
         device = hp.VDevice()
     except Exception as exc:
@@ -56,15 +58,61 @@ def embed_hef(hef_path: Path, faces: npt.NDArray[np.uint8]) -> npt.NDArray[np.fl
             where="hailoc verify",
             fix="check `hailortcli scan` on this host, or free the device",
         ) from None
-    out = []
     with device:
-        params = hp.ConfigureParams.create_from_hef(hef, interface=hp.HailoStreamInterface.PCIe)
-        group = device.configure(hef, params)[0]
-        inputs = hp.InputVStreamParams.make(group, format_type=hp.FormatType.UINT8)
-        outputs = hp.OutputVStreamParams.make(group, format_type=hp.FormatType.FLOAT32)
-        with hp.InferVStreams(group, inputs, outputs) as pipeline, group.activate():
-            for start in range(0, len(faces), CHUNK):
-                chunk = np.ascontiguousarray(faces[start : start + CHUNK], dtype=np.uint8)
-                result = pipeline.infer({input_name: chunk})
-                out.append(np.asarray(result[output_name], np.float32).reshape(len(chunk), -1))
+        try:
+            try:
+                return _embed_vstreams(hp, device, hef, faces)
+            except Exception as exc:
+                if "HAILO_NOT_IMPLEMENTED" not in str(exc):
+                    raise
+            return _embed_infer_model(hp, device, hef_path, faces)
+        except Exception as exc:
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if "HEF format is not compatible with device" in text:
+                # HailoRT's own words, so the user can search them; the fix is a rebuild.
+                raise HailocError(
+                    text,
+                    where=str(hef_path),
+                    fix="build for the device's arch (hw_arch in models.yaml or --hw-arch), "
+                    "then verify that build",
+                ) from None
+            raise
+
+
+def _embed_vstreams(
+    hp: Any, device: Any, hef: Any, faces: npt.NDArray[np.uint8]
+) -> npt.NDArray[np.float32]:
+    input_name = hef.get_input_vstream_infos()[0].name
+    output_name = hef.get_output_vstream_infos()[0].name
+    params = hp.ConfigureParams.create_from_hef(hef, interface=hp.HailoStreamInterface.PCIe)
+    group = device.configure(hef, params)[0]
+    # make() returns a dict by vstream name; InferVStreams takes those dicts as they are.
+    inputs = hp.InputVStreamParams.make(group, format_type=hp.FormatType.UINT8)
+    outputs = hp.OutputVStreamParams.make(group, format_type=hp.FormatType.FLOAT32)
+    out = []
+    with hp.InferVStreams(group, inputs, outputs) as pipeline, group.activate():
+        for start in range(0, len(faces), CHUNK):
+            chunk = np.ascontiguousarray(faces[start : start + CHUNK], dtype=np.uint8)
+            result = pipeline.infer({input_name: chunk})
+            out.append(np.asarray(result[output_name], np.float32).reshape(len(chunk), -1))
     return np.concatenate(out)
+
+
+def _embed_infer_model(
+    hp: Any, device: Any, hef_path: Path, faces: npt.NDArray[np.uint8]
+) -> npt.NDArray[np.float32]:
+    model = device.create_infer_model(str(hef_path))
+    model.input().set_format_type(hp.FormatType.UINT8)
+    model.output().set_format_type(hp.FormatType.FLOAT32)
+    size = int(np.prod(model.output().shape))
+    out = np.zeros((len(faces), size), np.float32)
+    with model.configure() as configured:
+        for start in range(0, len(faces), CHUNK):
+            bindings = []
+            for index in range(start, min(start + CHUNK, len(faces))):
+                binding = configured.create_bindings()
+                binding.input().set_buffer(np.ascontiguousarray(faces[index], dtype=np.uint8))
+                binding.output().set_buffer(out[index])
+                bindings.append(binding)
+            configured.run(bindings, 10_000)
+    return out

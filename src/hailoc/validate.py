@@ -187,8 +187,23 @@ def _normalization_problems(cfg: ModelConfig, graph: GraphInfo) -> list[HailocEr
 def _node_problems(cfg: ModelConfig, graph: GraphInfo) -> list[HailocError]:
     problems: list[HailocError] = []
     names = set(graph.node_names) | set(graph.inputs)
+    producer = {t: n.name for n in graph.nodes for t in n.outputs}
     for key, wanted in (("start_nodes", cfg.start_nodes), ("end_nodes", cfg.end_nodes)):
         missing = [n for n in wanted if n not in names]
+        # The DFC's parser takes node names only: a tensor name fails there with
+        # "MisspellNodeError: Unable to find end node names" (docs/dfc-behaviour.md).
+        tensors = [n for n in missing if n in producer]
+        if tensors:
+            problems.append(
+                ManifestError(
+                    ", ".join(f"{t!r} is a tensor, not a node" for t in tensors)
+                    + " (the Hailo parser takes node names)",
+                    where=_where(cfg, key),
+                    fix="use the node that produces it: "
+                    + ", ".join(f"{producer[t]!r}" for t in tensors),
+                )
+            )
+        missing = [n for n in missing if n not in producer]
         if missing:
             problems.append(
                 ManifestError(

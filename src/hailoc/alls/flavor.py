@@ -8,7 +8,9 @@ the CPU runs AdaRound / fine-tuning for hours. hailoc applies the same rule itse
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 RECOMMENDED_ENTRIES = 1024
@@ -31,3 +33,24 @@ def choose_flavor(setting: int | Literal["auto"], *, gpu: bool, entries: int) ->
     if entries < RECOMMENDED_ENTRIES:
         return Flavor(1, f"auto: {entries} calibration entries < {RECOMMENDED_ENTRIES}")
     return Flavor(None, "auto: GPU and >= 1024 entries, the DFC's default level 2")
+
+
+# The DFC's log lines for an implicit level (third-party logs, docs/dfc-behaviour.md row 5).
+_APPLIED = re.compile(
+    r"(?:Using default optimization level of|Reducing optimization level to) (\d+)"
+)
+
+
+def applied_level(flavor: Flavor, logs: list[Path]) -> int | None:
+    """The level the DFC ran: the one the .alls set, else the last one its logs announce."""
+    if flavor.level is not None:
+        return flavor.level
+    found: int | None = None
+    for path in logs:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for match in _APPLIED.finditer(text):
+            found = int(match.group(1))
+    return found

@@ -43,16 +43,23 @@ def normalization_name(taken: frozenset[str]) -> str:
     return f"new_normalization{index}"
 
 
+def calibset_size(configured: int, entries: int | None) -> int:
+    """The calibset_size a script states: the manifest's cap, or fewer when the set is smaller."""
+    return configured if entries is None else max(1, min(configured, entries))
+
+
 def render_alls(
     cfg: ModelConfig,
     plan: ResolvedPlan | PrecisionPlan,
     templates_dir: Path,
     flavor: Flavor | None = None,
+    calibration_entries: int | None = None,
 ) -> str:
     """Render the .alls text; an unresolved plan is marked as not compilable.
 
     Without `flavor` (previews), a numeric manifest level is written and `auto` is shown as
-    the DFC's default.
+    the DFC's default. `calibration_entries` (the size of the set a build hands the DFC) caps
+    `calibset_size`, so the script never claims statistics over more entries than it gets.
     """
     search = templates_search_path(templates_dir)
     if not search:
@@ -119,6 +126,7 @@ def render_alls(
             normalization=normalization,
             a16_layers=list(layers),
             optimization=cfg.optimization,
+            calibset_size=calibset_size(cfg.optimization.calibset_size, calibration_entries),
             flavor=flavor,
             extra=list(cfg.alls_extra),
         )

@@ -43,7 +43,7 @@ def session(path: Path, threads: int = 1) -> Any:
     the portable execution so landmarks (and so the aligned pixels) do not depend on the CPU."""
     import onnxruntime as ort
 
-    from hailoc.inference.session import session_options
+    from hailoc.execution import session_options
 
     options = session_options(threads)
     options.inter_op_num_threads = 1

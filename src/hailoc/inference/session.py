@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -11,43 +10,12 @@ import numpy.typing as npt
 
 from hailoc.errors import OnnxError
 from hailoc.eval.sweep import BySize, embed_sizes
+from hailoc.execution import Execution, session_options
 from hailoc.inference.preprocess import to_input
 from hailoc.manifest import ModelConfig
 
 # Chunk size for models with a dynamic batch: large enough to amortise, small enough for R100.
 DYNAMIC_BATCH = 32
-
-
-class Execution(StrEnum):
-    """How ONNX Runtime executes a QDQ model.
-
-    PORTABLE runs every Q/DQ pair as written (float "fake quantization": quantize, dequantize,
-    float kernels) with no layout transforms. Nothing runs in int8 arithmetic, so the answer
-    does not depend on which int8 kernels the host CPU has: ORT's fused U8S8 kernels use
-    VPMADDUBSW on AVX2/AVX-512 CPUs without VNNI, which can saturate, and VNNI CPUs do not
-    (ORT's quantization guide), so the fused path moves agreement in the second digit between
-    two x86-64 machines with the same versions. The NCHWc layout transform is left out too: its
-    block size follows the vector width (8 on AVX2, 16 on AVX-512), which reorders the float
-    sums and, through quantization's rounding, the numbers. Every number hailoc reports comes
-    from PORTABLE; FUSED exists to measure what the shortcut would cost (bench/emulation.py).
-    """
-
-    PORTABLE = "portable"
-    FUSED = "fused"
-
-
-def session_options(threads: int = 0, execution: Execution = Execution.PORTABLE) -> Any:
-    """ORT session options for `execution` (no ORT log noise; `threads` 0 means ORT's default)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
-    if execution is Execution.PORTABLE:
-        options.add_session_config_entry("session.disable_quant_qdq", "1")
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    return options
 
 
 def open_session(

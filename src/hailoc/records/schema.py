@@ -99,6 +99,12 @@ class PlanSection(Section):
     # Hailo: the optimization level the .alls asks for (None: the DFC's default) and why.
     optimization_level: int | None = None
     optimization_reason: str | None = None
+    # Hailo: the level the DFC ran (its own log line, or the level the .alls set), the
+    # calibset_size the .alls states and the compression settings written (no implicit 4-bit).
+    optimization_level_applied: int | None = None
+    calibset_size: int | None = None
+    compression_level: int | None = None
+    auto_4bit_weights_ratio: float | None = None
 
 
 class AgreementNumbers(Section):

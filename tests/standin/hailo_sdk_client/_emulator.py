@@ -116,6 +116,7 @@ def _forward(model: onnx.ModelProto, x_nhwc: np.ndarray, script: str,
         x = (x - norm[0]) / norm[1]
     x = np.transpose(x, (0, 3, 1, 2))
     a16, out16 = (set(quant["a16_nodes"]), quant["a16_output"]) if quant else (set(), False)
+    w4 = set(quant.get("w4_nodes", [])) if quant else set()
     values: dict[str, np.ndarray] = {graph.input[0].name: x}
     for node in graph.node:
         at = _attrs(node)
@@ -129,7 +130,7 @@ def _forward(model: onnx.ModelProto, x_nhwc: np.ndarray, script: str,
         if op in ("Conv", "Gemm", "MatMul"):
             w = get(1)
             if quantized:
-                w = _quant_weights(w, bits)
+                w = _quant_weights(w, 4 if node.name in w4 else bits)
             b = get(2) if len(node.input) > 2 and node.input[2] else None
             y = _conv(get(0), w, b, at) if op == "Conv" else _gemm(get(0), w, b, at)
         elif op == "BatchNormalization":

@@ -65,10 +65,13 @@ def translate(
     shapes = {v.name: _shape(v) for v in (*inferred.value_info, *inferred.output, *inferred.input)}
     for name, dims in (net_input_shapes or {}).items():
         shapes[name] = list(dims)
-    node_names = {n.name for n in graph.node}
-    for wanted in (*(start_node_names or []), *(end_node_names or [])):
-        if wanted not in node_names and wanted not in shapes:
-            raise ParsingError(f"Unable to find node {wanted} in the ONNX graph")
+    # Start and end nodes are NODE names: a tensor name is not found (third-party reports of
+    # `MisspellNodeError: Unable to find end node names`, DFC_FIELD_NOTES section 5).
+    node_names = {n.name for n in graph.node} | {v.name for v in graph.input}
+    for kind, wanted_names in (("start", start_node_names), ("end", end_node_names)):
+        missing = [w for w in wanted_names or [] if w not in node_names]
+        if missing:
+            raise ParsingError(f"Unable to find {kind} node names: {missing}")
 
     consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
     for node in graph.node:

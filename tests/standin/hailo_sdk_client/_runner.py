@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from hailo_sdk_client import _emulator
+from hailo_sdk_client import _emulator, _script
 from hailo_sdk_client._parser import ParsingError as _ParseFailure
 from hailo_sdk_client._parser import translate
 from hailo_sdk_client._version import __version__
@@ -32,6 +32,16 @@ HW_ARCHS = ("hailo8", "hailo8l", "hailo8r", "hailo15h", "hailo15m", "hailo15l", 
 # DFC v3.x (Hailo-8 suites) builds the Hailo-8 family only; v5.x the Hailo-10/15 family only.
 FAMILIES = {"3": ("hailo8", "hailo8l", "hailo8r"), "5": ("hailo10h", "hailo15h", "hailo15m", "hailo15l")}
 RECOMMENDED_CALIB = 1024
+# The DFC's default calibset_size (DFC_FIELD_NOTES section 3, pre_quant_algo_inspector.py).
+DEFAULT_CALIBSET = 64
+# Implicit 4-bit compression: layers at least this large may get 4-bit weights when the
+# script does not turn it off (the threshold is the stand-in's: unverified).
+IMPLICIT_4BIT_WEIGHTS = 1_000_000
+_CALIBSET = re.compile(r"model_optimization_config\(\s*calibration\s*,[^)]*calibset_size\s*=\s*(\d+)")
+_NO_COMPRESSION = re.compile(r"model_optimization_flavor\([^)]*compression_level\s*=\s*0\b")
+_NO_AUTO_4BIT = re.compile(
+    r"model_optimization_config\(\s*compression_params\s*,[^)]*auto_4bit_weights_ratio\s*=\s*0(?:\.0*)?\s*[,)]")
+_NORM_DECL = re.compile(r"^\s*([\w/]+)\s*=\s*normalization\(", re.M)
 _FLAVOR = re.compile(r"model_optimization_flavor\(([^)]*)\)")
 _DECLARED = re.compile(r"^\s*([\w/]+(?:\s*,\s*[\w/]+)*)\s*=\s*\w+\(", re.M)
 STANDIN_HEF_MAGIC = b"HAILOC-STANDIN-NOT-A-HEF\n"
@@ -58,7 +68,10 @@ def _has_gpu() -> bool:
 
 
 class ClientRunner:
-    def __init__(self, hw_arch: str = "hailo8", har: str | None = None) -> None:
+    def __init__(self, hw_arch: str | None = None, har: str | None = None) -> None:
+        if hw_arch is None:
+            # Taken from the HAR when one is given (DFC_FIELD_NOTES section 5, luxonis exporter).
+            hw_arch = _har_arch(har) if har is not None else "hailo8"
         _log("hailo_sdk.client.log", f"[info] ClientRunner(hw_arch={hw_arch}) DFC {__version__}")
         if hw_arch not in HW_ARCHS:
             raise UnsupportedHwArchError(f"Unsupported hw_arch {hw_arch}")
@@ -75,6 +88,7 @@ class ClientRunner:
         self._state = "empty"
         self._quant: dict[str, Any] = {}
         self._noise: dict[str, dict[str, list[float]]] = {}
+        self._script_layers: list[str] = []  # layers model-script commands added to the HN
         self.optimization: dict[str, Any] = {}
         if har is not None:
             self.load_har(har)
@@ -88,7 +102,7 @@ class ClientRunner:
             self._hn = translate(onnx.load_from_string(self._onnx), net_name, start_node_names,
                                  end_node_names, net_input_shapes)
         except _ParseFailure as exc:
-            if "Unable to find node" in str(exc):
+            if "Unable to find" in str(exc):
                 raise MisspellNodeError(str(exc)) from None
             raise ParsingError(str(exc)) from None
         self._state = "hailo_model"
@@ -105,7 +119,9 @@ class ClientRunner:
         members = {
             f"{net}.hn": json.dumps(self._hn).encode(),
             f"{net}.metadata.json": json.dumps(
-                {"state": self._state, "hw_arch": self.hw_arch, "standin": True}).encode(),
+                {"state": self._state, "hw_arch": self.hw_arch, "standin": True,
+                 "script_layers": self._script_layers,
+                 "optimization": self.optimization}).encode(),
             f"{net}.alls": (self._script or self._applied_script).encode(),
             f"{net}.q.json": json.dumps(self._quant).encode(),
             f"{net}.noise.json": json.dumps(self._noise).encode(),
@@ -124,7 +140,10 @@ class ClientRunner:
         hn_name = next(n for n in files if n.endswith(".hn"))
         net = hn_name[: -len(".hn")]
         self._hn = json.loads(files[hn_name])
-        self._state = json.loads(files[f"{net}.metadata.json"])["state"]
+        metadata = json.loads(files[f"{net}.metadata.json"])
+        self._state = metadata["state"]
+        self._script_layers = list(metadata.get("script_layers", []))
+        self.optimization = dict(metadata.get("optimization", {}))
         # Strict (unverified): a loaded HAR does not bring back the model script, so compile
         # honours performance_param only when the script is loaded again (as hailomz does).
         self._script = ""
@@ -148,12 +167,18 @@ class ClientRunner:
 
     def load_model_script(self, text: str, append: bool = False) -> None:
         self._net()
+        if "\n" not in text and "(" not in text and os.path.isfile(text):
+            # A path to a .alls file is accepted as well as its text (DFC_FIELD_NOTES; hailomz).
+            with open(text, encoding="utf-8") as fh:
+                text = fh.read()
         known = {k.split("/", 1)[1] for k in self._hn["layers"]}
         declared: set[str] = set()
         for match in _DECLARED.finditer(text):
             for name in re.split(r"\s*,\s*", match.group(1)):
                 bare = name.split("/", 1)[-1]
-                if bare in known:
+                # hailomz compile loads the full script again onto the optimized HAR, which
+                # holds the layers the script added: declaring those again is accepted.
+                if bare in known and bare not in self._script_layers:
                     raise HailoNNException(
                         f"The layer named {bare} already exists in the HN; a model script "
                         "command cannot declare it again")
@@ -166,6 +191,7 @@ class ClientRunner:
                 bare = name.split("/", 1)[-1]
                 if bare not in known and bare not in declared:
                     raise HailoNNException(f"The layer named {bare} doesn't exist in the HN")
+        _script.validate(text, self._hn, self.hw_arch)
         self._script = (self._script + "\n" + text) if append else text
 
     def _directives(self, kind: str) -> list[list[str]]:
@@ -189,10 +215,17 @@ class ClientRunner:
     def _check_calib(self, data: Any) -> np.ndarray:
         if isinstance(data, str):
             data = np.load(data)
+        inputs = [v for v in self._hn["layers"].values() if v["type"] == "input_layer"]
         if isinstance(data, dict):
+            # Keyed by the HN input layer's name (DFC_NOTES: {"<net>/input_layer1": array}).
+            names = [k for k, v in self._hn["layers"].items() if v["type"] == "input_layer"]
+            unknown = [k for k in data if k not in names and f"{self._net()}/{k}" not in names]
+            if unknown or len(data) != len(names):
+                raise SDKException(
+                    f"Calibration data keys {sorted(data)} do not match the input layers "
+                    f"{names}")
             data = next(iter(data.values()))
         array = np.asarray(data)
-        inputs = [v for v in self._hn["layers"].values() if v["type"] == "input_layer"]
         want = inputs[0]["output_shapes"][0][1:]
         if array.ndim != 4 or list(array.shape[1:]) != list(want):
             raise SDKException(
@@ -217,17 +250,69 @@ class ClientRunner:
             level = int(found.group(1)) if found else None
         if level is not None:
             return level, "set by the model script"
+        # Only an implicit level drops (DFC_FIELD_NOTES section 3, third-party logs).
         gpu = _has_gpu()
-        if entries < RECOMMENDED_CALIB and not gpu:
-            # Seen in third-party logs of the real DFC (DFC_NOTES, optimization level).
+        if not gpu:
+            # Below 1024 entries this is the field's log line; with more and no GPU the drop
+            # is the diagnostic tool's reading of level 0 ("no GPU"): unverified, strict.
             _log("acceleras.log", "[warning] Reducing optimization level to 0 (the accuracy won't "
                  "be optimized and compression won't be used) because there's less data than the "
                  f"recommended amount ({RECOMMENDED_CALIB}), and there's no available GPU")
-            return 0, "default, reduced: no GPU and fewer than 1024 entries"
+            return 0, "default, reduced: no GPU"
         if entries < RECOMMENDED_CALIB:
+            _log("acceleras.log", "[warning] Reducing optimization level to 1 (the accuracy won't "
+                 "be optimized and compression won't be used) because there's less data than the "
+                 f"recommended amount ({RECOMMENDED_CALIB})")
             return 1, "default, reduced: fewer than 1024 entries"
         _log("acceleras.log", "[info] Using default optimization level of 2")
         return 2, "default"
+
+    def _calibset(self, array: np.ndarray) -> np.ndarray:
+        found = _CALIBSET.search(self._script)
+        size = int(found.group(1)) if found else DEFAULT_CALIBSET
+        if size > len(array):
+            # What the real DFC does with fewer entries than calibset_size is unverified:
+            # strict, so a script that claims more statistics than it gets fails here.
+            raise SDKException(
+                f"calibset_size={size} is larger than the {len(array)} calibration entries "
+                "given")
+        return array[:size]
+
+    def _implicit_4bit(self) -> list[str]:
+        """Weight layers the optimizer may compress to 4 bits when the script allows it
+        (DFC_FIELD_NOTES section 3: the diagnostic tool's "might have implicit compression")."""
+        if _NO_COMPRESSION.search(self._script) and _NO_AUTO_4BIT.search(self._script):
+            return []
+        model = onnx.load_from_string(self._onnx)
+        sizes = {i.name: int(np.prod(i.dims)) for i in model.graph.initializer}
+        nodes = [n.name for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")
+                 and len(n.input) > 1 and sizes.get(n.input[1], 0) >= IMPLICIT_4BIT_WEIGHTS]
+        if nodes:
+            _log("acceleras.log", f"[warning] {len(nodes)} layers were compressed to 4-bit "
+                 "weights (compression_level was not set to 0)")
+        return nodes
+
+    def _add_script_layers(self) -> None:
+        """After optimize the HN holds the layers the script added (DFC_FIELD_NOTES section
+        4): the normalization layer sits between the input layer and its consumers."""
+        net = self._net()
+        for name in _NORM_DECL.findall(self._script):
+            bare = name.split("/", 1)[-1]
+            key = f"{net}/{bare}"
+            if key in self._hn["layers"]:
+                continue
+            source_key = next(k for k, v in self._hn["layers"].items()
+                              if v["type"] == "input_layer")
+            source = self._hn["layers"][source_key]
+            for consumer in source["output"]:
+                layer = self._hn["layers"][consumer]
+                layer["input"] = [key if i == source_key else i for i in layer["input"]]
+            self._hn["layers"][key] = {
+                "type": "normalization", "input": [source_key], "output": list(source["output"]),
+                "input_shapes": source["output_shapes"], "output_shapes": source["output_shapes"],
+                "original_names": [], "params": {}}
+            source["output"] = [key]
+            self._script_layers.append(bare)
 
     def optimize(self, calib_data: Any) -> None:
         array = self._check_calib(calib_data)
@@ -238,12 +323,15 @@ class ClientRunner:
                  "fine-tuning take hours without a GPU")
         self.optimization = {"level": level, "why": why, "gpu": _has_gpu()}
         os.makedirs(os.path.join(os.getcwd(), ".stats_collection"), exist_ok=True)
-        self._quant = _emulator.calibrate(self._onnx, self._hn, self._script, array)
+        self._quant = _emulator.calibrate(self._onnx, self._hn, self._script,
+                                          self._calibset(array))
+        self._quant["w4_nodes"] = self._implicit_4bit()
         self._applied_script = self._script
+        self._add_script_layers()
         self._state = "quantized_model"
 
     # --- layer noise analysis (DFC_NOTES "Layer noise analysis") ----------------------------
-    def analyze_noise(self, data: Any, batch_size: int = 2, data_count: int = 64,
+    def analyze_noise(self, *, dataset: Any, batch_size: int = 2, data_count: int = 64,
                       analyze_mode: str = "simple") -> None:
         """Per-layer SNR into the runner's params statistics; returns None (results live in
         the quantized model, as the evidence says)."""
@@ -251,7 +339,7 @@ class ClientRunner:
             raise SDKException(f"Layer noise analysis needs a quantized model (state {self._state})")
         if analyze_mode not in ("simple", "advanced"):
             raise SDKException(f"analyze_mode must be 'simple' or 'advanced', got {analyze_mode!r}")
-        array = self._check_calib(data)
+        array = self._check_calib(dataset)
         if data_count > len(array):
             # Unverified: strict rather than silently analysing fewer images.
             raise SDKException(f"data_count {data_count} exceeds the {len(array)} images given")
@@ -319,3 +407,11 @@ class _ParamsStatistics:
         if not isinstance(layer, str):
             raise TypeError("layer names are strings")
         return {k: np.asarray(v, dtype=np.float32) for k, v in self._noise.get(layer, {}).items()}
+
+
+def _har_arch(path: str) -> str:
+    with tarfile.open(path, "r") as tar:
+        for member in tar.getmembers():
+            if member.name.endswith(".metadata.json"):
+                return str(json.loads(tar.extractfile(member).read()).get("hw_arch", "hailo8"))
+    return "hailo8"

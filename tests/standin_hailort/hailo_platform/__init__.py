@@ -9,6 +9,9 @@ of the pixels: a program's logic can be tested, no accuracy can. Strict where un
 inference outside `network_group.activate()` and wrong input dtypes or shapes raise.
 
 HAILO_STANDIN_NO_DEVICE=1 makes VDevice() fail as on a host without a device;
+HAILO_STANDIN_DEVICE_ARCH=hailo8l|hailo10h|... sets the device's arch (default hailo8): a HEF
+built for another arch fails at configure with HailoRT's message, and on Hailo-10H the
+VStreams API answers HAILO_NOT_IMPLEMENTED (use VDevice.create_infer_model);
 HAILO_STANDIN_LOG=path appends one JSON line per infer (formats requested, shapes).
 """
 
@@ -56,6 +59,32 @@ class VStreamInfo:
     shape: tuple[int, ...]
     format: FormatType
     quant_info: QuantInfo
+
+
+def _device_arch() -> str:
+    return os.environ.get("HAILO_STANDIN_DEVICE_ARCH", "hailo8")
+
+
+def _check_arch(hef: HEF) -> None:
+    # HailoRT's words for a HEF of another arch (DFC_FIELD_NOTES / field reports).
+    built = str(hef.summary.get("hw_arch", "hailo8"))
+    if built != _device_arch():
+        raise HailoRTException(
+            "HEF format is not compatible with device. Device arch: "
+            f"{_device_arch().upper()}, HEF arch: {built.upper()}")
+
+
+def _embed(hef: HEF, x: np.ndarray, float_out: bool) -> np.ndarray:
+    rng = np.random.default_rng(hef._seed)
+    out = hef.get_output_vstream_infos()[0]
+    projection = rng.standard_normal((SIDE * SIDE * 3 // 16, out.shape[0])).astype(np.float32)
+    pooled = x.astype(np.float32).reshape(len(x), SIDE // 4, 4, SIDE // 4, 4, 3).mean((2, 4))
+    emb = (pooled.reshape(len(x), -1) / 255.0 - 0.5) @ projection / 40.0
+    if float_out:
+        return emb.astype(np.float32)
+    # raw quantized values: what a program gets when it forgets FLOAT32
+    q = np.round(emb / out.quant_info.qp_scale + out.quant_info.qp_zp)
+    return np.clip(q, 0, 255).astype(np.uint8)
 
 
 class HEF:
@@ -119,7 +148,98 @@ class VDevice:
     def configure(self, hef: HEF, params: dict[str, Any]) -> list[_NetworkGroup]:
         if params.get("hef") is not hef:
             raise HailoRTException("configure params were made for another HEF")
+        _check_arch(hef)
         return [_NetworkGroup(hef)]
+
+    def create_infer_model(self, hef_path: str) -> _InferModel:
+        hef = HEF(hef_path)
+        _check_arch(hef)
+        return _InferModel(hef)
+
+
+class _Stream:
+    def __init__(self, info: VStreamInfo) -> None:
+        self.name = info.name
+        self.shape = info.shape
+        self.format_type = FormatType.AUTO
+
+    def set_format_type(self, format_type: FormatType) -> None:
+        if not isinstance(format_type, FormatType):
+            raise HailoRTException("format_type must be a FormatType")
+        self.format_type = format_type
+
+
+class _Buffer:
+    def __init__(self) -> None:
+        self.buffer: np.ndarray | None = None
+
+    def set_buffer(self, buffer: np.ndarray) -> None:
+        self.buffer = buffer
+
+    def get_buffer(self) -> np.ndarray:
+        if self.buffer is None:
+            raise HailoRTException("no buffer set")
+        return self.buffer
+
+
+class _Bindings:
+    def __init__(self) -> None:
+        self._input, self._output = _Buffer(), _Buffer()
+
+    def input(self, name: str | None = None) -> _Buffer:
+        return self._input
+
+    def output(self, name: str | None = None) -> _Buffer:
+        return self._output
+
+
+class _Configured:
+    def __init__(self, model: _InferModel) -> None:
+        self.model = model
+
+    def __enter__(self) -> _Configured:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def create_bindings(self) -> _Bindings:
+        return _Bindings()
+
+    def run(self, bindings: list[_Bindings], timeout: int) -> None:
+        model = self.model
+        float_out = model.output().format_type == FormatType.FLOAT32
+        for binding in bindings:
+            x = binding.input().get_buffer()
+            if x.dtype != np.uint8 or tuple(x.shape) != model.input().shape:
+                raise HailoRTException(
+                    f"input buffer {x.dtype} {x.shape}; expected uint8 {model.input().shape}")
+            out = binding.output().get_buffer()
+            want = np.float32 if float_out else np.uint8
+            if out.dtype != want or out.size != model.output().shape[0]:
+                raise HailoRTException(f"output buffer {out.dtype} {out.shape}")
+            out.reshape(-1)[:] = _embed(model.hef, x[None], float_out).reshape(-1)
+
+
+class _InferModel:
+    """VDevice.create_infer_model (the API Hailo-10H supports; call shape from public uses of
+    hailort's infer_model_api: configure() -> create_bindings() -> run([bindings], timeout))."""
+
+    def __init__(self, hef: HEF) -> None:
+        self.hef = hef
+        self._input = _Stream(hef.get_input_vstream_infos()[0])
+        self._output = _Stream(hef.get_output_vstream_infos()[0])
+        self.input_names = [self._input.name]
+        self.output_names = [self._output.name]
+
+    def input(self, name: str | None = None) -> _Stream:
+        return self._input
+
+    def output(self, name: str | None = None) -> _Stream:
+        return self._output
+
+    def configure(self) -> _Configured:
+        return _Configured(self)
 
 
 class _VStreamParams:
@@ -134,28 +254,36 @@ class InputVStreamParams:
     @staticmethod
     def make(
         network_group: _NetworkGroup, format_type: FormatType = FormatType.AUTO, **kwargs: Any
-    ) -> _VStreamParams:
-        return _VStreamParams(network_group, format_type)
+    ) -> dict[str, _VStreamParams]:
+        # A dict by vstream name, as pyhailort.py returns it.
+        infos = network_group.hef.get_input_vstream_infos()
+        return {i.name: _VStreamParams(network_group, format_type) for i in infos}
 
 
 class OutputVStreamParams:
     @staticmethod
     def make(
         network_group: _NetworkGroup, format_type: FormatType = FormatType.AUTO, **kwargs: Any
-    ) -> _VStreamParams:
-        return _VStreamParams(network_group, format_type)
+    ) -> dict[str, _VStreamParams]:
+        infos = network_group.hef.get_output_vstream_infos()
+        return {i.name: _VStreamParams(network_group, format_type) for i in infos}
 
 
 class InferVStreams:
     def __init__(
         self,
         network_group: _NetworkGroup,
-        input_params: _VStreamParams,
-        output_params: _VStreamParams,
+        input_params: dict[str, _VStreamParams],
+        output_params: dict[str, _VStreamParams],
     ) -> None:
+        if not isinstance(input_params, dict) or not isinstance(output_params, dict):
+            raise HailoRTException("vstream params are dicts by vstream name (make() returns them)")
+        if _device_arch().startswith("hailo10"):
+            raise HailoRTException("HAILO_NOT_IMPLEMENTED: the VStreams API is not supported on "
+                                   "this device; use VDevice.create_infer_model")
         self.group = network_group
-        self.inputs = input_params
-        self.outputs = output_params
+        self.inputs = next(iter(input_params.values()))
+        self.outputs = next(iter(output_params.values()))
 
     def __enter__(self) -> InferVStreams:
         return self
@@ -180,16 +308,8 @@ class InferVStreams:
             raise HailoRTException(
                 f"input dtype {x.dtype}; the input vstream takes {want.__name__}"
             )
-        rng = np.random.default_rng(hef._seed)
         out = hef.get_output_vstream_infos()[0]
-        projection = rng.standard_normal((SIDE * SIDE * 3 // 16, out.shape[0])).astype(np.float32)
-        pooled = x.astype(np.float32).reshape(len(x), SIDE // 4, 4, SIDE // 4, 4, 3).mean((2, 4))
-        emb = (pooled.reshape(len(x), -1) / 255.0 - 0.5) @ projection / 40.0
-        if self.outputs.format_type == FormatType.FLOAT32:
-            result = emb.astype(np.float32)
-        else:  # raw quantized values: what a program gets when it forgets FLOAT32
-            q = np.round(emb / out.quant_info.qp_scale + out.quant_info.qp_zp)
-            result = np.clip(q, 0, 255).astype(np.uint8)
+        result = _embed(hef, x, self.outputs.format_type == FormatType.FLOAT32)
         log = os.environ.get("HAILO_STANDIN_LOG")
         if log:
             with open(log, "a", encoding="utf-8") as fh:

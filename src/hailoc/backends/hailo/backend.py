@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from hailoc.alls import render_alls
-from hailoc.alls.flavor import choose_flavor
+from hailoc.alls.flavor import applied_level, choose_flavor
+from hailoc.alls.render import calibset_size
 from hailoc.backends.hailo import docker_env
 from hailoc.backends.hailo.container import StageFiles, StageOutcome, kill_labelled, run_stage
 from hailoc.backends.hailo.docker_env import BackendUnavailable
@@ -247,7 +248,7 @@ class HailoBackend:
         flavor = choose_flavor(
             cfg.optimization.optimization_level, gpu=self.session(job.slot).gpus, entries=entries
         )
-        alls = render_alls(cfg, resolved, self.manifest.templates_dir, flavor)
+        alls = render_alls(cfg, resolved, self.manifest.templates_dir, flavor, entries)
         sizes = cfg.gate.face_sizes
         eval_bytes = _npy_bytes(stack_sizes(inputs.eval_faces, sizes))
         calib_name = self._blob(f"{inputs.calib_sha256}.npy", lambda: _npy_bytes(inputs.calib))
@@ -289,6 +290,12 @@ class HailoBackend:
             ],
             optimization_level=flavor.level,
             optimization_reason=flavor.reason,
+            optimization_level_applied=applied_level(
+                flavor, sorted((entry / "logs").glob("*.log"))
+            ),
+            calibset_size=calibset_size(cfg.optimization.calibset_size, entries),
+            compression_level=cfg.optimization.compression_level,
+            auto_4bit_weights_ratio=0.0 if cfg.optimization.compression_level == 0 else None,
         )
         return Candidate(
             plan=section,

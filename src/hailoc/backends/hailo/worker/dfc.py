@@ -86,7 +86,8 @@ def analyze_noise(
     from hailo_sdk_client import ClientRunner
 
     runner = ClientRunner(hw_arch=hw_arch, har=har_in)
-    runner.analyze_noise(calib, batch_size=2, data_count=data_count, analyze_mode=mode)
+    # `dataset=` as public callers pass it (DFC_FIELD_NOTES section 7).
+    runner.analyze_noise(dataset=calib, batch_size=2, data_count=data_count, analyze_mode=mode)
     stats = runner.get_params_statistics()
     hn = runner.get_hn_dict() if hasattr(runner, "get_hn_dict") else runner.get_hn()
     layers = (hn if isinstance(hn, dict) else json.loads(hn))["layers"]

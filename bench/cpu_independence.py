@@ -47,7 +47,9 @@ def hashes(models: list[str], faces_path: str) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--faces", type=int, default=2)
-    parser.add_argument("--cpu", default="Haswell-v4", help="qemu CPU model to compare with")
+    parser.add_argument(
+        "--cpu", default="Haswell-v4", help="qemu CPU model to compare with ('none': native only)"
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -69,7 +71,7 @@ def main() -> None:
             for p in ("int8", "int16-final")
         ]
         native = hashes(models, str(faces))
-        qemu = shutil.which("qemu-x86_64")
+        qemu = shutil.which("qemu-x86_64") if args.cpu != "none" else None
         emulated: dict[str, str] = {}
         if qemu:
             proc = subprocess.run(

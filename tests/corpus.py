@@ -6,6 +6,7 @@ Each variant reproduces the graph shapes one export path leaves (no weights are 
 - mobilefacenet: NCHW, global depthwise conv (7x7 -> 1x1) then a linear 1x1 conv and Reshape
 - tf:            TensorFlow/TFLite origin: NHWC input, Transposes, PReLU decomposed into
                  Relu/Abs/Sub/Mul, head Conv -> Transpose(to NHWC) -> Reshape
+- tf_*_k04:      the TF spelling with alpha * (x - |x|) * 0.4: not a PReLU hailoc may rewrite
 - mxnet:         normalization inside the graph (_minusscalar / _mulscalar as Sub/Mul),
                  BatchNorm after the fc
 Any of them at a static batch (1, 2) or a dynamic one, opsets 11 to 21, embedding 128 to 512.
@@ -40,6 +41,9 @@ class Variant:
     # GDC -> BN -> Flatten -> Linear -> BatchNorm1d).
     head: str = "conv"
     blocks: tuple[int, ...] = (2, 2, 2, 2)
+    # TF's PReLU spelling: one Mul by 0.5*alpha (None), or Mul(alpha) then Mul by this factor
+    # (0.5 is the real decomposition; anything else is another function of x).
+    prelu_half: float | None = None
 
     @property
     def layout(self) -> str:
@@ -57,6 +61,8 @@ CORPUS = (
     Variant("mobilefacenet_b1_op11_e128", "mobilefacenet", 1, 11, 128),
     Variant("tf_mobilefacenet_b2_op11_e192", "tf", 2, 11, 192),
     Variant("tf_mobilefacenet_dyn_op13_e128", "tf", None, 13, 128),
+    Variant("tf_mobilefacenet_2mul_op13_e128", "tf", 1, 13, 128, prelu_half=0.5),
+    Variant("tf_mobilefacenet_k04_op13_e128", "tf", 1, 13, 128, prelu_half=0.4),
     Variant("mxnet_b1_op17_e512", "mxnet", 1, 17, 512),
     Variant("iresnet_dyn_op17_e128", "iresnet", None, 17, 128),
 )
@@ -65,7 +71,8 @@ CORPUS = (
 class _Builder:
     """Appends nodes and He-initialised weights; names follow exporters' Op_N style."""
 
-    def __init__(self, seed: int, tf_style: bool = False) -> None:
+    def __init__(self, seed: int, tf_style: bool = False, half: float | None = None) -> None:
+        self.half = half
         self.rng = np.random.default_rng(seed)
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
@@ -134,9 +141,13 @@ class _Builder:
             shape = (c, 1, 1) if rank == 4 else (c,)
             return self.node("PRelu", [x, self.const(alpha.reshape(shape))])
         # TF's decomposition: relu(x) + alpha * (x - |x|) * 0.5
-        half_alpha = self.const((0.5 * alpha).reshape(1, 1, 1, c))
         pos = self.node("Relu", [x])
-        neg = self.node("Mul", [self.node("Sub", [x, self.node("Abs", [x])]), half_alpha])
+        diff = self.node("Sub", [x, self.node("Abs", [x])])
+        if self.half is None:
+            neg = self.node("Mul", [diff, self.const((0.5 * alpha).reshape(1, 1, 1, c))])
+        else:
+            scaled = self.node("Mul", [diff, self.const(alpha.reshape(1, 1, 1, c))])
+            neg = self.node("Mul", [scaled, self.const(np.array(self.half))])
         return self.node("Add", [pos, neg])
 
 
@@ -190,7 +201,7 @@ def _mobilefacenet(b: _Builder, x: str, width: int, emb: int, head: str) -> str:
 def build(variant: Variant, seed: int = 0) -> onnx.ModelProto:
     """The variant's ONNX model (checked)."""
     nhwc = variant.layout == "NHWC"
-    b = _Builder(seed, tf_style=nhwc)
+    b = _Builder(seed, tf_style=nhwc, half=variant.prelu_half)
     batch: int | str = variant.batch if variant.batch is not None else "N"
     shape = [batch, 112, 112, 3] if nhwc else [batch, 3, 112, 112]
     x = variant.input_name

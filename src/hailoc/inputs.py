@@ -25,6 +25,7 @@ from hailoc.errors import HailocError
 from hailoc.manifest import LoadedManifest, ModelConfig
 from hailoc.onnxgraph import GraphInfo
 from hailoc.records import InputsSection, Versions
+from hailoc.records.schema import CanonicalSection
 from hailoc.validate import check_model
 
 Faces = npt.NDArray[np.uint8]
@@ -74,6 +75,8 @@ class BuildInputs:
     eval_sha256: str
     eval_source: str  # "eval.npy", or a warning that the faces overlap calibration
     versions: Versions
+    # What canonicalization did (the bytes above are the canonical graph's when it applied).
+    canonical: CanonicalSection | None = None
 
     def describe(self, manifest: LoadedManifest) -> InputsSection:
         """The record's `inputs` section (backends add their own facts)."""
@@ -82,6 +85,7 @@ class BuildInputs:
         return InputsSection(
             onnx=str(cfg.onnx),
             onnx_sha256=self.onnx_sha256,
+            canonical=self.canonical,
             manifest_entry=entry,
             calibration=str(self.calib_path),
             calibration_sha256=self.calib_sha256,
@@ -131,7 +135,7 @@ def _array(data: bytes, path: Path, set_name: str) -> Faces:
 def gather(manifest: LoadedManifest, model: str) -> BuildInputs:
     """Check the model and load its calibration set; any problem is a one-line HailocError."""
     cfg = manifest.model(model)
-    check = check_model(cfg)
+    check = check_model(cfg, cache_dir=manifest.cache_dir)
     if check.problems:
         raise check.problems[0]
     assert check.loaded is not None
@@ -170,6 +174,14 @@ def gather(manifest: LoadedManifest, model: str) -> BuildInputs:
         faces = np.ascontiguousarray(calib[::step][:FALLBACK_EVAL_FACES])
         source = "calib.npy (no eval split: these faces were also used to calibrate)"
     loaded = check.loaded
+    if loaded.canonical is not None and loaded.canonical.applied:
+        # Proven on seeded random faces when the manifest was read; prove it again on the
+        # calibration faces the build will use (cached by those faces).
+        again = check_model(cfg, calib[:16], manifest.cache_dir)
+        if again.problems:
+            raise again.problems[0]
+        assert again.loaded is not None
+        loaded = again.loaded
     return BuildInputs(
         config=cfg,
         graph=loaded.graph,
@@ -183,6 +195,7 @@ def gather(manifest: LoadedManifest, model: str) -> BuildInputs:
         eval_sha256=faces_sha256(faces),
         eval_source=source,
         versions=toolchain_versions(),
+        canonical=loaded.canonical,
     )
 
 

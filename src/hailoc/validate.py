@@ -2,29 +2,38 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import onnx
 
+from hailoc.canonicalize import canonicalize
+from hailoc.canonicalize import describe as describe_canonical
 from hailoc.errors import HailocError, ManifestError, OnnxError
 from hailoc.manifest import ModelConfig
 from hailoc.manifest.families import FAMILIES
 from hailoc.manifest.schema import ALIGNED_SIZE
 from hailoc.onnxgraph import GraphInfo, inspect_model, load_onnx
+from hailoc.records.schema import CanonicalSection
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """An ONNX file read once: its bytes, their sha256, the parsed proto and graph facts."""
+    """An ONNX file read once, as hailoc builds it: the canonical graph's bytes, their sha256,
+    the parsed proto and graph facts, with what canonicalization did (None: untouched)."""
 
     data: bytes
     sha256: str
     proto: onnx.ModelProto
     graph: GraphInfo
+    canonical: CanonicalSection | None = None
 
 
 @dataclass
@@ -52,8 +61,14 @@ def _where(cfg: ModelConfig, key: str) -> str:
     return f"models.{cfg.name}.{key}"
 
 
-def load_model(cfg: ModelConfig) -> LoadedModel:
-    """Read the model's ONNX once, hash those bytes and inspect them, or raise one clear error."""
+def load_model(
+    cfg: ModelConfig,
+    faces: npt.NDArray[np.uint8] | None = None,
+    cache_dir: Path | None = None,
+) -> LoadedModel:
+    """Read the model's ONNX once, hash those bytes, canonicalize and inspect them, or raise
+    one clear error. `faces` check the canonical graph's exactness (seeded random faces when
+    None); `cache_dir` keeps the canonical graph between runs."""
     where = f"{_where(cfg, 'onnx')} ({cfg.onnx_field})"
     if not cfg.onnx.is_file():
         raise OnnxError(
@@ -75,7 +90,12 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
             fix="restore the original file, or update sha256 if the model changed on purpose",
         )
     model = load_onnx(cfg.onnx, where=where, data=data)
-    return LoadedModel(data, actual, model, inspect_model(model, cfg.onnx, cfg.embedding_output))
+    found = canonicalize(cfg, model, data, actual, faces, cache_dir)
+    graph = inspect_model(found.proto, cfg.onnx, cfg.embedding_output)
+    if found.report is not None and found.report.merged:
+        merged = {k: tuple(v) for k, v in found.report.merged.items()}
+        graph = dataclasses.replace(graph, merged=merged)
+    return LoadedModel(found.data, found.sha256, found.proto, graph, found.report)
 
 
 def load_graph(cfg: ModelConfig) -> GraphInfo:
@@ -83,15 +103,21 @@ def load_graph(cfg: ModelConfig) -> GraphInfo:
     return load_model(cfg).graph
 
 
-def check_model(cfg: ModelConfig) -> ModelCheck:
+def check_model(
+    cfg: ModelConfig,
+    faces: npt.NDArray[np.uint8] | None = None,
+    cache_dir: Path | None = None,
+) -> ModelCheck:
     """Validate one model entry against its graph; never raises for model problems."""
     check = ModelCheck(cfg)
     try:
-        check.loaded = load_model(cfg)
+        check.loaded = load_model(cfg, faces, cache_dir)
     except HailocError as exc:
         check.problems.append(exc)
         return check
     graph = check.loaded.graph
+    if check.loaded.canonical is not None:
+        check.notes.extend(describe_canonical(check.loaded.canonical))
     check.problems.extend(_input_problems(cfg, graph))
     check.problems.extend(_normalization_problems(cfg, graph))
     check.problems.extend(_node_problems(cfg, graph))

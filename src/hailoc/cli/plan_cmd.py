@@ -74,7 +74,10 @@ def plan(
     for node_name in the_plan.onnx_nodes:
         node = graph.node(node_name)
         mapped = ", ".join(resolved.mapping.get(node_name, ())) if resolved else "(needs --hn)"
-        table.add_row(node_name, node.op_type if node else "?", mapped)
+        label = node_name
+        if node_name in graph.merged:  # a canonical op: name the user's nodes it stands for
+            label = f"{node_name} (= {' + '.join(graph.merged[node_name])})"
+        table.add_row(label, node.op_type if node else "?", mapped)
     for hn_name in the_plan.hn_names:
         table.add_row("-", "-", hn_name)
     if the_plan.include_output:

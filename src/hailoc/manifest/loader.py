@@ -75,6 +75,7 @@ class ModelConfig:
     auto: AutoSearch
     backend: Backend
     suite_image: str
+    canonicalize: bool = True
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,7 @@ def _resolve(manifest: LoadedManifest, name: str, entry: ModelEntry) -> ModelCon
         auto=_merge(defaults.auto, entry.auto),
         backend=defaults.backend,
         suite_image=defaults.suite_image,
+        canonicalize=entry.canonicalize,
     )
 
 

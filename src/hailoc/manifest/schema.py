@@ -317,6 +317,9 @@ class ModelEntry(Strict):
     optimization: Optimization | None = None
     gate: Gate | None = None
     auto: AutoSearch | None = None
+    # Rewrite exporter spellings (decomposed PReLU, NHWC transpose pairs, ...) into the ops the
+    # Hailo parser fuses, each rewrite proven exact (onnxgraph/canonical.py); false: as given.
+    canonicalize: bool = True
     notes: str | None = None
 
     @field_validator("alls_extra")

@@ -50,6 +50,8 @@ class GraphInfo:
     # The node that ends the spatial part of the embedding's path (global pool, GDC, ...).
     reduction: str | None = None
     layouts: dict[str, Layout] = field(default_factory=dict)
+    # Canonical graphs: node -> the user's nodes it stands for, where several became one.
+    merged: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _index: dict[str, NodeInfo] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -64,6 +66,12 @@ class GraphInfo:
     def node(self, name: str) -> NodeInfo | None:
         """The node called `name`, if any."""
         return self._index.get(name)
+
+    def carrier(self, name: str) -> str | None:
+        """The canonical node that carries the user's node `name` (itself when it is kept)."""
+        if name in self._index:
+            return name
+        return next((k for k, v in self.merged.items() if name in v), None)
 
     def static_batch(self, input_name: str) -> int | None:
         """The fixed batch size of an input, or None when it is symbolic."""

@@ -41,8 +41,15 @@ def build_plan(cfg: ModelConfig, graph: GraphInfo, precision: str | None = None)
                 where=f"models.{cfg.name}.a16_layers",
                 fix="list the ONNX node or HN layer names to run in 16-bit",
             )
-        onnx_names = [n for n in cfg.a16_layers if graph.node(n) is not None]
-        hn_names = tuple(n for n in cfg.a16_layers if graph.node(n) is None)
+        onnx_names: list[str] = []
+        for name in cfg.a16_layers:
+            carrier = graph.carrier(name)
+            if carrier is not None and carrier != name:
+                # The canonical graph merged it (e.g. one op of a decomposed PReLU).
+                log.info("%s: %s is part of %s in the canonical graph", cfg.name, name, carrier)
+            if carrier is not None and carrier not in onnx_names:
+                onnx_names.append(carrier)
+        hn_names = tuple(n for n in cfg.a16_layers if graph.carrier(n) is None)
         plan = _filtered(cfg.name, chosen, graph, onnx_names, include_output=False)
         return PrecisionPlan(plan.model, chosen, plan.onnx_nodes, hn_names, False, plan.excluded)
     if chosen == "auto":

@@ -48,11 +48,27 @@ class Versions(Section):
     pillow: str
 
 
+class CanonicalSection(Section):
+    """What the canonicalization pass did to the user's graph, and its exactness check."""
+
+    source_sha256: str  # the user's ONNX file
+    rules_version: int
+    applied: dict[str, int] = Field(default_factory=dict)  # rule -> rewrites
+    refused: dict[str, str] = Field(default_factory=dict)  # rule -> why it was not used
+    layers_before: int
+    layers_after: int
+    max_diff: float | None = None  # fp32 output, original vs canonical, on the check's faces
+    check_faces: int = 0
+    # canonical node -> the user's nodes it stands for (only where several became one)
+    merged: dict[str, list[str]] = Field(default_factory=dict)
+
+
 class InputsSection(Section):
     """What a build read, each with the sha256 of the bytes actually read."""
 
     onnx: str
-    onnx_sha256: str
+    onnx_sha256: str  # the graph built: the canonical one when rules applied
+    canonical: CanonicalSection | None = None
     manifest_entry: dict[str, object] = Field(default_factory=dict)
     calibration: str
     calibration_sha256: str

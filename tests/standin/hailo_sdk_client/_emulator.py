@@ -114,7 +114,9 @@ def _forward(model: onnx.ModelProto, x_nhwc: np.ndarray, script: str,
     x = x_nhwc.astype(np.float32)
     if norm is not None:
         x = (x - norm[0]) / norm[1]
-    x = np.transpose(x, (0, 3, 1, 2))
+    dims = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
+    if not (len(dims) == 4 and dims[3] in (1, 3) and dims[1] not in (1, 3)):
+        x = np.transpose(x, (0, 3, 1, 2))  # the ONNX graph takes NCHW; a TF export takes NHWC
     a16, out16 = (set(quant["a16_nodes"]), quant["a16_output"]) if quant else (set(), False)
     w4 = set(quant.get("w4_nodes", [])) if quant else set()
     values: dict[str, np.ndarray] = {graph.input[0].name: x}
@@ -148,8 +150,27 @@ def _forward(model: onnx.ModelProto, x_nhwc: np.ndarray, script: str,
         elif op in ("Add", "Sub", "Mul", "Div"):
             fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[op]
             y = fn(get(0), get(1))
-        elif op in ("Reshape", "Flatten"):
+        elif op == "Reshape":
+            shape = [int(v) for v in get(1).reshape(-1)]
+            shape = [get(0).shape[0] if i == 0 and v in (-1, 0) and len(shape) > 1 else v
+                     for i, v in enumerate(shape)]
+            y = get(0).reshape(shape)
+        elif op == "Flatten":
             y = get(0).reshape(get(0).shape[0], -1)
+        elif op == "Transpose":
+            y = np.transpose(get(0), at["perm"])
+        elif op == "Abs":
+            y = np.abs(get(0))
+        elif op == "Neg":
+            y = -get(0)
+        elif op in ("Max", "Min"):
+            y = (np.maximum if op == "Max" else np.minimum)(get(0), get(1))
+        elif op == "Clip":
+            lo = get(1) if len(node.input) > 1 and node.input[1] else at.get("min", -np.inf)
+            hi = get(2) if len(node.input) > 2 and node.input[2] else at.get("max", np.inf)
+            y = np.clip(get(0), lo, hi)
+        elif op == "HardSwish":
+            y = get(0) * np.clip(get(0) + 3, 0, 6) / 6
         elif op in ("Identity", "Dropout"):
             y = get(0)
         elif op == "GlobalAveragePool":

@@ -33,11 +33,26 @@ TYPE_OF = {
     "ReduceL2": "reduce_l2",
     "BatchNormalization": "batch_norm",
     "LayerNormalization": "layer_normalization",
+    # Element-wise ops exporters leave unfused (TF's decomposed PReLU, ReLU6 as Min/Max): the
+    # real parser makes a layer of each (issue 31's field report: ~230 layers for a TF
+    # MobileFaceNet); these type names are the stand-in's (unverified).
+    "Abs": "abs",
+    "Neg": "ew_neg",
+    "Div": "ew_div",
+    "Max": "ew_max",
+    "Min": "ew_min",
 }
+# Ops the stand-in parser knows; anything else fails as the real parser does, naming the op
+# (ParsingWithRecommendationException, DFC_FIELD_NOTES section 5).
+KNOWN = {"Conv", "ConvTranspose", "Constant", *FUSABLE, *FOLDED, *NORM_OPS, *TYPE_OF}
 
 
 class ParsingError(Exception):
     """The stand-in's counterpart of the DFC's parsing failure."""
+
+
+class UnsupportedOpError(ParsingError):
+    """An op the parser cannot translate (raised as ParsingWithRecommendationException)."""
 
 
 def _shape(value: onnx.ValueInfoProto) -> list[int]:
@@ -101,14 +116,24 @@ def translate(
         owner[out_tensor] = name
         return name
 
+    unsupported = sorted({n.op_type for n in graph.node if n.op_type not in KNOWN})
+    if unsupported:
+        raise UnsupportedOpError(
+            "Parsing failed. The errors found in the graph are: "
+            + "; ".join(f"UnsupportedOperationError: {op} operation is unsupported"
+                        for op in unsupported))
     real_inputs = [v for v in graph.input if v.name not in inits]
     for value in real_inputs:
         counters["input_layer"] += 1
         name = f"input_layer{counters['input_layer']}"
+        dims = shapes.get(value.name, [])
+        # An NHWC input (a TF export, channels last, then a Transpose) is already HN-shaped.
+        shaped = list(dims) if len(dims) == 4 and dims[3] in (1, 3) and dims[1] not in (1, 3) \
+            else _nhwc(dims)
         layers[f"{net_name}/{name}"] = {
             "type": "input_layer", "input": [], "output": [],
-            "input_shapes": [_nhwc(shapes.get(value.name, []))],
-            "output_shapes": [_nhwc(shapes.get(value.name, []))],
+            "input_shapes": [shaped],
+            "output_shapes": [shaped],
             "original_names": [value.name], "params": {},
         }
         owner[value.name] = name

@@ -24,6 +24,7 @@ from hailo_sdk_client.exceptions import (
     HailoNNException,
     MisspellNodeError,
     ParsingError,
+    ParsingWithRecommendationException,
     SDKException,
     UnsupportedHwArchError,
 )
@@ -102,6 +103,8 @@ class ClientRunner:
             self._hn = translate(onnx.load_from_string(self._onnx), net_name, start_node_names,
                                  end_node_names, net_input_shapes)
         except _ParseFailure as exc:
+            if "UnsupportedOperationError" in str(exc):
+                raise ParsingWithRecommendationException(str(exc)) from None
             if "Unable to find" in str(exc):
                 raise MisspellNodeError(str(exc)) from None
             raise ParsingError(str(exc)) from None

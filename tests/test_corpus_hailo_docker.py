@@ -1,0 +1,52 @@
+"""Every export in the corpus through the Hailo path (stand-in suite, real Docker): int8 and
+int16-final build, the TF exports as their canonical graphs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import CliResult
+from tests.corpus import CORPUS, Variant
+from tests.docker_support import engine_or_skip, ensure_standin_image
+from tests.test_corpus import corpus_project  # noqa: F401  (the corpus project fixture)
+
+pytestmark = pytest.mark.docker
+Cli = Callable[..., CliResult]
+
+
+@pytest.fixture(scope="module")
+def suite() -> Iterator[str]:
+    client = engine_or_skip()
+    yield ensure_standin_image()
+    client.close()
+
+
+@pytest.mark.parametrize("variant", CORPUS, ids=[v.name for v in CORPUS])
+def test_corpus_model_builds_through_the_hailo_path(
+    corpus_project: Path,  # noqa: F811
+    cli: Cli,
+    suite: str,
+    variant: Variant,
+) -> None:
+    m = str(corpus_project / "models.yaml")
+    res = cli("-m", m, "build", variant.name, "-p", "int8,int16-final", "-b", "hailo",
+              "--suite-image", suite, "--skip-gate")  # fmt: skip
+    assert res.code == 0, res.err + res.out
+    for precision in ("int8", "int16-final"):
+        out = corpus_project / "hef" / variant.name / "hailo8" / precision
+        record: dict[str, Any] = json.loads((out / "record.json").read_text())
+        assert record["status"] == "ok", record.get("message")
+        hn = json.loads((out / "parsed.hn.json").read_text())
+        types = {layer["type"] for layer in hn["layers"].values()}
+        canonical = record["inputs"]["canonical"]
+        if variant.arch == "tf" and variant.prelu_half in (None, 0.5):
+            assert not {"abs", "ew_sub", "ew_mult"} & types
+            assert canonical["applied"]["prelu_decomposed"] == 11
+            assert canonical["layers_after"] < canonical["layers_before"]
+        elif variant.arch == "tf":
+            assert "abs" in types  # not the PReLU spelling: parsed as exported

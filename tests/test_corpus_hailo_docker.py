@@ -50,3 +50,37 @@ def test_corpus_model_builds_through_the_hailo_path(
             assert canonical["layers_after"] < canonical["layers_before"]
         elif variant.arch == "tf":
             assert "abs" in types  # not the PReLU spelling: parsed as exported
+        # The runtime contract: the stream HailoRT will name (the layer feeding the output
+        # layer), UINT16 when the output layer is 16-bit, FLOAT32 requested.
+        deploy = json.loads((out / "deploy.json").read_text())["output"]
+        feeding = hn["net_params"]["output_layers_order"][0]
+        assert deploy["name"] == feeding and not feeding.endswith("output_layer1")
+        assert deploy["native_format"] == ("UINT16" if precision == "int16-final" else "UINT8")
+        assert deploy["request_format"] == "FLOAT32"
+
+
+def test_a_planned_layer_that_ends_8_bit_fails_as_plan_not_applied(
+    corpus_project: Path,  # noqa: F811
+    cli: Cli,
+    suite: str,
+) -> None:
+    """The stand-in drops the a16 request on the fc (as the DFC loses one on a layer it fuses
+    away): hailoc reads the optimized HAR back and fails the build instead of shipping it."""
+    import yaml
+
+    name = "iresnet_r18_b1_op13_e512"
+    path = corpus_project / "models.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["models"][name]["alls_extra"] = ["# standin-drop-a16: fc1"]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    try:
+        res = cli("-m", str(path), "build", name, "-p", "int16-final", "-b", "hailo",
+                  "--suite-image", suite, "--skip-gate")  # fmt: skip
+        assert res.code == 1, res.err + res.out
+        out = corpus_project / "hef" / name / "hailo8" / "int16-final"
+        record = json.loads((out / "record.json").read_text())
+        assert record["status"] == "failed" and record["failure_class"] == "plan_not_applied"
+        assert "fc1" in record["message"]
+    finally:
+        del data["models"][name]["alls_extra"]
+        path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -42,7 +42,7 @@ def test_int8_plan_is_empty(fr_feature) -> None:
 
 def test_int16_all_covers_every_weight_layer(fr_feature) -> None:
     _, cfg, graph = fr_feature
-    resolved = resolve_plan(build_plan(cfg, graph, "int16-all"), read_hn(HN))
+    resolved = resolve_plan(build_plan(cfg, graph, "int16-all"), read_hn(HN), graph)
     hn = json.loads(HN.read_text())
     weight_layers = [
         k.split("/")[1] for k, v in hn["layers"].items() if v["type"] in ("conv", "dw", "fc")
@@ -50,7 +50,12 @@ def test_int16_all_covers_every_weight_layer(fr_feature) -> None:
     assert len(weight_layers) == 50
     assert set(weight_layers) <= set(resolved.a16_layers)
     assert "output_layer1" in resolved.a16_layers
-    assert not any(n.startswith(("ew_add", "input_layer")) for n in resolved.a16_layers)
+    # int16-all is every tensor that can be 16-bit: the residual adds too (islands), not the
+    # input layer (it only widens the input stream).
+    assert {n for n in resolved.a16_layers if n.startswith("ew_add")} == {
+        k.split("/")[1] for k, v in hn["layers"].items() if v["type"] == "ew_add"
+    }
+    assert not any(n.startswith("input_layer") for n in resolved.a16_layers)
 
 
 @pytest.mark.parametrize("precision", ["int8", "int16-final", "int16-all"])

@@ -69,7 +69,13 @@ class DeployOutput(_Model):
     """The embedding and how to read it."""
 
     name: str
+    name_source: str = ""
     dimension: int
+    native_format: Literal["UINT8", "UINT16", "FLOAT32"] = Field(
+        default="FLOAT32",
+        description="what the artifact emits before dequantization: UINT16 (with a zero "
+        "point) when the output layer is 16-bit, so read FLOAT32, never the raw values",
+    )
     request_format: Literal["FLOAT32"]
     request_how: str
     quantization: DeployQuantization
@@ -158,6 +164,8 @@ def deploy_for(
     candidate: BySize,
     output_name: str,
     eval_source: str,
+    output_16bit: bool = False,
+    output_name_source: str = "",
 ) -> Deploy:
     """deploy.json of one build from its eval embeddings (the gate's own numbers)."""
     hef = artifact.kind in ("hef", "standin_output")
@@ -221,7 +229,10 @@ def deploy_for(
         ),
         output=DeployOutput(
             name=output_name,
+            name_source=output_name_source
+            or ("the ONNX graph's output" if not hef else "the parsed HN"),
             dimension=dimension,
+            native_format=("UINT16" if output_16bit else "UINT8") if hef else "FLOAT32",
             request_format="FLOAT32",
             request_how=(
                 "HailoRT: OutputVStreamParams.make(network_group, format_type=FormatType.FLOAT32) "

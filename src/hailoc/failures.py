@@ -85,6 +85,13 @@ ENGINE_LOST = FailureClass(
     "again; finished stages are cached",
 )
 UNKNOWN = FailureClass("unknown", "", "read build.log beside the record")
+PLAN_NOT_APPLIED = FailureClass(
+    "plan_not_applied",
+    "",
+    "the DFC ended these planned layers 8-bit (a request on a layer fused away, or one it "
+    "ignored): plan on the layer that carries it (`hailoc plan NAME --hn parsed.hn.json`) and "
+    "read acceleras.log in dfc-logs/optimize/",
+)
 
 # What to look at when a stage fails with a message hailoc does not know.
 _BY_STAGE = {

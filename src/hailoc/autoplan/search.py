@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from hailoc import __version__
+from hailoc.autoplan.cost import plan_cost, tensor_elements
 from hailoc.autoplan.evaluator import Evaluator
 from hailoc.autoplan.objective import Measure
 from hailoc.cache import cache_key
@@ -110,6 +111,9 @@ class AutoResult:
     reused_evaluations: int = 0
     seconds: float = 0.0
     objective: str = ""
+    # 16-bit bytes of the chosen plan (weights + activations) and of int16-all (autoplan/cost.py)
+    cost_bytes: int = 0
+    int16_all_cost_bytes: int = 0
     hailoc_version: str = __version__
     notes: list[str] = field(default_factory=list)
 
@@ -278,6 +282,17 @@ def search_plan(
         {"layers": len(layers), "plan": list(layers), **m.as_dict()}
         for layers, m in sorted(evaluated.items(), key=lambda item: (len(item[0]), item[1].value))
     ]
+    sizes = tensor_elements(inputs)
+
+    def cost(layers: tuple[str, ...] | list[str], precision: str = "auto") -> int:
+        return plan_cost(inputs, PrecisionPlan(cfg.name, precision, tuple(layers)), sizes)
+
+    for (layers, _), point in zip(
+        sorted(evaluated.items(), key=lambda item: (len(item[0]), item[1].value)),
+        curve,
+        strict=True,
+    ):
+        point["cost_bytes"] = cost(layers)
     objective = f"{spec.metric} agreement at {spec.face_size} px"
     result = AutoResult(
         model=cfg.name,
@@ -302,6 +317,8 @@ def search_plan(
         reused_evaluations=evaluator.reused,
         seconds=round(time.monotonic() - started, 3),
         objective=f"{objective}, {spec.confidence:.0%} bootstrap interval",
+        cost_bytes=cost(chosen),
+        int16_all_cost_bytes=cost(candidates, "int16-all"),
     )
     if not reached and limit < len(candidates):
         result.notes.append(f"stopped at the budget of {limit} layers")

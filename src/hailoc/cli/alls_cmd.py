@@ -56,11 +56,13 @@ def render(
         check_replaceable(output, what="--output", force_file=force)
     if (precision or cfg.precision) == "auto":
         plan = saved_auto_plan(manifest.hef_dir, cfg.name)
+        graph = load_graph(cfg) if hn is not None else None
     else:
-        plan = build_plan(cfg, load_graph(cfg), precision)
+        graph = load_graph(cfg)
+        plan = build_plan(cfg, graph, precision)
     chosen: ResolvedPlan | PrecisionPlan
     if hn is not None:
-        chosen = resolve_plan(plan, read_hn(hn))
+        chosen = resolve_plan(plan, read_hn(hn), graph)
     elif plan.is_int8 or unresolved:
         chosen = plan
     else:

@@ -14,9 +14,18 @@ from hailoc.cli.output import warning_line
 from hailoc.cli.state import CliState, state
 from hailoc.inputs import gather
 from hailoc.manifest.schema import PRECISIONS
+from hailoc.onnxgraph import GraphInfo
 from hailoc.options import BuildOptions
 from hailoc.pipeline.planning import plan_for
-from hailoc.plan import PRESET_HELP, build_plan, read_hn, resolve_plan
+from hailoc.plan import PRESET_HELP, PrecisionPlan, ResolvedPlan, build_plan, read_hn, resolve_plan
+from hailoc.plan.islands import (
+    FUSED,
+    SHAPE_ONLY,
+    WEIGHT_OPS,
+    components,
+    of_graph,
+    plan_nodes,
+)
 from hailoc.targets import check_choice
 from hailoc.validate import load_graph
 
@@ -66,31 +75,59 @@ def plan(
     graph = load_graph(cfg)
     the_plan = build_plan(cfg, graph, precision)
     st.out.print(f"[bold]{cfg.name}[/] {the_plan.precision}: {PRESET_HELP[the_plan.precision]}")
-    resolved = resolve_plan(the_plan, read_hn(hn)) if hn is not None else None
-    table = Table()
-    table.add_column("ONNX node")
-    table.add_column("op")
-    table.add_column("HN layer(s)")
-    for node_name in the_plan.onnx_nodes:
-        node = graph.node(node_name)
-        mapped = ", ".join(resolved.mapping.get(node_name, ())) if resolved else "(needs --hn)"
-        label = node_name
-        if node_name in graph.merged:  # a canonical op: name the user's nodes it stands for
-            label = f"{node_name} (= {' + '.join(graph.merged[node_name])})"
-        table.add_row(label, node.op_type if node else "?", mapped)
-    for hn_name in the_plan.hn_names:
-        table.add_row("-", "-", hn_name)
-    if the_plan.include_output:
-        outputs = [o for o in (resolved.a16_layers if resolved else ()) if o.startswith("output")]
-        table.add_row("(output layer)", "-", ", ".join(outputs) or "(needs --hn)")
+    resolved = resolve_plan(the_plan, read_hn(hn), graph) if hn is not None else None
     if the_plan.is_int8:
         st.out.print("no 16-bit layers")
-    else:
+    for table in island_tables(the_plan, graph, resolved):
         st.out.print(table)
+    for hn_name in the_plan.hn_names:
+        st.out.print(f"HN layer {hn_name}: a16_w16 as named")
+    if the_plan.include_output:
+        outputs = [o for o in (resolved.a16_layers if resolved else ()) if o.startswith("output")]
+        st.out.print(f"output layer: {', '.join(outputs) or '(needs --hn)'} in a16_w16")
     for item in resolved.excluded if resolved else the_plan.excluded:
         warning_line(st.err, f"{item.name} ({item.kind}) stays 8-bit: {item.why}")
     if resolved is not None:
         st.out.print(f"quantization_param layers: {', '.join(resolved.a16_layers) or 'none'}")
+
+
+def island_tables(
+    the_plan: PrecisionPlan, graph: GraphInfo, resolved: ResolvedPlan | None
+) -> list[Table]:
+    """One table per 16-bit island: each node, what it is in the island, its HN layer."""
+    nodes = of_graph(graph)
+    members = plan_nodes(the_plan, nodes)
+    tables = []
+    islands = components(nodes, members, graph.outputs)
+    for number, island in enumerate(islands, 1):
+        table = Table(
+            title=f"island {number}: {len(island.nodes)} nodes",
+            caption=f"enters at {', '.join(island.entries) or 'the graph input'}; leaves at "
+            f"{', '.join(island.exits) or '-'}",
+        )
+        for column in ("ONNX node", "op", "in the island", "HN layer(s)"):
+            table.add_column(column)
+        carrier = ""
+        for name in island.nodes:
+            node = graph.node(name)
+            op = node.op_type if node else "?"
+            if op in WEIGHT_OPS:
+                carrier = name
+            if name in the_plan.onnx_nodes:
+                role = "planned"
+            elif op in FUSED and carrier:
+                role = f"fused into {carrier}"
+            elif op in SHAPE_ONLY:
+                role = "shape-only"
+            else:
+                role = "16-bit with the island"
+            label = name
+            if name in graph.merged:  # a canonical op: the user's nodes it stands for
+                label = f"{name} (= {' + '.join(graph.merged[name])})"
+            mapped = ", ".join(resolved.mapping.get(name, ())) if resolved else "(needs --hn)"
+            table.add_row(label, op, role, mapped or "(folded)")
+        tables.append(table)
+    return tables
 
 
 def _auto(st: CliState, name: str, options: BuildOptions) -> None:
@@ -119,12 +156,13 @@ def _print_auto(st: CliState, result: AutoResult) -> None:
         caption=f"ranking: noise each layer adds in the {result.ranking_source} int8 model; "
         f"target {result.target}",
     )
-    for column in ("16-bit layers", result.metric, "interval", "reaches"):
+    for column in ("16-bit layers", "16-bit bytes", result.metric, "interval", "reaches"):
         table.add_column(column, justify="right")
     for point in result.curve:
         low, high = point["interval"]
         table.add_row(
             str(point["layers"]),
+            f"{point.get('cost_bytes', 0):,}",
             f"{point['value']:.4f}",
             f"[{low:.4f}, {high:.4f}]",
             "yes" if low >= result.target else "no",
@@ -133,6 +171,7 @@ def _print_auto(st: CliState, result: AutoResult) -> None:
     colour = "green" if result.reached else "red"
     st.out.print(f"[{colour}]{result.message}[/]", highlight=False)
     st.out.print(
+        f"16-bit bytes {result.cost_bytes:,} (int16-all: {result.int16_all_cost_bytes:,}); "
         f"{result.evaluations} evaluations ({result.reused_evaluations} reused), "
         f"{result.seconds:.1f} s; layers: {', '.join(result.layers) or 'none'}",
         highlight=False,

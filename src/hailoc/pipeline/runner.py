@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import logging
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -208,8 +210,10 @@ class _Build:
             ),
             fp32=self.reference,
             candidate=candidate.embeddings,
-            output_name=cfg.embedding_output or inputs.onnx_proto.graph.output[0].name,
             eval_source=inputs.eval_source,
+            **_output_stream(
+                cfg.embedding_output or inputs.onnx_proto.graph.output[0].name, candidate
+            ),
         )
         self._place(staged, "deploy", "deploy.json", deploy.model_dump_json(indent=2).encode())
 
@@ -325,3 +329,24 @@ def build_one(
     if interrupted is not None:
         raise interrupted
     return build.record
+
+
+def _output_stream(onnx_output: str, candidate: Candidate) -> dict[str, Any]:
+    """The output a deployment reads: for a Hailo build, the vstream HailoRT names after the
+    layer that FEEDS the output layer (`net/fc1`, not `output_layer1`: DFC_FIELD_NOTES
+    section 9), UINT16 when the output layer is 16-bit."""
+    hn = candidate.prepared / "parsed.hn.json" if candidate.prepared is not None else None
+    if hn is None or not hn.is_file():
+        return {"output_name": onnx_output}
+    order = (
+        json.loads(hn.read_text(encoding="utf-8"))
+        .get("net_params", {})
+        .get("output_layers_order", [])
+    )
+    sixteen = any(a.startswith("output_layer") for a in candidate.plan.a16_layers)
+    return {
+        "output_name": str(order[0]) if order else onnx_output,
+        "output_name_source": "the parsed HN's output_layers_order (HailoRT names the output "
+        "vstream after the layer feeding the output); check hef.get_output_vstream_infos()",
+        "output_16bit": sixteen,
+    }

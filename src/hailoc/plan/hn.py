@@ -17,6 +17,7 @@ class HnLayer:
     name: str
     type: str
     original_names: tuple[str, ...]
+    inputs: tuple[str, ...] = ()  # layers feeding this one (bare names)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ def hn_from_dict(data: dict[str, Any], *, source: str = "HN") -> HnNetwork:
             name=_bare(key),
             type=str(value.get("type", "")),
             original_names=tuple(str(n) for n in value.get("original_names", ())),
+            inputs=tuple(_bare(str(n)) for n in value.get("input", ())),
         )
         for key, value in raw_layers.items()
     )

@@ -7,7 +7,9 @@ import logging
 import re
 
 from hailoc.errors import PlanError
-from hailoc.plan.hn import HnNetwork
+from hailoc.onnxgraph import GraphInfo
+from hailoc.plan.hn import HnLayer, HnNetwork
+from hailoc.plan.islands import of_graph, plan_nodes
 from hailoc.plan.model import Excluded, PrecisionPlan, ResolvedPlan
 from hailoc.plan.support import a16_refusal, kind_for_hn
 
@@ -47,16 +49,41 @@ def _unknown(hn: HnNetwork, name: str, message: str, *, where: str, fix: str) ->
     return PlanError(message + suggestion, where=where, fix=fix)
 
 
-def resolve_plan(plan: PrecisionPlan, hn: HnNetwork) -> ResolvedPlan:
-    """Resolve every planned layer to HN names, or raise naming the nearest HN layers."""
+def carrier(layer: HnLayer, hn: HnNetwork) -> HnLayer:
+    """The layer that carries `layer` after optimization: a batch_norm right after an fc is
+    fused into that fc (BatchNorm1d; a16_w16 on the batch_norm itself is lost with only a
+    "could not be found in scope" warning: DFC_FIELD_NOTES sections 5 and 11)."""
+    if layer.type == "batch_norm" and len(layer.inputs) == 1:
+        source = hn.layer(layer.inputs[0])
+        if source is not None and source.type == "fc":
+            return source
+    return layer
+
+
+def resolve_plan(
+    plan: PrecisionPlan, hn: HnNetwork, graph: GraphInfo | None = None
+) -> ResolvedPlan:
+    """Resolve every planned layer to HN names, or raise naming the nearest HN layers.
+
+    With `graph`, the plan's 16-bit islands are resolved (plan/islands.py): every HN layer
+    that carries one of their nodes, so the .alls makes 16-bit what the QDQ model does."""
     owners: dict[str, list[str]] = {}
     for layer in hn.layers:
         for original in layer.original_names:
-            owners.setdefault(original, []).append(layer.name)
+            owners.setdefault(original, []).append(carrier(layer, hn).name)
+    owners = {k: list(dict.fromkeys(v)) for k, v in owners.items()}
 
     mapping: dict[str, tuple[str, ...]] = {}
     wanted: set[str] = set()
-    for node in plan.onnx_nodes:
+    members = plan_nodes(plan, of_graph(graph)) if graph is not None else plan.onnx_nodes
+    for node in members:
+        if node not in plan.onnx_nodes:
+            # An island member: carried by some HN layer, or folded into one (shape ops).
+            found = owners.get(node)
+            if found:
+                mapping[node] = tuple(found)
+                wanted.update(found)
+            continue
         found = owners.get(node)
         if not found:
             raise _unknown(

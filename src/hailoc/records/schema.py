@@ -121,6 +121,8 @@ class PlanSection(Section):
     calibset_size: int | None = None
     compression_level: int | None = None
     auto_4bit_weights_ratio: float | None = None
+    # Hailo: the layers the optimized HAR holds in 16-bit (None: the DFC did not say).
+    applied_a16: list[str] | None = None
 
 
 class AgreementNumbers(Section):

@@ -93,11 +93,17 @@ def _normalization(script: str) -> tuple[np.ndarray, np.ndarray] | None:
     return mean, std
 
 
+def a16_layer_names(script: str) -> list[str]:
+    """HN layer names the script puts in a16_w16 (bare)."""
+    names: list[str] = []
+    for match in _A16.finditer(script):
+        names += [n.split("/")[-1] for n in re.findall(r"[\w/]+", match.group(1))]
+    return names
+
+
 def _a16_nodes(script: str, hn: dict[str, Any]) -> tuple[set[str], bool]:
     layers = {k.split("/", 1)[1]: v for k, v in hn["layers"].items()}
-    names: set[str] = set()
-    for match in _A16.finditer(script):
-        names.update(n.split("/")[-1] for n in re.findall(r"[\w/]+", match.group(1)))
+    names = set(a16_layer_names(script))
     onnx_nodes = {o for n in names if n in layers for o in layers[n]["original_names"]}
     output = any(layers.get(n, {}).get("type") == "output_layer" for n in names)
     return onnx_nodes, output

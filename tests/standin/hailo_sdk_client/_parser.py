@@ -179,6 +179,10 @@ def translate(
         if kind in ("conv", "dw", "deconv", "fc"):
             while len(consumers[out]) == 1 and consumers[out][0].op_type in FUSABLE:
                 nxt = consumers[out][0]
+                if kind == "fc" and nxt.op_type == "BatchNormalization":
+                    # A BatchNorm1d after the fc parses as its own batch_norm layer and is
+                    # fused into the fc during optimization (DFC_FIELD_NOTES section 5).
+                    break
                 originals.append(nxt.name)
                 absorbed.add(nxt.name)
                 out = nxt.output[0]

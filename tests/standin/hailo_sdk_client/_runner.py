@@ -47,7 +47,7 @@ _FLAVOR = re.compile(r"model_optimization_flavor\(([^)]*)\)")
 _DECLARED = re.compile(r"^\s*([\w/]+(?:\s*,\s*[\w/]+)*)\s*=\s*\w+\(", re.M)
 STANDIN_HEF_MAGIC = b"HAILOC-STANDIN-NOT-A-HEF\n"
 _LAYER_LIST = re.compile(r"quantization_param\(\s*(\[[^\]]*\]|\{[^}]*\}|[\w/]+)\s*,")
-_DIRECTIVE = re.compile(r"#\s*standin-(fail|sleep|degenerate)\s*:\s*(.*)$")
+_DIRECTIVE = re.compile(r"#\s*standin-(fail|sleep|degenerate|drop-a16)\s*:\s*(.*)$")
 
 
 class InferenceContext(enum.Enum):
@@ -326,12 +326,57 @@ class ClientRunner:
                  "fine-tuning take hours without a GPU")
         self.optimization = {"level": level, "why": why, "gpu": _has_gpu()}
         os.makedirs(os.path.join(os.getcwd(), ".stats_collection"), exist_ok=True)
-        self._quant = _emulator.calibrate(self._onnx, self._hn, self._script,
-                                          self._calibset(array))
+        calib = self._calibset(array)
+        self._fuse_bn_into_fc()
+        self._quant = _emulator.calibrate(self._onnx, self._hn, self._script, calib)
         self._quant["w4_nodes"] = self._implicit_4bit()
         self._applied_script = self._script
         self._add_script_layers()
+        self._record_precisions()
         self._state = "quantized_model"
+
+    def _fuse_bn_into_fc(self) -> None:
+        """A batch_norm right after an fc is fused into it during optimization; a 16-bit
+        request on the batch_norm is lost with a warning (DFC_FIELD_NOTES sections 5, 11)."""
+        net = self._net()
+        requested = set(_emulator.a16_layer_names(self._script))
+        for key, layer in list(self._hn["layers"].items()):
+            if layer["type"] != "batch_norm" or len(layer["input"]) != 1:
+                continue
+            source = self._hn["layers"].get(layer["input"][0])
+            if source is None or source["type"] != "fc":
+                continue
+            bare = key.split("/", 1)[1]
+            if bare in requested:
+                _log("acceleras.log", f"[warning] layers ['{key}'] could not be found in scope")
+            source["original_names"] += layer["original_names"]
+            source["output"] = list(layer["output"])
+            source["output_shapes"] = layer["output_shapes"]
+            for consumer in layer["output"]:
+                self._hn["layers"][consumer]["input"] = [
+                    layer["input"][0] if i == key else i
+                    for i in self._hn["layers"][consumer]["input"]]
+            del self._hn["layers"][key]
+            order = self._hn["net_params"].get("output_layers_order", [])
+            self._hn["net_params"]["output_layers_order"] = [
+                layer["input"][0] if o == key else o for o in order]
+        del net
+
+    def _record_precisions(self) -> None:
+        """Each layer's precision after optimize, in the optimized HN (`precision_mode` in the
+        layer: the stand-in's field; where the real DFC keeps it is unverified). A layer a
+        `# standin-drop-a16: <layer>` directive names ends 8-bit silently, as a lost request
+        does in the field."""
+        dropped = {a for args in self._directives("drop-a16") for a in args}
+        requested = set(_emulator.a16_layer_names(self._script)) - dropped
+        for key, layer in self._hn["layers"].items():
+            bare = key.split("/", 1)[1]
+            layer["precision_mode"] = "a16_w16" if bare in requested else "a8_w8"
+        if dropped:
+            self._quant["a16_nodes"] = sorted(
+                set(self._quant["a16_nodes"]) - {
+                    o for k, v in self._hn["layers"].items() if k.split("/", 1)[1] in dropped
+                    for o in v.get("original_names", [])})
 
     # --- layer noise analysis (DFC_NOTES "Layer noise analysis") ----------------------------
     def analyze_noise(self, *, dataset: Any, batch_size: int = 2, data_count: int = 64,
@@ -372,7 +417,12 @@ class ClientRunner:
         performance = re.findall(r"^\s*performance_param\(([^)]*)\)", self._script, re.M)
         _log("allocator.log", f"[info] compiling {self._net()} for {self.hw_arch}; "
              f"performance_param: {performance or 'none loaded'}")
-        outputs = [{"name": name, "shape": layer["output_shapes"][0][1:]}
+        # The output vstream is named after the layer FEEDING the output layer, and is
+        # UINT16 when the output layer is 16-bit (DFC_FIELD_NOTES section 9).
+        outputs = [{"name": layer["input"][0] if layer["input"] else name,
+                    "shape": layer["output_shapes"][0][1:],
+                    "format": "UINT16" if layer.get("precision_mode", "").startswith("a16")
+                    else "UINT8"}
                    for name, layer in self._hn["layers"].items()
                    if layer["type"] == "output_layer"]
         summary = {"net": self._net(), "hw_arch": self.hw_arch, "standin": True,

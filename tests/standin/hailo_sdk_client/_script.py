@@ -52,7 +52,9 @@ MODES = {"a8_w8", "a8_w4", "a16_w16", "a16_w8", "a16_w4", "a8_w4_exp", "a16_w16_
          "a16_w8_a8", "a16_w8_a16", "a16_w4_a16", "a16_w4_a8"}
 A16_TYPES = {"conv", "dw", "deconv", "fc", "ew_add", "input_layer", "output_layer",
              "normalization", "concat", "slice", "maxpool", "reduce_sum", "format_conversion",
-             "feature_splitter", "conv_feature_splitter"}
+             "feature_splitter", "conv_feature_splitter",
+             # Accepted at load; lost in optimize when fused into an fc (field report).
+             "batch_norm"}
 WEIGHTED = {"conv", "dw", "deconv", "fc"}
 # mode -> (HN types, hw_arch prefixes or None for every arch)
 SUPPORT: dict[str, tuple[set[str] | None, tuple[str, ...] | None]] = {

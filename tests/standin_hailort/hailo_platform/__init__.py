@@ -84,6 +84,8 @@ def _embed(hef: HEF, x: np.ndarray, float_out: bool) -> np.ndarray:
         return emb.astype(np.float32)
     # raw quantized values: what a program gets when it forgets FLOAT32
     q = np.round(emb / out.quant_info.qp_scale + out.quant_info.qp_zp)
+    if out.format == FormatType.UINT16:
+        return np.clip(q, 0, 65535).astype(np.uint16)
     return np.clip(q, 0, 255).astype(np.uint8)
 
 
@@ -109,6 +111,10 @@ class HEF:
         default = [{"name": f"{self.net}/output_layer1", "shape": [DIM]}]
         outputs = self.summary.get("outputs") or default
         dim = int(np.prod(outputs[0]["shape"])) or DIM
+        if outputs[0].get("format") == "UINT16":
+            # A 16-bit output layer: raw values are uint16 around a zero point.
+            return [VStreamInfo(outputs[0]["name"], (dim,), FormatType.UINT16,
+                                QuantInfo(0.05 / 256, 32768.0))]
         return [VStreamInfo(outputs[0]["name"], (dim,), FormatType.UINT8, QuantInfo(0.05, 128.0))]
 
 

@@ -41,7 +41,15 @@ from hailoc.backends.protocol import (
 from hailoc.cache import cache_key
 from hailoc.engines import LOCAL, EngineSpec, Slot
 from hailoc.eval.sweep import split_sizes, stack_sizes
-from hailoc.failures import ENGINE_LOST, KILLED, OOM, TIMEOUT, UNKNOWN, classify
+from hailoc.failures import (
+    ENGINE_LOST,
+    KILLED,
+    OOM,
+    PLAN_NOT_APPLIED,
+    TIMEOUT,
+    UNKNOWN,
+    classify,
+)
 from hailoc.fsutil import atomic_write_bytes, sha256_file
 from hailoc.manifest import LoadedManifest
 from hailoc.manifest.schema import family_of
@@ -243,7 +251,7 @@ class HailoBackend:
         assert prepared is not None
         inputs = job.inputs
         cfg = inputs.config
-        resolved = resolve_plan(plan, read_hn(prepared / "parsed.hn.json"))
+        resolved = resolve_plan(plan, read_hn(prepared / "parsed.hn.json"), inputs.graph)
         entries = min(len(inputs.calib), cfg.optimization.calibset_size)
         flavor = choose_flavor(
             cfg.optimization.optimization_level, gpu=self.session(job.slot).gpus, entries=entries
@@ -277,9 +285,10 @@ class HailoBackend:
             key,
             job_file,
             prepared,
-            ("optimized.har", "emulate_fp.npy", "emulate_q.npy"),
+            ("optimized.har", "applied_precision.json", "emulate_fp.npy", "emulate_q.npy"),
             extra_files={"model.alls": alls.encode(), "eval.npy": eval_bytes},
         )
+        applied = _check_applied(resolved.a16_layers, entry)
         section = PlanSection(
             precision=plan.precision,
             onnx_nodes=list(plan.onnx_nodes),
@@ -294,6 +303,7 @@ class HailoBackend:
                 flavor, sorted((entry / "logs").glob("*.log"))
             ),
             calibset_size=calibset_size(cfg.optimization.calibset_size, entries),
+            applied_a16=applied,
             compression_level=cfg.optimization.compression_level,
             auto_4bit_weights_ratio=0.0 if cfg.optimization.compression_level == 0 else None,
         )
@@ -539,6 +549,26 @@ def _check_outputs(
                 logs={n: p.read_bytes() for n, p in logs.items()},
             )
     return hashes
+
+
+def _check_applied(planned: tuple[str, ...], entry: Path) -> list[str] | None:
+    """The layers the optimized HAR holds in 16-bit; a planned layer that ended 8-bit fails
+    the build (None: the DFC did not say, so nothing can be checked)."""
+    try:
+        applied = json.loads((entry / "applied_precision.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(applied, dict) or not applied:
+        return None
+    sixteen = sorted(str(k) for k, v in applied.items() if str(v).startswith("a16"))
+    lost = [layer for layer in planned if str(applied.get(layer, "")).startswith("a8")]
+    if lost:
+        raise StageFailure(
+            PLAN_NOT_APPLIED.name,
+            f"optimize: planned a16_w16 but 8-bit after optimization: {', '.join(lost)}",
+            PLAN_NOT_APPLIED.hint,
+        )
+    return sixteen
 
 
 def _float(value: object) -> float | None:

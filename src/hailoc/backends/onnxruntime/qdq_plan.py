@@ -7,6 +7,10 @@ from typing import Any
 
 from hailoc.errors import PlanError
 from hailoc.plan import PrecisionPlan
+from hailoc.plan.islands import WEIGHT_OPS, of_onnx, plan_nodes
+
+# Element-wise ops whose constant operands ORT quantizes like weights.
+QUANTIZED_CONSTANTS = frozenset({"Mul", "Add", "Sub", "Div", "PRelu", "Max", "Min"})
 
 PASSTHROUGH = frozenset(
     {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity", "MaxPool", "Slice"}
@@ -39,7 +43,8 @@ class QdqPlan:
 
 
 def render_qdq(plan: PrecisionPlan, model: Any) -> QdqPlan:
-    """Map a plan's ONNX nodes to tensor names in `model` (an onnx.ModelProto)."""
+    """Map a plan's ONNX nodes to tensor names in `model` (an onnx.ModelProto): every tensor
+    of the plan's 16-bit islands (plan/islands.py)."""
     if plan.hn_names:
         raise PlanError(
             f"HN layer names {', '.join(plan.hn_names)} have no meaning for ONNX Runtime",
@@ -47,18 +52,34 @@ def render_qdq(plan: PrecisionPlan, model: Any) -> QdqPlan:
             fix="list ONNX node names (see `hailoc plan`), or build with --backend hailo",
         )
     wanted = set(plan.onnx_nodes)
+    missing = wanted - {n.name for n in model.graph.node}
+    if missing:
+        raise PlanError(
+            f"planned nodes not in the graph: {', '.join(sorted(missing))}",
+            where=f"models.{plan.model}",
+            fix="check a16_layers against `hailoc models validate`",
+        )
+    if not wanted:
+        return QdqPlan((), (), ())
+    members = set(plan_nodes(plan, of_onnx(model)))
     initializers = {i.name for i in model.graph.initializer}
-    weights: list[str] = []
+    weights: set[str] = set()
     activations: set[str] = set()
     for node in model.graph.node:
-        if node.name not in wanted:
+        if node.name not in members:
             continue
-        # Weight = the second input of Conv/Gemm/MatMul; bias stays int32 as ORT does it.
         for index, tensor in enumerate(node.input):
+            if not tensor:
+                continue
             if tensor in initializers:
-                if index == 1:
-                    weights.append(tensor)
-            elif tensor:
+                # A weight layer's weights (its int32 bias stays as ORT makes it), and the
+                # constants ORT quantizes beside element-wise ops (a PReLU slope, a Mul
+                # factor); batch-norm statistics and Clip bounds are never quantized.
+                if (
+                    node.op_type in WEIGHT_OPS and index == 1
+                ) or node.op_type in QUANTIZED_CONSTANTS:
+                    weights.add(tensor)
+            else:
                 activations.add(tensor)
         activations.update(t for t in node.output if t)
     # Shape-only ops share their input's quantization in ORT (and on Hailo): a 16-bit tensor
@@ -80,11 +101,4 @@ def render_qdq(plan: PrecisionPlan, model: Any) -> QdqPlan:
                 new = set()
             activations |= new
             grew = grew or bool(new)
-    missing = wanted - {n.name for n in model.graph.node}
-    if missing:
-        raise PlanError(
-            f"planned nodes not in the graph: {', '.join(sorted(missing))}",
-            where=f"models.{plan.model}",
-            fix="check a16_layers against `hailoc models validate`",
-        )
     return QdqPlan(tuple(sorted(wanted)), tuple(sorted(weights)), tuple(sorted(activations)))

@@ -47,6 +47,20 @@ def optimize(har_in: str, hw_arch: str, alls_text: str, calib: Any, har_out: str
     return runner
 
 
+def applied_precisions(runner: Any) -> dict[str, str]:
+    """Each HN layer's precision after optimize, where the optimized HN says it (the
+    `precision_mode` field of a layer: the stand-in's; unverified for the real DFC, whose
+    layers without it are left out, so hailoc cannot check them)."""
+    hn = runner.get_hn_dict() if hasattr(runner, "get_hn_dict") else runner.get_hn()
+    layers = (hn if isinstance(hn, dict) else json.loads(hn)).get("layers", {})
+    found: dict[str, str] = {}
+    for key, layer in layers.items():
+        mode = layer.get("precision_mode") if isinstance(layer, dict) else None
+        if isinstance(mode, str):
+            found[str(key).split("/", 1)[-1]] = mode
+    return found
+
+
 def emulate(runner: Any, faces: Any) -> tuple[Any, Any]:
     """Embeddings of `faces` under SDK_FP_OPTIMIZED and SDK_QUANTIZED emulation."""
     from hailo_sdk_client import InferenceContext

@@ -108,7 +108,9 @@ def stage_optimize(job: dict[str, Any], out: str) -> dict[str, Any]:
     har = os.path.join(out, "optimized.har")
     runner = dfc.optimize(job["har_in"], job["hw_arch"], alls, calib, har + ".tmp")
     os.replace(har + ".tmp", har)
-    artifacts = ["optimized.har"]
+    applied = dfc.applied_precisions(runner)
+    atomic_write(os.path.join(out, "applied_precision.json"), json.dumps(applied).encode())
+    artifacts = ["optimized.har", "applied_precision.json"]
     if job.get("eval"):
         faces = load_faces(job["eval"], job.get("channel_order", "RGB"))
         say("optimize", "emulate", faces=len(faces))

@@ -44,6 +44,11 @@ class Variant:
     # TF's PReLU spelling: one Mul by 0.5*alpha (None), or Mul(alpha) then Mul by this factor
     # (0.5 is the real decomposition; anything else is another function of x).
     prelu_half: float | None = None
+    # Other exporters' activation spellings, for every PReLU of the net: "prelu" (as the arch
+    # writes it), "relu6_minmax" (Min(Max(x, 0), 6)), "relu6_clip" (Clip(x, 0, 6)),
+    # "hardswish" (x * Clip(x + 3, 0, 6) / 6), "leaky_max" (Max(x, 0.1 * x)).
+    activation: str = "prelu"
+    concat: bool = False  # a block that concatenates two branches (Inception-style)
 
     @property
     def layout(self) -> str:
@@ -63,6 +68,29 @@ CORPUS = (
     Variant("tf_mobilefacenet_dyn_op13_e128", "tf", None, 13, 128),
     Variant("tf_mobilefacenet_2mul_op13_e128", "tf", 1, 13, 128, prelu_half=0.5),
     Variant("tf_mobilefacenet_k04_op13_e128", "tf", 1, 13, 128, prelu_half=0.4),
+    Variant(
+        "mobilefacenet_relu6_minmax_op13_e128",
+        "mobilefacenet",
+        1,
+        13,
+        128,
+        activation="relu6_minmax",
+    ),
+    Variant(
+        "mobilefacenet_relu6_clip_op13_e128", "mobilefacenet", 1, 13, 128, activation="relu6_clip"
+    ),
+    Variant(
+        "mobilefacenet_hardswish_op14_e128", "mobilefacenet", 1, 14, 128, activation="hardswish"
+    ),
+    Variant(
+        "mobilefacenet_leakymax_concat_op13_e128",
+        "mobilefacenet",
+        1,
+        13,
+        128,
+        activation="leaky_max",
+        concat=True,
+    ),
     Variant("mxnet_b1_op17_e512", "mxnet", 1, 17, 512),
     Variant("iresnet_dyn_op17_e128", "iresnet", None, 17, 128),
 )
@@ -71,8 +99,12 @@ CORPUS = (
 class _Builder:
     """Appends nodes and He-initialised weights; names follow exporters' Op_N style."""
 
-    def __init__(self, seed: int, tf_style: bool = False, half: float | None = None) -> None:
+    def __init__(
+        self, seed: int, tf_style: bool = False, half: float | None = None,
+        activation: str = "prelu",
+    ) -> None:  # fmt: skip
         self.half = half
+        self.activation = activation
         self.rng = np.random.default_rng(seed)
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
@@ -135,7 +167,20 @@ class _Builder:
             epsilon=1e-5,
         )
 
+    def scalar(self, value: float) -> str:
+        return self.const(np.array(value))
+
     def prelu(self, x: str, c: int, rank: int = 4) -> str:
+        if self.activation == "relu6_minmax":
+            return self.node("Min", [self.node("Max", [x, self.scalar(0.0)]), self.scalar(6.0)])
+        if self.activation == "relu6_clip":
+            return self.node("Clip", [x, self.scalar(0.0), self.scalar(6.0)])
+        if self.activation == "hardswish":
+            shifted = self.node("Add", [x, self.scalar(3.0)])
+            relu6 = self.node("Clip", [shifted, self.scalar(0.0), self.scalar(6.0)])
+            return self.node("Div", [self.node("Mul", [x, relu6]), self.scalar(6.0)])
+        if self.activation == "leaky_max":
+            return self.node("Max", [x, self.node("Mul", [x, self.scalar(0.1)])])
         alpha = np.full(c, 0.25)
         if not self.tf:
             shape = (c, 1, 1) if rank == 4 else (c,)
@@ -174,9 +219,18 @@ def _iresnet(b: _Builder, x: str, width: int, blocks: tuple[int, ...], emb: int)
     return b.bn(y, emb)
 
 
-def _mobilefacenet(b: _Builder, x: str, width: int, emb: int, head: str) -> str:
+def _mobilefacenet(
+    b: _Builder, x: str, width: int, emb: int, head: str, concat: bool = False
+) -> str:
     y = b.prelu(b.bn(b.conv(x, 3, width, 3, 2), width), width)  # 56
     y = b.prelu(b.bn(b.conv(y, width, width, 3, 1, group=width), width), width)
+    if concat:
+        # Two branches joined on channels, then a 1x1 conv back to `width`.
+        half = width // 2
+        left = b.prelu(b.bn(b.conv(y, width, half, 1, pad=0), half), half)
+        right = b.prelu(b.bn(b.conv(y, width, half, 3), half), half)
+        joined = b.node("Concat", [left, right], axis=1)
+        y = b.prelu(b.bn(b.conv(joined, width, width, 1, pad=0), width), width)
     cin = width
     for cout, stride in ((width * 2, 2), (width * 2, 1), (width * 4, 2), (width * 4, 2)):  # 7
         e = cin * 2
@@ -201,7 +255,7 @@ def _mobilefacenet(b: _Builder, x: str, width: int, emb: int, head: str) -> str:
 def build(variant: Variant, seed: int = 0) -> onnx.ModelProto:
     """The variant's ONNX model (checked)."""
     nhwc = variant.layout == "NHWC"
-    b = _Builder(seed, tf_style=nhwc, half=variant.prelu_half)
+    b = _Builder(seed, tf_style=nhwc, half=variant.prelu_half, activation=variant.activation)
     batch: int | str = variant.batch if variant.batch is not None else "N"
     shape = [batch, 112, 112, 3] if nhwc else [batch, 3, 112, 112]
     x = variant.input_name
@@ -211,7 +265,7 @@ def build(variant: Variant, seed: int = 0) -> onnx.ModelProto:
     if variant.arch in ("iresnet", "mxnet"):
         out = _iresnet(b, x, variant.width, variant.blocks, variant.embedding)
     else:
-        out = _mobilefacenet(b, x, variant.width, variant.embedding, variant.head)
+        out = _mobilefacenet(b, x, variant.width, variant.embedding, variant.head, variant.concat)
     graph = helper.make_graph(
         b.nodes,
         variant.name,

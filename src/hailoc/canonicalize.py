@@ -31,6 +31,7 @@ TOLERANCE = 1e-5
 LABELS = {
     "prelu_decomposed": "decomposed PReLU -> PRelu",
     "relu6": "ReLU6 spelling -> Clip(0, 6)",
+    "leaky_max": "Max(x, a*x) -> LeakyRelu",
     "hardswish": "HardSwish spelling -> HardSwish",
     "nhwc_transposes": "NHWC transpose pair removed",
     "conv_scale_bias": "Mul/Add folded into the Conv",

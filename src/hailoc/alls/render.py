@@ -98,9 +98,16 @@ def render_alls(
             else Flavor(level, "set in the manifest")
         )
     taken: frozenset[str] = frozenset()
+    origins: list[str] = []
     if isinstance(plan, ResolvedPlan):
         layers, unresolved, precision = plan.a16_layers, False, plan.plan.precision
         taken = plan.taken
+        # What each 16-bit HN layer is in the user's graph (canonical ops expanded).
+        origins = [
+            f"{layer} <- {', '.join(plan.origins[layer])}"
+            for layer in layers
+            if plan.origins.get(layer)
+        ]
     else:
         layers = plan.onnx_nodes + plan.hn_names
         if plan.include_output:
@@ -125,6 +132,7 @@ def render_alls(
             unresolved=unresolved,
             normalization=normalization,
             a16_layers=list(layers),
+            a16_origins=origins,
             optimization=cfg.optimization,
             calibset_size=calibset_size(cfg.optimization.calibset_size, calibration_entries),
             flavor=flavor,

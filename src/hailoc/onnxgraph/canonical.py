@@ -23,7 +23,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 # Bump when a rule changes what it produces: part of the canonical graph's cache key.
-RULES_VERSION = 1
+RULES_VERSION = 2
 
 Array = npt.NDArray[np.float32]
 
@@ -255,6 +255,32 @@ def fuse_relu6(rw: Rewrite) -> bool:
             clip = helper.make_node("Clip", [x, lo, hi], [outer.output[0]], name=outer.name)
             rw.replace([inner, outer], clip, outer)
             rw.note("relu6", outer.name, [inner.name, outer.name])
+            return True
+    return False
+
+
+def fuse_leaky_max(rw: Rewrite) -> bool:
+    """Max(x, a * x) with a scalar 0 < a < 1 -> LeakyRelu(x, alpha=a)."""
+    producers, consumers = rw.producers(), rw.consumers()
+    for top in rw.nodes:
+        if top.op_type != "Max" or len(top.input) != 2:
+            continue
+        for x, scaled in (top.input, tuple(reversed(top.input))):
+            mul = producers.get(scaled)
+            if mul is None or mul.op_type != "Mul" or x not in mul.input:
+                continue
+            other = mul.input[1] if mul.input[0] == x else mul.input[0]
+            alpha = rw.constant(other)
+            if alpha is None or alpha.size != 1 or not 0.0 < float(alpha.reshape(-1)[0]) < 1.0:
+                continue
+            if _single(consumers, mul.output[0]) is not top:
+                continue
+            leaky = helper.make_node(
+                "LeakyRelu", [x], [top.output[0]], name=top.name,
+                alpha=float(alpha.reshape(-1)[0]),
+            )  # fmt: skip
+            rw.replace([mul, top], leaky, top)
+            rw.note("leaky_max", top.name, [mul.name, top.name])
             return True
     return False
 
@@ -531,6 +557,7 @@ class Rule:
 RULES: tuple[Rule, ...] = (
     Rule("prelu_decomposed", "PRelu (same slopes)", fuse_decomposed_prelu),
     Rule("relu6", "Clip(0, 6)", fuse_relu6),
+    Rule("leaky_max", "LeakyRelu", fuse_leaky_max),
     Rule("hardswish", "HardSwish", fuse_hardswish),
     Rule("nhwc_transposes", "NCHW between convolutions", sink_transposes),
     Rule("conv_scale_bias", "folded into the Conv", fold_conv_scale_bias),
@@ -565,6 +592,7 @@ def rewrite(model: onnx.ModelProto, rules: tuple[str, ...] = RULE_NAMES) -> Rewr
     for _ in range(_MAX_STEPS):
         if not any(rule.apply(rw) for rule in chosen):
             break
+    rw.drop_dead()  # constants only the rewritten spellings read
     rw.applied = {k: v for k, v in rw.applied.items() if v}
     return rw
 

@@ -42,3 +42,5 @@ class ResolvedPlan:
     excluded: tuple[Excluded, ...] = ()
     # Every layer name the HN already has: a model script must not declare one again.
     taken: frozenset[str] = frozenset()
+    # HN layer -> the user's ONNX nodes it carries (canonical ops expanded), for comments.
+    origins: dict[str, tuple[str, ...]] = field(default_factory=dict)

@@ -122,6 +122,19 @@ def resolve_plan(
             log.warning(
                 "%s: HN layer %s (%s) stays 8-bit: %s", plan.model, layer.name, layer.type, why
             )
+    origins: dict[str, list[str]] = {}
+    merged = graph.merged if graph is not None else {}
+    for node, carried_by in mapping.items():
+        for name in carried_by:
+            for user_node in merged.get(node, (node,)):
+                if user_node not in origins.setdefault(name, []):
+                    origins[name].append(user_node)
     return ResolvedPlan(
-        plan, hn.net_name, tuple(ordered), mapping, plan.excluded + tuple(excluded), hn.names
+        plan,
+        hn.net_name,
+        tuple(ordered),
+        mapping,
+        plan.excluded + tuple(excluded),
+        hn.names,
+        {k: tuple(v) for k, v in origins.items()},
     )

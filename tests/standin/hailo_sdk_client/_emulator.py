@@ -177,6 +177,10 @@ def _forward(model: onnx.ModelProto, x_nhwc: np.ndarray, script: str,
             y = np.clip(get(0), lo, hi)
         elif op == "HardSwish":
             y = get(0) * np.clip(get(0) + 3, 0, 6) / 6
+        elif op == "LeakyRelu":
+            y = np.where(get(0) >= 0, get(0), get(0) * at.get("alpha", 0.01))
+        elif op == "Concat":
+            y = np.concatenate([get(i) for i in range(len(node.input))], axis=at["axis"])
         elif op in ("Identity", "Dropout"):
             y = get(0)
         elif op == "GlobalAveragePool":

@@ -313,6 +313,35 @@ def resnet_shaped(depth: int, embedding: int = 512) -> onnx.ModelProto:
     return build(variant)
 
 
+def write_project(root: Path, templates: Path, gate_sizes: list[int] | None = None) -> Path:
+    """A manifest at ROOT/models.yaml with every corpus variant (models/<name>.onnx), each
+    using the calibration set `tiny` (the caller writes it); the manifest's path."""
+    import shutil
+
+    import yaml
+
+    (root / "models").mkdir()
+    shutil.copytree(templates, root / "alls_templates")
+    models = {}
+    for variant in CORPUS:
+        onnx.save(build(variant), str(root / "models" / f"{variant.name}.onnx"))
+        batch = variant.batch or 1
+        shape = [batch, 112, 112, 3] if variant.layout == "NHWC" else [batch, 3, 112, 112]
+        models[variant.name] = {
+            "onnx": f"models/{variant.name}.onnx",
+            "input": {"name": "input", "shape": shape, "layout": variant.layout},
+            "normalization": {"in_graph": True}
+            if variant.in_graph_normalization
+            else {"mean": 127.5, "std": 127.5},
+            "calib_set": "tiny",
+        }
+    manifest: dict[str, object] = {"version": 1, "models": models}
+    if gate_sizes is not None:
+        manifest["defaults"] = {"gate": {"face_sizes": gate_sizes}}
+    (root / "models.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return root / "models.yaml"
+
+
 def main(out: Path) -> None:
     """Write every corpus variant as OUT/<name>.onnx."""
     out.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +74,11 @@ def start_hailoc(project: Path, *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@pytest.fixture(scope="module", name="suite")
+def suite_fixture() -> Iterator[str]:
+    """A running engine and the stand-in suite image (refreshed when tests/standin changed)."""
+    client = engine_or_skip()
+    yield ensure_standin_image()
+    client.close()

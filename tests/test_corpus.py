@@ -4,7 +4,6 @@ with an odd number of eval faces."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import yaml
 from hailoc.onnxgraph import inspect_model
 from hailoc.records import read_record
 from tests.conftest import REPO, CliResult
-from tests.corpus import CORPUS, NAMED, Variant, build
+from tests.corpus import CORPUS, NAMED, Variant, build, write_project
 from tests.synthetic import synthetic_set
 from tests.test_ort_backend import _sixteen_bit_tensors
 
@@ -25,25 +24,9 @@ Cli = Callable[..., CliResult]
 @pytest.fixture(scope="module")
 def corpus_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("corpus")
-    (root / "models").mkdir()
-    shutil.copytree(REPO / "alls_templates", root / "alls_templates")
+    write_project(root, REPO / "alls_templates", gate_sizes=[112, 40, 24])
     # 7 eval faces: an odd count against a static batch of 2.
     synthetic_set(root / "calibration", "tiny", faces=24, eval_faces=7)
-    models = {}
-    for variant in CORPUS:
-        onnx.save(build(variant), str(root / "models" / f"{variant.name}.onnx"))
-        batch = variant.batch or 1
-        shape = [batch, 112, 112, 3] if variant.layout == "NHWC" else [batch, 3, 112, 112]
-        models[variant.name] = {
-            "onnx": f"models/{variant.name}.onnx",
-            "input": {"name": "input", "shape": shape, "layout": variant.layout},
-            "normalization": {"in_graph": True}
-            if variant.in_graph_normalization
-            else {"mean": 127.5, "std": 127.5},
-            "calib_set": "tiny",
-        }
-    manifest = {"version": 1, "defaults": {"gate": {"face_sizes": [112, 40, 24]}}, "models": models}
-    (root / "models.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     return root
 
 

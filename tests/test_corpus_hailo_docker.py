@@ -4,7 +4,7 @@ int16-final build, the TF exports as their canonical graphs."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,18 +12,11 @@ import pytest
 
 from tests.conftest import CliResult
 from tests.corpus import CORPUS, Variant
-from tests.docker_support import engine_or_skip, ensure_standin_image
+from tests.docker_support import suite_fixture  # noqa: F401  (the `suite` fixture)
 from tests.test_corpus import corpus_project  # noqa: F401  (the corpus project fixture)
 
 pytestmark = pytest.mark.docker
 Cli = Callable[..., CliResult]
-
-
-@pytest.fixture(scope="module")
-def suite() -> Iterator[str]:
-    client = engine_or_skip()
-    yield ensure_standin_image()
-    client.close()
 
 
 @pytest.mark.parametrize("variant", CORPUS, ids=[v.name for v in CORPUS])

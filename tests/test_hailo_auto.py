@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +19,12 @@ import yaml
 from hailoc.calibration import CalibParams, build_set
 from hailoc.manifest.schema import DetectorSpec
 from tests.conftest import REPO, CliResult, scaffold
-from tests.docker_support import engine_or_skip, ensure_standin_image
+from tests.docker_support import suite_fixture  # noqa: F401  (the `suite` fixture)
 from tests.photos import augmented_photos
 
 pytestmark = pytest.mark.docker
 
 Cli = Callable[..., CliResult]
-
-
-@pytest.fixture(scope="module")
-def suite() -> Iterator[str]:
-    client = engine_or_skip()
-    yield ensure_standin_image()
-    client.close()
 
 
 @pytest.fixture(scope="module")

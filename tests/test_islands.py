@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import yaml
 
 from hailoc.backends.onnxruntime.qdq_plan import render_qdq
 from hailoc.backends.onnxruntime.quantize import OPSET, _Reader, quantize, upgrade_opset
@@ -20,36 +19,15 @@ from hailoc.manifest import load_manifest
 from hailoc.plan import build_plan, hn_from_dict, resolve_plan
 from hailoc.plan.islands import SHAPE_ONLY, components, of_graph, plan_nodes
 from tests.conftest import REPO
-from tests.corpus import CORPUS, build
+from tests.corpus import CORPUS, write_project
 from tests.synthetic import synthetic_set
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import shutil
-
     root = tmp_path_factory.mktemp("islands")
-    (root / "models").mkdir()
-    shutil.copytree(REPO / "alls_templates", root / "alls_templates")
+    write_project(root, REPO / "alls_templates")
     synthetic_set(root / "calibration", "tiny", faces=32, eval_faces=12)
-    models = {}
-    for variant in CORPUS:
-        onnx.save(build(variant), str(root / "models" / f"{variant.name}.onnx"))
-        batch = variant.batch or 1
-        nhwc = variant.layout == "NHWC"
-        models[variant.name] = {
-            "onnx": f"models/{variant.name}.onnx",
-            "input": {
-                "name": "input",
-                "shape": [batch, 112, 112, 3] if nhwc else [batch, 3, 112, 112],
-                "layout": variant.layout,
-            },
-            "normalization": {"in_graph": True}
-            if variant.in_graph_normalization
-            else {"mean": 127.5, "std": 127.5},
-            "calib_set": "tiny",
-        }
-    (root / "models.yaml").write_text(yaml.safe_dump({"version": 1, "models": models}))
     return root
 
 

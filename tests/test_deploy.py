@@ -83,6 +83,15 @@ def _hef_folder(tmp_path: Path, ort_build: Path) -> Path:
     return folder
 
 
+def _run_reference(folder: Path, a: Path, b: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """examples/run_hef.py on two faces against the stand-in HailoRT."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "examples" / "run_hef.py"), str(folder), str(a), str(b)],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONPATH": str(STANDIN_HAILORT), **env},
+    )  # fmt: skip
+
+
 def test_reference_program_follows_deploy_json(tmp_path: Path, ort_build: Path) -> None:
     folder = _hef_folder(tmp_path, ort_build)
     faces = np.load(ort_build.parents[3] / "calibration" / "fr_demo" / "eval.npy")
@@ -90,11 +99,7 @@ def test_reference_program_follows_deploy_json(tmp_path: Path, ort_build: Path) 
     Image.fromarray(faces[0]).save(a)
     Image.fromarray(faces[0]).save(b)
     log = tmp_path / "hailort.log"
-    env = {**os.environ, "PYTHONPATH": str(STANDIN_HAILORT), "HAILO_STANDIN_LOG": str(log)}
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "run_hef.py"), str(folder), str(a), str(b)],
-        capture_output=True, text=True, env=env, check=False,
-    )  # fmt: skip
+    proc = _run_reference(folder, a, b, HAILO_STANDIN_LOG=str(log))
     assert proc.returncode == 0, proc.stderr
     assert "similarity 1.0000: same person" in proc.stdout
     calls = [json.loads(line) for line in log.read_text().splitlines()]
@@ -132,11 +137,7 @@ def test_reference_program_and_verify_on_both_api_families(
     a, b = tmp_path / "a.png", tmp_path / "b.png"
     Image.fromarray(faces[0]).save(a)
     Image.fromarray(faces[1]).save(b)
-    env = {**os.environ, "PYTHONPATH": str(STANDIN_HAILORT), "HAILO_STANDIN_DEVICE_ARCH": device}
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "run_hef.py"), str(folder), str(a), str(b)],
-        capture_output=True, text=True, env=env, check=False,
-    )  # fmt: skip
+    proc = _run_reference(folder, a, b, HAILO_STANDIN_DEVICE_ARCH=device)
     assert proc.returncode == 0, proc.stderr
     assert "similarity" in proc.stdout
     monkeypatch.syspath_prepend(str(STANDIN_HAILORT))

@@ -16,8 +16,9 @@ from hailoc.eval.sweep import cosine_rows
 from hailoc.inference.session import Embedder, open_session
 from hailoc.inputs import gather
 from hailoc.manifest import load_manifest
+from hailoc.onnxgraph.canonical import SHAPE_ONLY
 from hailoc.plan import build_plan, hn_from_dict, resolve_plan
-from hailoc.plan.islands import SHAPE_ONLY, components, of_graph, plan_nodes
+from hailoc.plan.islands import components, of_graph, plan_nodes
 from tests.conftest import REPO
 from tests.corpus import CORPUS, write_project
 from tests.synthetic import synthetic_set

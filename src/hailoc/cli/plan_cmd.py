@@ -15,17 +15,11 @@ from hailoc.cli.state import CliState, state
 from hailoc.inputs import gather
 from hailoc.manifest.schema import PRECISIONS
 from hailoc.onnxgraph import GraphInfo
+from hailoc.onnxgraph.canonical import FUSED_AFTER_WEIGHTS, SHAPE_ONLY, WEIGHT_OPS
 from hailoc.options import BuildOptions
 from hailoc.pipeline.planning import plan_for
 from hailoc.plan import PRESET_HELP, PrecisionPlan, ResolvedPlan, build_plan, read_hn, resolve_plan
-from hailoc.plan.islands import (
-    FUSED,
-    SHAPE_ONLY,
-    WEIGHT_OPS,
-    components,
-    of_graph,
-    plan_nodes,
-)
+from hailoc.plan.islands import components, of_graph, plan_nodes
 from hailoc.targets import check_choice
 from hailoc.validate import load_graph
 
@@ -115,7 +109,7 @@ def island_tables(
                 carrier = name
             if name in the_plan.onnx_nodes:
                 role = "planned"
-            elif op in FUSED and carrier:
+            elif op in FUSED_AFTER_WEIGHTS and carrier:
                 role = f"fused into {carrier}"
             elif op in SHAPE_ONLY:
                 role = "shape-only"

@@ -34,13 +34,17 @@ _SINKABLE = frozenset(
 )  # fmt: skip
 _RESHAPES = frozenset({"Reshape", "Flatten"})
 # What the Hailo parser folds into a neighbour (shape-only) or fuses after a conv / fc.
-FOLDED = frozenset(
-    {"Reshape", "Flatten", "Dropout", "Identity", "Transpose", "Squeeze", "Unsqueeze", "Cast",
-     "Constant"}
-)  # fmt: skip
+WEIGHT_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
+# Fused into the weight layer before them by the Hailo parser when each tensor of the chain is
+# read by the next op alone (NOTES, HN: a conv carries its batch norm and activation).
 FUSED_AFTER_WEIGHTS = frozenset(
     {"BatchNormalization", "Relu", "PRelu", "LeakyRelu", "Clip", "Sigmoid", "HardSwish"}
 )
+# Shape-only ops: the Hailo parser folds them into a neighbour.
+SHAPE_ONLY = frozenset(
+    {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity", "Dropout", "Cast"}
+)
+FOLDED = SHAPE_ONLY | {"Constant"}
 
 
 @dataclass
@@ -350,12 +354,7 @@ def _hardswish(
                 nodes = [*found[1], data]
                 if all(_single(consumers, n.output[0]) is not None for n in nodes):
                     return x, nodes
-    found = clip_of(scaled[0])  # x * (relu6(x + 3) / 6)
-    if found is not None:
-        x, nodes = found
-        mul = _single(consumers, last.output[0])
-        if mul is not None and mul.op_type == "Mul" and x in mul.input:
-            return None  # handled when `mul` is the last node (below)
+    # x * (relu6(x + 3) / 6): matched when the outer Mul is `last`.
     if last.op_type == "Mul":
         for x, other in (last.input, tuple(reversed(last.input))):
             inner = producers.get(other)
@@ -610,7 +609,7 @@ def hailo_layers(model: onnx.ModelProto) -> int:
         if node.name in absorbed or node.op_type in FOLDED:
             continue
         count += 1
-        if node.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
+        if node.op_type in WEIGHT_OPS:
             out = node.output[0]
             while len(consumers.get(out, [])) == 1:
                 nxt = consumers[out][0]

@@ -17,19 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from hailoc.onnxgraph import GraphInfo
+from hailoc.onnxgraph.canonical import FUSED_AFTER_WEIGHTS, SHAPE_ONLY, WEIGHT_OPS
 from hailoc.plan.model import PrecisionPlan
 from hailoc.plan.support import a16_refusal, kind_for_onnx
 
-WEIGHT_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
-# Fused into the weight layer before them by the Hailo parser (NOTES, HN: a conv carries its
-# batch norm and activation): 16-bit with that layer, whatever their own support row says.
-FUSED = frozenset(
-    {"BatchNormalization", "Relu", "PRelu", "LeakyRelu", "Clip", "Sigmoid", "HardSwish"}
-)
-# Shape-only ops: the Hailo parser folds them, ORT shares their input's quantization.
-SHAPE_ONLY = frozenset(
-    {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity", "Dropout", "Cast"}
-)
+# Fused ops are 16-bit with the layer they are fused into, whatever their own support row
+# says; shape-only ops share their input's quantization (ORT) and fold (Hailo).
+FUSED = FUSED_AFTER_WEIGHTS
 
 
 @dataclass(frozen=True)
@@ -78,34 +72,36 @@ def island_nodes(
     every node that may be 16-bit, wherever it is.
     """
     readers: dict[str, int] = {}
+    producer_op: dict[str, str] = {}
+    consumers: dict[str, list[NodeTuple]] = {}
     for node in nodes:
         for tensor in node[2]:
             readers[tensor] = readers.get(tensor, 0) + 1
-    if everything:
-        chosen_all: set[str] = set()
-        made_by: dict[str, tuple[str, str]] = {}
-        for name, op, inputs, outputs in nodes:
-            source = made_by.get(inputs[0]) if inputs else None
-            # Fused as the parser fuses: a chain, each tensor read by the next op alone.
-            fused = (
-                op in FUSED
-                and source is not None
-                and source[0] in chosen_all
-                and source[1] in (WEIGHT_OPS | FUSED)
-                and readers.get(inputs[0], 0) == 1
-            )
-            if fused or can_be_16bit(op):
-                chosen_all.add(name)
-            for tensor in outputs:
-                made_by[tensor] = (name, op)
-        return tuple(n[0] for n in nodes if n[0] in chosen_all)
-    consumers: dict[str, list[NodeTuple]] = {}
-    producer_op: dict[str, str] = {}
-    for node in nodes:
-        for tensor in node[2]:
             consumers.setdefault(tensor, []).append(node)
         for tensor in node[3]:
             producer_op[tensor] = node[1]
+
+    def joins(op: str, tensor: str) -> bool:
+        """Whether a node of `op` reading `tensor` (made by a member) is a member too: fused
+        as the parser fuses (a chain, each tensor read by the next op alone), or 16-bit on
+        its own. Otherwise the island ends: `tensor` is an exit."""
+        fused = (
+            op in FUSED
+            and producer_op.get(tensor) in (WEIGHT_OPS | FUSED)
+            and readers.get(tensor, 0) == 1
+        )
+        return fused or can_be_16bit(op)
+
+    if everything:
+        chosen_all: set[str] = set()
+        made_by: dict[str, str] = {}
+        for name, op, inputs, outputs in nodes:
+            source = made_by.get(inputs[0]) if inputs else None
+            if can_be_16bit(op) or (source in chosen_all and joins(op, inputs[0])):
+                chosen_all.add(name)
+            for tensor in outputs:
+                made_by[tensor] = name
+        return tuple(n[0] for n in nodes if n[0] in chosen_all)
     chosen = set(seeds)
     frontier = [n for n in nodes if n[0] in chosen]
     while frontier:
@@ -113,15 +109,8 @@ def island_nodes(
         for tensor in node[3]:
             for user in consumers.get(tensor, []):
                 name, op = user[0], user[1]
-                if name in chosen or op in WEIGHT_OPS:
+                if name in chosen or op in WEIGHT_OPS or not joins(op, tensor):
                     continue
-                fused = (
-                    op in FUSED
-                    and producer_op.get(tensor) in (WEIGHT_OPS | FUSED)
-                    and readers.get(tensor, 0) == 1
-                )
-                if not (fused or op in SHAPE_ONLY or can_be_16bit(op)):
-                    continue  # ends the island: this tensor is an exit
                 chosen.add(name)
                 frontier.append(user)
     return tuple(n[0] for n in nodes if n[0] in chosen)

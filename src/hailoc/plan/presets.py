@@ -7,7 +7,7 @@ import logging
 from hailoc.errors import PlanError
 from hailoc.manifest import ModelConfig
 from hailoc.onnxgraph import GraphInfo
-from hailoc.plan.islands import FUSED
+from hailoc.plan.islands import island_nodes, of_graph
 from hailoc.plan.model import Excluded, PrecisionPlan
 from hailoc.plan.support import a16_refusal, kind_for_onnx
 
@@ -99,22 +99,19 @@ def _filtered(
     model: str, precision: str, graph: GraphInfo, names: list[str], *, include_output: bool
 ) -> PrecisionPlan:
     keep: list[str] = []
-    excluded: list[Excluded] = []
-    producer = {t: n for n in graph.nodes for t in n.outputs}
-    carried: set[str] = set()
+    refused: list[Excluded] = []
     for name in names:
         node = graph.node(name)
         op = node.op_type if node else "?"
         why = a16_refusal(kind_for_onnx(op))
-        source = producer.get(node.inputs[0]) if node is not None and node.inputs else None
         if why is None:
             keep.append(name)
-        elif op in FUSED and source is not None and source.name in (*keep, *carried):
-            # A batch norm or activation right after a planned layer is fused into it (a
-            # conv, or fc1 carrying BatchNorm1d): 16-bit with its carrier, not on its own.
-            carried.add(name)
         else:
-            excluded.append(Excluded(name, op, why))
+            refused.append(Excluded(name, op, why))
+    # A batch norm or activation fused into a planned layer (a conv, or fc1 carrying
+    # BatchNorm1d) is 16-bit with it: in its island, so neither planned nor excluded.
+    carried = set(island_nodes(of_graph(graph), keep)) if refused and keep else set()
+    excluded = [item for item in refused if item.name not in carried]
     for item in excluded:
         log.warning("%s: %s (%s) stays 8-bit: %s", model, item.name, item.kind, item.why)
     return PrecisionPlan(model, precision, tuple(keep), (), include_output, tuple(excluded))

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from hailoc.errors import PlanError
+from hailoc.onnxgraph.canonical import WEIGHT_OPS
 from hailoc.plan import PrecisionPlan
-from hailoc.plan.islands import WEIGHT_OPS, of_onnx, plan_nodes
+from hailoc.plan.islands import of_onnx, plan_nodes
 
 # Element-wise ops whose constant operands ORT quantizes like weights.
 QUANTIZED_CONSTANTS = frozenset({"Mul", "Add", "Sub", "Div", "PRelu", "Max", "Min"})

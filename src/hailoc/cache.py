@@ -11,7 +11,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hailoc.fsutil import atomic_write_text
@@ -21,6 +21,35 @@ def cache_key(step: str, inputs: Mapping[str, object]) -> str:
     """sha256 over the step name and its inputs (hashes, settings, versions) in canonical JSON."""
     blob = json.dumps({"stage": step, "inputs": inputs}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CachedFailure:
+    """A stage that failed on a 16-bit wall: the DFC gives the same answer to the same inputs,
+    so the failure is kept like an output and replayed instead of run again."""
+
+    failure_class: str
+    message: str
+    hint: str
+    error_type: str | None = None
+    detail: str | None = None
+    logs: dict[str, str] = field(default_factory=dict)  # the DFC's logs (tails), by file name
+
+    @classmethod
+    def from_json(cls, text: str) -> CachedFailure | None:
+        """The failure stored as JSON; None when it is not one."""
+        try:
+            data = json.loads(text)
+            return cls(
+                failure_class=str(data["failure_class"]),
+                message=str(data["message"]),
+                hint=str(data["hint"]),
+                error_type=data.get("error_type"),
+                detail=data.get("detail"),
+                logs={str(k): str(v) for k, v in dict(data.get("logs") or {}).items()},
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
 
 
 @dataclass(frozen=True)
@@ -37,6 +66,20 @@ class StageCache:
         """The entry folder when a completed entry exists."""
         path = self.entry(stage, key)
         return path if (path / "stage.json").is_file() else None
+
+    def failure(self, stage: str, key: str) -> CachedFailure | None:
+        """The wall this stage hit under `key`, when one was kept."""
+        path = self.root / "walls" / stage / f"{key}.json"
+        try:
+            return CachedFailure.from_json(path.read_text(encoding="utf-8"))
+        except OSError:
+            return None
+
+    def store_failure(self, stage: str, key: str, failure: CachedFailure) -> None:
+        """Keep a wall's failure under `key` (one atomic write)."""
+        path = self.root / "walls" / stage / f"{key}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(asdict(failure), indent=1))
 
     def store(
         self, stage: str, key: str, files: Mapping[str, Path], meta: Mapping[str, object]

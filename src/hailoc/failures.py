@@ -114,3 +114,54 @@ def classify(error_type: str, message: str, stage: str | None = None) -> Failure
     if stage in _BY_STAGE:
         return FailureClass(UNKNOWN.name, "", _BY_STAGE[stage])
     return UNKNOWN
+
+
+# Failures that depend on the 16-bit set: a Hailo build narrows the set and tries again
+# (pipeline/walls.py). A cached failure of one of these replays without running the stage.
+WALL_CLASSES = frozenset(
+    {"nan_exponent", "super_defuse", "unsupported_16bit", "allocator", PLAN_NOT_APPLIED.name}
+)
+
+# The field's texts name layers as `<net>/<layer>[/<sub-layer>...]`: thread 19530 (NaN
+# exponent: `for layer <net>/conv4/conv_low_sub_layer/act_op`; `Assignment of normalization1
+# needs super-defuse`), thread 9698 (the unsupported layers listed in the log, one
+# `<net>/<layer>:` line each, followed by their quantization settings).
+_NAMED = {
+    "nan_exponent": re.compile(r"for layer ([\w./-]+)"),
+    "super_defuse": re.compile(r"Assignment of ([\w./-]+) needs super-defuse"),
+    "unsupported_16bit": re.compile(
+        r"Unsupported layers for the provided optimization target:\s*([\w/, .-]+)$"
+    ),
+    PLAN_NOT_APPLIED.name: re.compile(r"8-bit after optimization:\s*([\w/, .-]+)$"),
+}
+_LOG_LISTED = re.compile(r"Unsupported layers for the target[^:]*:\s*(.*)", re.S)
+_LISTED_LAYER = re.compile(r"^\s*([\w.-]+/[\w./-]+):\s*$", re.M)
+
+
+def _bare(name: str, net: str | None) -> str:
+    """`<net>/conv4/conv_low_sub_layer/act_op` -> `conv4`; `conv4` -> `conv4`."""
+    parts = [p for p in name.strip().split("/") if p]
+    if len(parts) > 1 and (net is None or parts[0] == net or len(parts) > 2):
+        parts = parts[1:]
+    return parts[0] if parts else ""
+
+
+def wall_layers(
+    failure_class: str, message: str, logs: str = "", net: str | None = None
+) -> tuple[str, ...]:
+    """The HN layers (bare names) a 16-bit wall's message or the DFC's log names; empty
+    when the wall names none (the allocator's crash, `arange: cannot compute length`)."""
+    names: list[str] = []
+    pattern = _NAMED.get(failure_class)
+    found = pattern.search(message.strip()) if pattern is not None else None
+    if found is not None:
+        if failure_class in ("unsupported_16bit", PLAN_NOT_APPLIED.name):
+            names = [n for n in re.split(r"[,\s]+", found.group(1)) if n]
+        else:
+            names = [found.group(1)]
+    if failure_class == "unsupported_16bit" and not names:
+        listed = _LOG_LISTED.search(logs)
+        if listed is not None:
+            names = _LISTED_LAYER.findall(listed.group(1))
+    bare = [_bare(n, net) for n in names]
+    return tuple(dict.fromkeys(b for b in bare if b))

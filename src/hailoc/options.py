@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 from hailoc.engines import EngineSpec
 from hailoc.errors import HailocError
@@ -27,6 +28,9 @@ class BuildOptions:
     auto_budget: int | None = None
     wait: bool = True  # wait for another build of the same target instead of exiting 3
     accept_best: bool = False  # auto: build the best plan found even below the target
+    # A 16-bit wall in the DFC: narrow the 16-bit set and go on, or end the build (None: the
+    # manifest's defaults.walls).
+    on_wall: Literal["recover", "fail"] | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.stage_timeout) and self.stage_timeout > 0):

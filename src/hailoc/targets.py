@@ -9,6 +9,7 @@ from hailoc.errors import HailocError
 from hailoc.manifest.schema import HW_ARCHS, PRECISIONS, is_safe_name
 
 BACKENDS = ("onnxruntime", "hailo")
+WALL_MODES = ("recover", "fail")
 
 
 def check_choice(option: str, value: str, allowed: tuple[str, ...]) -> str:

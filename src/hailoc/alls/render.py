@@ -99,8 +99,11 @@ def render_alls(
         )
     taken: frozenset[str] = frozenset()
     origins: list[str] = []
+    w8: tuple[str, ...] = ()
     if isinstance(plan, ResolvedPlan):
-        layers, unresolved, precision = plan.a16_layers, False, plan.plan.precision
+        w8 = plan.a16_w8
+        layers = tuple(layer for layer in plan.a16_layers if layer not in w8)
+        unresolved, precision = False, plan.plan.precision
         taken = plan.taken
         # What each 16-bit HN layer is in the user's graph (canonical ops expanded).
         origins = [
@@ -132,6 +135,7 @@ def render_alls(
             unresolved=unresolved,
             normalization=normalization,
             a16_layers=list(layers),
+            a16_w8_layers=list(w8),
             a16_origins=origins,
             optimization=cfg.optimization,
             calibset_size=calibset_size(cfg.optimization.calibset_size, calibration_entries),

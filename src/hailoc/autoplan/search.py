@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -146,11 +147,14 @@ def _weights(model: Any) -> dict[str, int]:
     return {n.name: sizes.get(n.input[1], 0) if len(n.input) > 1 else 0 for n in model.graph.node}
 
 
-def _candidates(inputs: BuildInputs, spec: AutoSearch) -> tuple[list[str], list[dict[str, str]]]:
-    """Weight layers that may run 16-bit on Hailo, minus the ones known to trip the DFC."""
+def _candidates(
+    inputs: BuildInputs, spec: AutoSearch, avoid: Mapping[str, str] | None = None
+) -> tuple[list[str], list[dict[str, str]]]:
+    """Weight layers that may run 16-bit on Hailo, minus the ones known to trip the DFC
+    (by rule, or `avoid`: layers a wall of an earlier build named, with why)."""
     keep, excluded = [], []
     for node in inputs.graph.weight_nodes:
-        why = a16_refusal(kind_for_onnx(node.op_type))
+        why = a16_refusal(kind_for_onnx(node.op_type)) or (avoid or {}).get(node.name)
         if why is None and node.op_type in NON_CONV:
             width = node.out_shape[-1] if node.out_shape else 0
             if width > spec.max_non_conv_width:
@@ -193,6 +197,7 @@ def search_plan(
     spec: AutoSearch,
     progress: SearchProgress | None = None,
     scorer: Scorer | None = None,
+    avoid: Mapping[str, str] | None = None,
 ) -> AutoResult:
     """Rank once, bisect on the ranked list, polish; deterministic for given inputs.
 
@@ -204,7 +209,7 @@ def search_plan(
     progress = progress or _Silent()
     cfg = inputs.config
     _check(inputs, spec)
-    candidates, excluded = _candidates(inputs, spec)
+    candidates, excluded = _candidates(inputs, spec, avoid)
     if not candidates:
         raise PlanError(
             "no layer may run in 16-bit", where=f"models.{cfg.name}", fix="use --precision int8"
@@ -366,3 +371,26 @@ def with_overrides(spec: AutoSearch, target: float | None, budget: int | None) -
     if budget is not None:
         update["max_layers"] = budget
     return spec.model_copy(update=update) if update else spec
+
+
+def rank_layers(inputs: BuildInputs, cache_root: Path, layers: list[str]) -> list[str]:
+    """`layers` ordered as auto ranks them on the ONNX Runtime emulation, the layers int8
+    harms most first (one fp32 and one int8 pass over the ranking faces, memoised)."""
+    if not layers:
+        return []
+    cfg = inputs.config
+    key = cache_key(
+        "rank",
+        {
+            "onnx_sha256": inputs.onnx_sha256,
+            "calibration_sha256": inputs.calib_sha256,
+            "calibset_size": cfg.optimization.calibset_size,
+            "input": cfg.input.model_dump(mode="json"),
+            "normalization": cfg.normalization.model_dump(mode="json"),
+            "candidates": sorted(layers),
+            "versions": inputs.versions.model_dump(),
+        },
+    )
+    evaluator = Evaluator(inputs, cache_root, cache_root / "auto" / key, cfg.auto, list(layers))
+    ranked = [layer for layer, _ in evaluator.ranking() if layer in layers]
+    return ranked + [layer for layer in layers if layer not in ranked]

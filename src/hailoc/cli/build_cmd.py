@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from hailoc.backends.hailo.backend import HailoBackend
@@ -25,7 +26,7 @@ from hailoc.pipeline.batch import EnginePool, EngineSlots, expand_targets, run_b
 from hailoc.pipeline.runner import RunContext, build_one
 from hailoc.records import BuildRecord, SummaryRow, read_summary, write_summary
 from hailoc.reference import References
-from hailoc.targets import BACKENDS, BuildTarget, check_choice, split_choices
+from hailoc.targets import BACKENDS, WALL_MODES, BuildTarget, check_choice, split_choices
 
 # Each backend's cached stages, as --from-stage names them (the backends own the lists).
 BACKEND_STAGES = {"hailo": HailoBackend.stages, "onnxruntime": OrtBackend.stages}
@@ -119,6 +120,15 @@ def build(
         help="auto: when the target is not reached, build the best plan found (the gate "
         "still judges it) instead of failing with class auto_target.",
     ),
+    on_wall: str | None = typer.Option(
+        None,
+        "--on-wall",
+        metavar="recover|fail",
+        help="Hailo: when the DFC refuses the 16-bit set (NaN exponent, super-defuse, "
+        "allocator, unsupported layer), narrow it and go on (recover: named layers leave "
+        "16-bit, an unnamed wall is bisected; every attempt is in record.json) or end the "
+        "build (fail). Default: the manifest's defaults.walls (recover).",
+    ),
     no_wait: bool = typer.Option(
         False,
         "--no-wait",
@@ -140,6 +150,8 @@ def build(
         check_choice("--from-stage", from_stage, STAGES)
     if backend is not None:
         check_choice("--backend", backend, BACKENDS)
+    if on_wall is not None:
+        check_choice("--on-wall", on_wall, WALL_MODES)
     archs = split_choices("--hw-arch", hw_arch, HW_ARCHS) if hw_arch is not None else None
     precisions = (
         split_choices("--precision", precision, PRECISIONS) if precision is not None else None
@@ -157,6 +169,7 @@ def build(
         auto_budget=budget,
         wait=not no_wait,
         accept_best=accept_best,
+        on_wall="fail" if on_wall == "fail" else "recover" if on_wall else None,
     )
     if retry_failed:
         targets = [
@@ -302,10 +315,18 @@ def _summary(st: CliState, records: list[BuildRecord]) -> None:
     st.out.print()
     st.out.print(table)
     for r in records:
+        # DFC messages hold brackets (`the exponent [[nan]] is not in range [ 7 22]`): never
+        # let rich read them as markup.
+        if r.recovery is not None:
+            st.out.print(
+                f"{escape(r.model)} ({r.hw_arch}, {r.precision}): {r.recovery.line} "
+                f"({r.recovery.compiles} compiles; walls: {', '.join(r.recovery.walls)})",
+                highlight=False,
+            )
         if r.status != "ok":
             st.err.print(
-                f"[red]{r.model}[/] ({r.precision}, {r.backend}): {r.message}\n"
-                f"  [yellow]hint[/]: {r.hint}",
+                f"[red]{escape(r.model)}[/] ({r.precision}, {r.backend}): "
+                f"{escape(r.message or '')}\n  [yellow]hint[/]: {escape(r.hint or '')}",
                 highlight=False,
             )
     comparison = accuracy_table(records)

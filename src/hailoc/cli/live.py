@@ -57,7 +57,7 @@ class LiveReporter:
                 target.precision,
                 target.backend,
                 Text(status, style=STYLE.get(status, "")),
-                detail,
+                Text(detail),  # DFC messages hold brackets: never markup
             )
         parts: list[Table | Panel] = [table]
         if show_log and self.tail:

@@ -286,6 +286,8 @@ class Defaults(Strict):
     detector: DetectorSpec = DetectorSpec()
     # Docker engines for the Hailo backend; empty: this machine's default engine.
     engines: tuple[EngineEntry, ...] = ()
+    # When the DFC refuses a 16-bit set (a wall): narrow it and go on, or end the build.
+    walls: Literal["recover", "fail"] = "recover"
 
     @field_validator("engines")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from hailoc.autoplan import AutoResult, SearchProgress, save_outputs, search_plan, with_overrides
@@ -26,17 +27,21 @@ def plan_for(
     options: BuildOptions,
     progress: SearchProgress | None = None,
     scorer: Scorer | None = None,
+    avoid: Mapping[str, str] | None = None,
 ) -> tuple[PrecisionPlan, AutoResult | None]:
     """The plan for `precision`; `auto` runs (or reuses) the search and saves its outputs.
 
     `scorer` measures plans on a backend's own quantizer (Hailo); by default the search
-    runs on the ONNX Runtime emulation.
+    runs on the ONNX Runtime emulation. `avoid`: ONNX layers the search must not choose
+    (walls earlier builds met on this target), with why.
     """
     if precision != "auto":
         return build_plan(inputs.config, inputs.graph, precision), None
     cfg = inputs.config
     spec = with_overrides(cfg.auto, options.auto_target, options.auto_budget)
-    result = search_plan(inputs, manifest.cache_dir, spec=spec, progress=progress, scorer=scorer)
+    result = search_plan(
+        inputs, manifest.cache_dir, spec=spec, progress=progress, scorer=scorer, avoid=avoid
+    )
     save_outputs(result, manifest.hef_dir / cfg.name)
     return result.plan(), result
 

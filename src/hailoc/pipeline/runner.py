@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from hailoc.autoplan.objective import measure
+from hailoc.autoplan.search import rank_layers
 from hailoc.backends.protocol import ArtifactFile, Backend, Candidate, Job, StageFailure
 from hailoc.cache import StageCache
 from hailoc.deploy import DeployArtifact, deploy_for
@@ -30,6 +32,7 @@ from hailoc.eval.gate import accuracy_section, hint_for, judge
 from hailoc.eval.metrics import Agreement
 from hailoc.eval.report import write_build_report
 from hailoc.eval.sweep import BySize, EvalResult, evaluate
+from hailoc.failures import WALL_CLASSES
 from hailoc.fsutil import (
     NotOurs,
     atomic_write_bytes,
@@ -47,7 +50,18 @@ from hailoc.pipeline.backend_scorer import BackendScorer
 from hailoc.pipeline.planning import AUTO_HINT, plan_for
 from hailoc.pipeline.reporter import Reporter
 from hailoc.pipeline.stages import BuildLog, StageRunner
-from hailoc.records import Artifact, AutoSummary, BuildRecord, PlanSection, write_record
+from hailoc.pipeline.walls import KnownWalls, Step, WallRecovery
+from hailoc.plan import PrecisionPlan, read_hn
+from hailoc.records import (
+    Artifact,
+    AttemptRecord,
+    AutoSummary,
+    BuildRecord,
+    ExcludedLayer,
+    PlanSection,
+    RecoverySection,
+    write_record,
+)
 from hailoc.reference import References
 from hailoc.targets import BuildTarget, output_dir
 
@@ -142,7 +156,14 @@ class _Build:
             stages.phase("auto-search")
             if self.backend.ranks_layers:
                 scorer = BackendScorer(self.backend, job, prepared, stages, ctx.references)
-        plan, auto = plan_for(ctx.manifest, inputs, target.precision, ctx.options, scorer=scorer)
+        plan, auto = plan_for(
+            ctx.manifest,
+            inputs,
+            target.precision,
+            ctx.options,
+            scorer=scorer,
+            avoid=self._known_walls().read() if target.precision == "auto" else None,
+        )
         summary = (
             AutoSummary(
                 reached=auto.reached,
@@ -163,17 +184,10 @@ class _Build:
             return
         if auto is not None and not auto.reached:
             self.log(f"auto: {auto.message}; building it anyway (--accept-best)")
-        candidate = self.backend.quantize(job, plan, prepared, stages)
-        record.plan = candidate.plan.model_copy(update={"auto": summary})
-        if candidate.alls is not None:
-            record.inputs.alls = candidate.alls
-            record.inputs.alls_sha256 = hashlib.sha256(candidate.alls.encode()).hexdigest()
-        stages.phase("gate")
-        passed = self._gate(candidate)
-        if not passed and not ctx.options.skip_gate:
-            # Compiling takes hours on real models: a build that fails the gate stops here.
+        built = self._attempts(job, plan, prepared, summary)
+        if built is None:
             return
-        artifacts = self.backend.finish(job, candidate, stages)
+        candidate, artifacts, passed = built
         for artifact in artifacts:
             self._place(staged, artifact.key, artifact.name, artifact.source, artifact.note)
         self._deploy(staged, inputs, candidate, artifacts)
@@ -183,6 +197,185 @@ class _Build:
             record.message = "gate skipped by --skip-gate: " + "; ".join(
                 record.accuracy.gate.reasons
             )
+
+    def _known_walls(self) -> KnownWalls:
+        record = self.record
+        facts = record.inputs.backend if record.inputs is not None else {}
+        sha = record.inputs.onnx_sha256 if record.inputs is not None else ""
+        return KnownWalls.of(
+            self.ctx.manifest.cache_dir,
+            sha,
+            self.target.hw_arch,
+            facts.get("suite_image_id", self.backend.name),
+        )
+
+    def _walls(self, job: Job, plan: PrecisionPlan, prepared: Path | None) -> WallRecovery | None:
+        """The wall recovery of a Hailo build with a 16-bit set, unless turned off."""
+        ctx = self.ctx
+        mode = ctx.options.on_wall or ctx.manifest.data.defaults.walls
+        hn = prepared / "parsed.hn.json" if prepared is not None else None
+        if mode != "recover" or plan.is_int8 or hn is None or not hn.is_file():
+            return None
+        inputs = job.inputs
+        return WallRecovery(
+            read_hn(hn),
+            inputs.graph,
+            self.target.hw_arch,
+            lambda layers: rank_layers(inputs, ctx.manifest.cache_dir, layers),
+        )
+
+    def _attempts(
+        self,
+        job: Job,
+        plan: PrecisionPlan,
+        prepared: Path | None,
+        summary: AutoSummary | None,
+    ) -> tuple[Candidate, list[ArtifactFile], bool] | None:
+        """Quantize, gate and finish `plan`; past a 16-bit wall, the narrower plans the
+        recovery chooses (each try in the record's attempts). None: the gate stopped it."""
+        walls = self._walls(job, plan, prepared)
+        step = Step(plan, probe=False)
+        planned: int | None = None
+        while True:
+            started = time.monotonic()
+            first = len(self.record.stages)
+            try:
+                candidate = self.backend.quantize(job, step.plan, prepared, self._stages())
+                self._take_plan(candidate, summary)
+                if planned is None:
+                    planned = len(candidate.plan.a16_layers)
+                if step.probe:
+                    self.backend.finish(job, candidate, self._stages())
+                    self._attempt(walls, step, started, first, None)
+                    assert walls is not None
+                    step = walls.after_compile(step.plan) or step
+                    continue
+                self._stages().phase("gate")
+                passed = self._gate(candidate)
+                if passed or self.ctx.options.skip_gate:
+                    passed = passed and self._recovered_reaches(candidate, summary)
+                if not passed and not self.ctx.options.skip_gate:
+                    self._attempt(walls, step, started, first, None)
+                    # Compiling takes hours on real models: a build that fails the gate stops.
+                    return None
+                artifacts = self.backend.finish(job, candidate, self._stages())
+                self._attempt(walls, step, started, first, None)
+                return candidate, artifacts, passed
+            except StageFailure as exc:
+                if walls is None or exc.failure_class not in WALL_CLASSES:
+                    if self.record.attempts:
+                        self._attempt(walls, step, started, first, exc, self._failed_stage(first))
+                    raise
+                if planned is None:
+                    planned = len(walls.a16_of(plan))
+                stage = self._failed_stage(first)
+                try:
+                    following = walls.after_wall(step.plan, exc, stage)
+                except StageFailure:
+                    self._attempt(walls, step, started, first, exc, stage)
+                    raise
+                self._attempt(walls, step, started, first, exc, stage, following)
+                self._known_walls().add(walls.hn, following.removed)
+                step = following
+            finally:
+                self._summarize_recovery(planned)
+
+    def _stages(self) -> StageRunner:
+        assert self.stages is not None
+        return self.stages
+
+    def _take_plan(self, candidate: Candidate, summary: AutoSummary | None) -> None:
+        record = self.record
+        record.plan = candidate.plan.model_copy(update={"auto": summary})
+        if candidate.alls is not None and record.inputs is not None:
+            record.inputs.alls = candidate.alls
+            record.inputs.alls_sha256 = hashlib.sha256(candidate.alls.encode()).hexdigest()
+
+    def _failed_stage(self, first: int) -> str:
+        """The stage a failure came from: the last failed stage of this try (a plan the
+        optimizer did not apply fails after an optimize that ended ok)."""
+        failed = [s.name for s in self.record.stages[first:] if s.status == "failed"]
+        return failed[-1] if failed else "optimize"
+
+    def _attempt(
+        self,
+        walls: WallRecovery | None,
+        step: Step,
+        started: float,
+        first: int,
+        failure: StageFailure | None,
+        stage: str | None = None,
+        following: Step | None = None,
+    ) -> None:
+        """One try in the record once a wall has been met (a build that meets none, or does not
+        recover, has no attempts list)."""
+        record = self.record
+        if failure is None and not record.attempts:
+            return
+        ran = record.stages[first:]
+        a16 = list(walls.a16_of(step.plan)) if walls is not None else []
+        if failure is not None and following is not None and following.note:
+            self.log(f"wall: {failure.failure_class}: {following.note}")
+        removed = list(following.removed) if following is not None else []
+        for layer in removed:
+            self.log(f"wall: {layer.name} leaves the 16-bit set ({layer.why})")
+        record.attempts.append(
+            AttemptRecord(
+                number=len(record.attempts) + 1,
+                a16_layers=a16,
+                a16_w8=list(step.plan.a16_w8),
+                kind="probe" if step.probe else "build",
+                outcome="wall" if failure is not None else "ok",
+                stage=stage if failure is not None else None,
+                failure_class=failure.failure_class if failure is not None else None,
+                message=(failure.detail or failure.message)[:500] if failure else None,
+                removed=[ExcludedLayer(name=r.name, kind=r.kind, why=r.why) for r in removed],
+                seconds=round(time.monotonic() - started, 3),
+                stages_run=sum(1 for s in ran if not s.cache_hit),
+                cache_hits=sum(1 for s in ran if s.cache_hit),
+            )
+        )
+
+    def _summarize_recovery(self, planned: int | None) -> None:
+        record = self.record
+        if not record.attempts or planned is None:
+            return
+        kept = len(record.plan.a16_layers) if record.plan is not None else 0
+        record.recovery = RecoverySection(
+            planned=planned,
+            kept=kept,
+            attempts=len(record.attempts),
+            compiles=sum(1 for s in record.stages if s.name == "compile" and not s.cache_hit),
+            walls=[a.failure_class for a in record.attempts if a.failure_class],
+        )
+
+    def _recovered_reaches(self, candidate: Candidate, summary: AutoSummary | None) -> bool:
+        """With `-p auto`, a plan narrowed past a wall must still reach auto's target: if not,
+        the build ends `accuracy` with the compilable plan's numbers."""
+        if summary is None or summary.target is None or not self.record.attempts:
+            return True
+        spec = self.ctx.inputs.get(self.target.model).config.auto
+        if self.reference is None:
+            return True
+        found = measure(
+            self.reference,
+            candidate.embeddings,
+            metric=spec.metric,
+            face_size=spec.face_size,
+            confidence=spec.confidence,
+        )
+        if found.reaches(summary.target):
+            return True
+        self.record.fail(
+            "accuracy",
+            f"the plan that compiles past the DFC's walls ({len(candidate.plan.a16_layers)} "
+            f"16-bit layers) reaches {spec.metric} {found.value:.4f} "
+            f"[{found.low:.4f}, {found.high:.4f}] at {spec.face_size} px, below auto's target "
+            f"{summary.target}",
+            "the walls left too few 16-bit layers: try a larger target (hailo8 instead of "
+            "hailo8l), read the attempts in record.json, or build it anyway with --skip-gate",
+        )
+        return False
 
     def _deploy(
         self,

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Literal
 
 from hailoc.backends.protocol import StageFailure, StageOutput
-from hailoc.cache import StageCache
+from hailoc.cache import CachedFailure, StageCache
+from hailoc.failures import WALL_CLASSES
 from hailoc.fsutil import owner_stamp
 from hailoc.locks import exclusive
 from hailoc.options import BuildOptions
@@ -103,6 +104,8 @@ class StageRunner:
     def run(self, name: str, key: str, produce: Callable[[Path], StageOutput]) -> Path:
         """The cache entry of stage `name` under `key`, produced on a miss."""
         rerun = self.options.rerun(name, self.stage_names)
+        if not rerun and self.cache.failure(name, key) is not None:
+            self._replay(name, key)
         if not rerun and self.cache.lookup(name, key) is not None:
             return self._run(name, key, produce, rerun)
         # Builds that need the same stage at once (two precisions share a parse; two engines
@@ -115,9 +118,40 @@ class StageRunner:
         ):
             return self._run(name, key, produce, rerun)
 
+    def _replay(self, name: str, key: str) -> None:
+        """Raise the wall this stage hit before under the same key, as if it ran."""
+        failure = self.cache.failure(name, key)
+        assert failure is not None
+        self.reporter.stage(self.target, name, True)
+        self.log(f"== {name}: cached failure {key[:12]} ({failure.failure_class})")
+        for log_name, text in failure.logs.items():
+            self.attachments[f"{LOGS_DIR}/{name}/{log_name}"] = text.encode()
+        self.record.stages.append(
+            StageRecord(
+                name=name,
+                status="failed",
+                cache_hit=True,
+                cache_key=key,
+                engine=self.engine,
+                gpu=self.gpu,
+                error_type=failure.error_type,
+                message=failure.detail or failure.message,
+            )
+        )
+        raise StageFailure(
+            failure.failure_class,
+            failure.message,
+            failure.hint,
+            error_type=failure.error_type,
+            detail=failure.detail,
+            logs={n: t.encode() for n, t in failure.logs.items()},
+        )
+
     def _run(
         self, name: str, key: str, produce: Callable[[Path], StageOutput], rerun: bool
     ) -> Path:
+        if not rerun and self.cache.failure(name, key) is not None:
+            self._replay(name, key)
         cached = None if rerun else self.cache.lookup(name, key)
         self.reporter.stage(self.target, name, cached is not None)
         if cached is not None:
@@ -162,6 +196,8 @@ class StageRunner:
         except StageFailure as exc:
             for log_name, data in exc.logs.items():
                 self.attachments[f"{LOGS_DIR}/{name}/{log_name}"] = data
+            if exc.failure_class in WALL_CLASSES:
+                self.cache.store_failure(name, key, _kept(exc))
             done(
                 "failed",
                 worker_seconds=exc.worker_seconds,
@@ -179,6 +215,22 @@ class StageRunner:
         done("ok", worker_seconds=output.worker_seconds, peak_rss_mb=output.peak_rss_mb)
         self._attach(name, entry)
         return entry
+
+
+# Enough of each DFC log to parse a wall's layers and read it later; a log is kept whole in
+# the failed build's dfc-logs/ folder.
+_LOG_TAIL = 256 * 1024
+
+
+def _kept(exc: StageFailure) -> CachedFailure:
+    return CachedFailure(
+        failure_class=exc.failure_class,
+        message=exc.message,
+        hint=exc.hint,
+        error_type=exc.error_type,
+        detail=exc.detail,
+        logs={n: d[-_LOG_TAIL:].decode("utf-8", "replace") for n, d in exc.logs.items()},
+    )
 
 
 class CacheStages:

@@ -57,7 +57,12 @@ def plan_nodes(plan: PrecisionPlan, nodes: Sequence[NodeTuple]) -> tuple[str, ..
     """Every ONNX node the plan makes 16-bit: its islands (int16-all: every node that can be)."""
     if not plan.onnx_nodes:
         return ()
-    return island_nodes(nodes, plan.onnx_nodes, everything=plan.precision == "int16-all")
+    return island_nodes(
+        nodes,
+        plan.onnx_nodes,
+        everything=plan.precision == "int16-all" and not plan.grown,
+        barred=plan.barred,
+    )
 
 
 def island_nodes(
@@ -65,12 +70,15 @@ def island_nodes(
     seeds: Iterable[str],
     *,
     everything: bool = False,
+    barred: Iterable[str] = (),
 ) -> tuple[str, ...]:
     """Names of the nodes in the islands grown from `seeds`, in graph order.
 
     `nodes` are (name, op_type, inputs, outputs) in graph order. `everything` (int16-all):
-    every node that may be 16-bit, wherever it is.
+    every node that may be 16-bit, wherever it is. `barred` nodes stay 8-bit whatever their
+    op (a DFC wall named their layer): an island ends at them as at any 8-bit node.
     """
+    out = set(barred)
     readers: dict[str, int] = {}
     producer_op: dict[str, str] = {}
     consumers: dict[str, list[NodeTuple]] = {}
@@ -97,19 +105,21 @@ def island_nodes(
         made_by: dict[str, str] = {}
         for name, op, inputs, outputs in nodes:
             source = made_by.get(inputs[0]) if inputs else None
-            if can_be_16bit(op) or (source in chosen_all and joins(op, inputs[0])):
+            if name in out:
+                pass
+            elif can_be_16bit(op) or (source in chosen_all and joins(op, inputs[0])):
                 chosen_all.add(name)
             for tensor in outputs:
                 made_by[tensor] = name
         return tuple(n[0] for n in nodes if n[0] in chosen_all)
-    chosen = set(seeds)
+    chosen = set(seeds) - out
     frontier = [n for n in nodes if n[0] in chosen]
     while frontier:
         node = frontier.pop()
         for tensor in node[3]:
             for user in consumers.get(tensor, []):
                 name, op = user[0], user[1]
-                if name in chosen or op in WEIGHT_OPS or not joins(op, tensor):
+                if name in chosen or name in out or op in WEIGHT_OPS or not joins(op, tensor):
                     continue
                 chosen.add(name)
                 frontier.append(user)

@@ -24,6 +24,12 @@ class PrecisionPlan:
     hn_names: tuple[str, ...] = ()
     include_output: bool = False
     excluded: tuple[Excluded, ...] = ()
+    # Narrowed after a DFC wall (pipeline/walls.py): ONNX nodes that must stay 8-bit (the
+    # islands end at them), islands grown from the seeds alone even for int16-all, and HN
+    # layers asked for as a16_w8 instead of a16_w16.
+    barred: tuple[str, ...] = ()
+    grown: bool = False
+    a16_w8: tuple[str, ...] = ()
 
     @property
     def is_int8(self) -> bool:
@@ -44,3 +50,5 @@ class ResolvedPlan:
     taken: frozenset[str] = frozenset()
     # HN layer -> the user's ONNX nodes it carries (canonical ops expanded), for comments.
     origins: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # HN layers of a16_layers the .alls asks for as a16_w8 (a NaN-exponent wall's remedy).
+    a16_w8: tuple[str, ...] = ()

@@ -137,4 +137,5 @@ def resolve_plan(
         plan.excluded + tuple(excluded),
         hn.names,
         {k: tuple(v) for k, v in origins.items()},
+        tuple(layer for layer in ordered if layer in plan.a16_w8),
     )

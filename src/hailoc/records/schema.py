@@ -284,6 +284,43 @@ class Artifact(Section):
     note: str | None = None
 
 
+class AttemptRecord(Section):
+    """One try of a plan while hailoc narrowed the 16-bit set past a DFC wall."""
+
+    number: int
+    a16_layers: list[str] = Field(default_factory=list)  # HN layers this try asked 16-bit
+    a16_w8: list[str] = Field(default_factory=list)
+    # probe: only whether it compiles was asked (bisection); build: the plan to publish.
+    kind: Literal["build", "probe"] = "build"
+    outcome: Literal["ok", "wall"] = "ok"
+    stage: str | None = None  # where the wall stood
+    failure_class: str | None = None
+    message: str | None = None
+    # What this try's wall took out of the next try, and why.
+    removed: list[ExcludedLayer] = Field(default_factory=list)
+    seconds: float = 0.0
+    stages_run: int = 0
+    cache_hits: int = 0
+
+
+class RecoverySection(Section):
+    """How a build got past its 16-bit walls: the plan in `plan` is the one compiled."""
+
+    planned: int  # 16-bit HN layers of the first plan
+    kept: int  # ... of the plan compiled
+    attempts: int
+    compiles: int  # compile stages that ran (cache hits not counted)
+    walls: list[str] = Field(default_factory=list)  # the classes met, in order
+
+    @property
+    def line(self) -> str:
+        """The one line the summary and the CLI print."""
+        return (
+            f"recovered: {self.kept} of {self.planned} 16-bit layers kept after "
+            f"{self.attempts} attempts"
+        )
+
+
 class BuildRecord(Section):
     """Everything needed to trust, reproduce or debug one model build."""
 
@@ -302,6 +339,9 @@ class BuildRecord(Section):
     inputs: InputsSection | None = None
     plan: PlanSection | None = None
     stages: list[StageRecord] = Field(default_factory=list)
+    # Set when a 16-bit wall was met: every plan tried, and the outcome.
+    attempts: list[AttemptRecord] = Field(default_factory=list)
+    recovery: RecoverySection | None = None
     accuracy: AccuracySection | None = None
     artifacts: dict[str, Artifact] = Field(default_factory=dict)
     log_tail: list[str] = Field(default_factory=list)

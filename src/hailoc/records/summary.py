@@ -30,6 +30,7 @@ class SummaryRow(BaseModel):
     cached: bool = False
     engine: str | None = None
     requeued_from: str | None = None
+    recovery: str | None = None  # "recovered: N of M 16-bit layers kept after K attempts"
 
     @classmethod
     def of(cls, record: BuildRecord) -> SummaryRow:
@@ -47,6 +48,7 @@ class SummaryRow(BaseModel):
             cached=record.all_cached,
             engine=record.engine,
             requeued_from=record.requeued_from,
+            recovery=record.recovery.line if record.recovery is not None else None,
         )
 
 
@@ -81,7 +83,8 @@ def write_summary(hef_dir: Path, rows: list[SummaryRow]) -> tuple[Path, Path]:
             f"| {row.model} | {row.hw_arch} | {row.precision} | {row.backend} | "
             f"{row.engine or '-'}{f' (lost on {row.requeued_from})' if row.requeued_from else ''}"
             f" | {row.status}{' (cached)' if row.cached else ''} | "
-            f"{row.failure_class or ''} | {row.seconds} | {row.hint or ''} |"
+            f"{row.failure_class or ''} | {row.seconds} | "
+            f"{'; '.join(x for x in (row.recovery, row.hint) if x)} |"
         )
     atomic_write_text(md_path, "\n".join(lines) + "\n")
     return json_path, md_path

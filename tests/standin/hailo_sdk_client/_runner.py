@@ -21,6 +21,9 @@ from hailo_sdk_client._parser import translate
 from hailo_sdk_client._version import __version__
 from hailo_sdk_client.exceptions import (
     FAILURES,
+    AccelerasNegativeSlopesError,
+    AccelerasUnsupportedError,
+    BackendAllocatorException,
     HailoNNException,
     MisspellNodeError,
     ParsingError,
@@ -47,7 +50,8 @@ _FLAVOR = re.compile(r"model_optimization_flavor\(([^)]*)\)")
 _DECLARED = re.compile(r"^\s*([\w/]+(?:\s*,\s*[\w/]+)*)\s*=\s*\w+\(", re.M)
 STANDIN_HEF_MAGIC = b"HAILOC-STANDIN-NOT-A-HEF\n"
 _LAYER_LIST = re.compile(r"quantization_param\(\s*(\[[^\]]*\]|\{[^}]*\}|[\w/]+)\s*,")
-_DIRECTIVE = re.compile(r"#\s*standin-(fail|sleep|degenerate|drop-a16)\s*:\s*(.*)$")
+_DIRECTIVE = re.compile(r"#\s*standin-(fail|sleep|degenerate|drop-a16|wall)\s*:\s*(.*)$")
+_ANY_A16 = re.compile(r"quantization_param\(\s*(\[[^\]]*\]|[\w/]+)\s*,\s*precision_mode\s*=\s*(a16_\w+)")
 
 
 class InferenceContext(enum.Enum):
@@ -214,6 +218,55 @@ class ClientRunner:
                 cls, message = FAILURES[args[1]]
                 raise cls(message)
 
+    # --- 16-bit walls (DFC_FIELD_NOTES section 2; community.hailo.ai threads 19530, 9698) ---
+    def _a16_modes(self) -> dict[str, str]:
+        """HN layer (bare) -> the a16 mode the script asks for it."""
+        modes: dict[str, str] = {}
+        for match in _ANY_A16.finditer(self._script):
+            for name in re.findall(r"[\w/]+", match.group(1)):
+                modes[name.split("/")[-1]] = match.group(2)
+        return modes
+
+    def _walls(self, stage: str) -> None:
+        """`# standin-wall: <kind> <args>` lines, each a wall the field reports, raised when
+        the script's 16-bit set reaches it:
+        - `nan_exponent <layer>` (optimize): any a16 mode on the layer; whether a16_w8 avoids
+          the NaN is unverified, so the stand-in is strict and raises for it too;
+        - `unsupported <layer>` (optimize): the layer in 16-bit, listed in acceleras.log;
+        - `super_defuse <layer>` (compile): the layer in 16-bit;
+        - `allocator <K>` (compile): more than K conv layers in 16-bit, no layer named."""
+        net = self._net()
+        modes = self._a16_modes()
+        rules = self._directives("wall")
+        if stage == "optimize":
+            for args in rules:
+                if args[0] == "nan_exponent" and args[1] in modes:
+                    raise AccelerasNegativeSlopesError(
+                        f"the exponent [[nan]] is not in range [ 7 22] for layer "
+                        f"{net}/{args[1]}/conv_low_sub_layer/act_op")
+            listed = [a[1] for a in rules if a[0] == "unsupported" and a[1] in modes]
+            if listed:
+                _log("acceleras.log", "[error] Unsupported layers for the target sage: " + "".join(
+                    f"{net}/{name}:\nbias_mode: single_scale_decomposition\n"
+                    f"precision_mode: {modes[name]}\nquantization_groups: 1\n"
+                    "signed_output: true\n" for name in listed))
+                raise AccelerasUnsupportedError(
+                    "Unsupported layers for the provided optimization target. Review the log "
+                    "to see exact layers and configurations")
+            return
+        for args in rules:
+            if args[0] == "super_defuse" and args[1] in modes:
+                raise BackendAllocatorException(
+                    f"Compilation failed: Assignment of {args[1]} needs super-defuse")
+        for args in rules:
+            if args[0] != "allocator":
+                continue
+            convs = [k for k, v in self._hn["layers"].items()
+                     if v["type"] == "conv" and k.split("/", 1)[1] in modes]
+            if len(convs) > int(args[1]):
+                _log("allocator.log", "[error] could not find a valid partition to contexts")
+                raise BackendAllocatorException("Compilation failed with unexpected crash")
+
     # --- optimize --------------------------------------------------------------------------
     def _check_calib(self, data: Any) -> np.ndarray:
         if isinstance(data, str):
@@ -320,6 +373,7 @@ class ClientRunner:
     def optimize(self, calib_data: Any) -> None:
         array = self._check_calib(calib_data)
         self._maybe_fail("optimize")
+        self._walls("optimize")
         level, why = self._optimization_level(len(array))
         if level >= 2 and not _has_gpu():
             _log("acceleras.log", f"[warning] optimization_level={level} on the CPU: AdaRound and "
@@ -414,6 +468,7 @@ class ClientRunner:
         if self._state != "quantized_model":
             raise SDKException(f"Model must be quantized before compile (state {self._state})")
         self._maybe_fail("compile")
+        self._walls("compile")
         performance = re.findall(r"^\s*performance_param\(([^)]*)\)", self._script, re.M)
         _log("allocator.log", f"[info] compiling {self._net()} for {self.hw_arch}; "
              f"performance_param: {performance or 'none loaded'}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,11 +14,13 @@ from hailoc.backends.protocol import StageFailure, StageOutput
 from hailoc.cache import CachedFailure, StageCache
 from hailoc.failures import WALL_CLASSES, classify, wall_layers
 from hailoc.manifest import load_manifest
+from hailoc.onnxgraph import GraphInfo
 from hailoc.options import BuildOptions
 from hailoc.pipeline.reporter import SilentReporter
 from hailoc.pipeline.stages import BuildLog, StageRunner
 from hailoc.pipeline.walls import WallRecovery
 from hailoc.plan import PrecisionPlan, build_plan, read_hn, resolve_plan
+from hailoc.plan.hn import HnNetwork
 from hailoc.plan.narrow import drop_layers, weight_seeds
 from hailoc.records import BuildRecord
 from hailoc.targets import BuildTarget
@@ -25,6 +28,7 @@ from hailoc.validate import load_graph
 from tests.conftest import FIXTURES, REPO
 
 HN = FIXTURES / "fr_feature.hn.json"
+FrFeature = tuple[Any, GraphInfo, HnNetwork]
 
 # The texts of community.hailo.ai threads 19530 (DFC 5.3, Hailo-10H) and 9698, as the worker
 # reports them (`<ExceptionType>: <message>`), with the layer each names.
@@ -101,7 +105,7 @@ def test_a_dropped_request_names_its_layers() -> None:
 
 
 @pytest.fixture(scope="module")
-def fr_feature():  # type: ignore[no-untyped-def]
+def fr_feature() -> FrFeature:
     cfg = load_manifest(REPO / "models.yaml").model("fr_feature")
     graph = load_graph(cfg)
     return cfg, graph, read_hn(HN)
@@ -111,7 +115,7 @@ def _failure(klass: str, message: str) -> StageFailure:
     return StageFailure(klass, message, "hint", detail=message)
 
 
-def test_a_named_layer_leaves_with_what_its_island_carried(fr_feature) -> None:  # type: ignore[no-untyped-def]
+def test_a_named_layer_leaves_with_what_its_island_carried(fr_feature: FrFeature) -> None:
     cfg, graph, hn = fr_feature
     plan = build_plan(cfg, graph, "int16-all")
     before = resolve_plan(plan, hn, graph).a16_layers
@@ -126,7 +130,7 @@ def test_a_named_layer_leaves_with_what_its_island_carried(fr_feature) -> None: 
     assert "conv4" not in no_conv4 and "conv5" in no_conv4
 
 
-def test_nan_exponent_tries_a16_w8_only_where_the_dfc_has_it(fr_feature) -> None:  # type: ignore[no-untyped-def]
+def test_nan_exponent_tries_a16_w8_only_where_the_dfc_has_it(fr_feature: FrFeature) -> None:
     cfg, graph, hn = fr_feature
     plan = build_plan(cfg, graph, "int16-all")
     text = "AccelerasNegativeSlopesError: ... for layer fr_feature/conv4/conv_low_sub_layer/act_op"
@@ -147,7 +151,9 @@ def test_nan_exponent_tries_a16_w8_only_where_the_dfc_has_it(fr_feature) -> None
 
 
 @pytest.mark.parametrize("limit", [0, 1, 7, 20, 49])
-def test_an_unnamed_wall_bisects_to_the_longest_prefix_that_compiles(fr_feature, limit: int) -> None:  # type: ignore[no-untyped-def]
+def test_an_unnamed_wall_bisects_to_the_longest_prefix_that_compiles(
+    fr_feature, limit: int
+) -> None:  # type: ignore[no-untyped-def]
     """A monotone allocator: more than `limit` 16-bit weight layers do not compile."""
     cfg, graph, hn = fr_feature
     plan = build_plan(cfg, graph, "int16-all")
@@ -228,15 +234,18 @@ def test_walls_are_kept_and_replayed_other_failures_are_not(tmp_path: Path) -> N
     assert calls[-1] == "wall"
 
 
-def test_an_int8_plan_has_nothing_to_narrow(fr_feature) -> None:  # type: ignore[no-untyped-def]
+def test_an_int8_plan_has_nothing_to_narrow(fr_feature: FrFeature) -> None:
     _, graph, hn = fr_feature
     walls = WallRecovery(hn, graph, "hailo8", list)
     with pytest.raises(StageFailure):
-        walls.after_wall(PrecisionPlan("fr_feature", "int8", ()), _failure("allocator", "x"), "compile")
+        walls.after_wall(
+            PrecisionPlan("fr_feature", "int8", ()), _failure("allocator", "x"), "compile"
+        )
 
 
 def test_named_walls_are_remembered_and_auto_does_not_choose_them(
-    fr_feature, tmp_path: Path  # type: ignore[no-untyped-def]
+    fr_feature,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     from types import SimpleNamespace
 

@@ -78,7 +78,7 @@ def test_walls_are_narrowed_to_a_plan_that_compiles(
     assert classes[:3] == ["nan_exponent", "super_defuse", "super_defuse"]
     assert "allocator" in classes
     removed = {r["name"] for a in attempts for r in a["removed"]}
-    assert NAMED <= removed
+    assert removed >= NAMED
     assert attempts[-1]["kind"] == "build" and attempts[-1]["outcome"] == "ok"
     weight_layers = sum(1 for t in types.values() if t in ("conv", "dw", "fc"))
     compiles = [s for s in record["stages"] if s["name"] == "compile" and not s["cache_hit"]]

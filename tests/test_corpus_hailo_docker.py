@@ -52,13 +52,14 @@ def test_corpus_model_builds_through_the_hailo_path(
         assert deploy["request_format"] == "FLOAT32"
 
 
-def test_a_planned_layer_that_ends_8_bit_fails_as_plan_not_applied(
+def test_a_planned_layer_that_ends_8_bit_is_a_wall(
     corpus_project: Path,  # noqa: F811
     cli: Cli,
     suite: str,
 ) -> None:
     """The stand-in drops the a16 request on the fc (as the DFC loses one on a layer it fuses
-    away): hailoc reads the optimized HAR back and fails the build instead of shipping it."""
+    away): hailoc reads the optimized HAR back; with --on-wall fail the build fails instead of
+    shipping it, by default the layer leaves the plan and the record says so."""
     import yaml
 
     name = "iresnet_r18_b1_op13_e512"
@@ -67,13 +68,23 @@ def test_a_planned_layer_that_ends_8_bit_fails_as_plan_not_applied(
     data["models"][name]["alls_extra"] = ["# standin-drop-a16: fc1"]
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     try:
-        res = cli("-m", str(path), "build", name, "-p", "int16-final", "-b", "hailo",
-                  "--suite-image", suite, "--skip-gate")  # fmt: skip
+        build = ("-m", str(path), "build", name, "-p", "int16-final", "-b", "hailo",
+                 "--suite-image", suite, "--skip-gate")  # fmt: skip
+        res = cli(*build, "--on-wall", "fail")
         assert res.code == 1, res.err + res.out
         out = corpus_project / "hef" / name / "hailo8" / "int16-final"
         record = json.loads((out / "record.json").read_text())
         assert record["status"] == "failed" and record["failure_class"] == "plan_not_applied"
         assert "fc1" in record["message"]
+        res = cli(*build)
+        assert res.code == 0, res.err + res.out
+        record = json.loads((out / "record.json").read_text())
+        assert record["status"] == "ok" and "fc1" not in record["plan"]["a16_layers"]
+        first = record["attempts"][0]
+        assert first["failure_class"] == "plan_not_applied"
+        assert [r["name"] for r in first["removed"]] == ["fc1"]
+        a16_lines = [x for x in (out / "model.alls").read_text().splitlines() if "a16_w16" in x]
+        assert a16_lines and not any("fc1" in x for x in a16_lines)
     finally:
         del data["models"][name]["alls_extra"]
         path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -229,3 +229,41 @@ def test_standin_level_drops_only_when_implicit(
     assert choose_flavor("auto", gpu=True, entries=100).level == 1
     assert choose_flavor("auto", gpu=False, entries=2000).level == 0
     assert choose_flavor("auto", gpu=True, entries=2000).level is None
+
+
+def test_standin_walls_raise_the_field_texts_and_hailoc_reads_their_layers(
+    dfc: ModuleType, cfg: ModelConfig, tmp_path: Path
+) -> None:
+    """docs/dfc-behaviour.md rows 26-27: each wall fires only when the 16-bit set reaches
+    it, with the field's exception class and text; hailoc's parser names the layer."""
+    from hailo_sdk_client.exceptions import (
+        AccelerasNegativeSlopesError,
+        AccelerasUnsupportedError,
+        BackendAllocatorException,
+    )
+
+    from hailoc.failures import classify, wall_layers
+
+    har, hn = _parsed(dfc, tmp_path)
+    alls = _alls(cfg, hn, "int16-final")  # dw17, conv33, output_layer1 in 16-bit
+    out = str(tmp_path / "o.har")
+    # A wall on a layer the set does not hold does not fire.
+    dfc.optimize(har, "hailo8", alls + "# standin-wall: nan_exponent conv4\n", _calib(), out)
+    with pytest.raises(AccelerasNegativeSlopesError) as nan:
+        dfc.optimize(har, "hailo8", alls + "# standin-wall: nan_exponent conv33\n", _calib(), out)
+    assert "[[nan]]" in str(nan.value)
+    assert wall_layers("nan_exponent", str(nan.value), "", "fr_feature") == ("conv33",)
+    with pytest.raises(AccelerasUnsupportedError) as unsupported:
+        dfc.optimize(har, "hailo8", alls + "# standin-wall: unsupported dw17\n", _calib(), out)
+    log = (tmp_path / "acceleras.log").read_text()
+    assert "fr_feature/dw17:\nbias_mode" in log
+    message = f"AccelerasUnsupportedError: {unsupported.value}"
+    assert classify("AccelerasUnsupportedError", str(unsupported.value)).name == "unsupported_16bit"
+    assert wall_layers("unsupported_16bit", message, log, "fr_feature") == ("dw17",)
+    walled = alls + "# standin-wall: super_defuse output_layer1\n# standin-wall: allocator 0\n"
+    dfc.optimize(har, "hailo8", walled, _calib(), out)
+    with pytest.raises(BackendAllocatorException, match="output_layer1 needs super-defuse"):
+        dfc.compile_hef(out, "hailo8", walled)
+    with pytest.raises(BackendAllocatorException, match="unexpected crash"):
+        dfc.compile_hef(out, "hailo8", alls + "# standin-wall: allocator 0\n")
+    assert dfc.compile_hef(out, "hailo8", alls + "# standin-wall: allocator 1\n")

@@ -26,6 +26,14 @@ class SecondEngine:
     root: Path
     proc: subprocess.Popen[bytes]
 
+    def restart(self, timeout: float = 60.0) -> None:
+        """Start the engine again on the same data root (its images and volumes kept), as
+        after a crash or a `systemctl restart docker`."""
+        if self.proc.poll() is None:
+            self.kill()
+        self.proc = _spawn(self.root)
+        _wait_ready(self, timeout)
+
     @property
     def url(self) -> str:
         """Its DOCKER_HOST-style URL."""
@@ -95,15 +103,11 @@ class SecondEngine:
         return [p.name for p in folder.iterdir()] if folder.is_dir() else []
 
 
-def start_second_engine(images: list[str], timeout: float = 60.0) -> SecondEngine:
-    """Start a second dockerd and load `images` into it from the first engine."""
+def _spawn(root: Path) -> subprocess.Popen[bytes]:
     dockerd = shutil.which("dockerd")
-    if dockerd is None or os.geteuid() != 0:
-        raise RuntimeError("a second Docker engine needs dockerd and root")
-    # Unix socket paths are limited to 108 bytes: a short folder.
-    root = Path(tempfile.mkdtemp(prefix="hd2-", dir="/tmp"))
-    log = (root / "dockerd.log").open("wb")
-    proc = subprocess.Popen(
+    assert dockerd is not None
+    log = (root / "dockerd.log").open("ab")
+    return subprocess.Popen(
         [
             dockerd,
             "--debug",
@@ -117,18 +121,31 @@ def start_second_engine(images: list[str], timeout: float = 60.0) -> SecondEngin
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    engine = SecondEngine(root, proc)
+
+
+def _wait_ready(engine: SecondEngine, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
             engine.client().ping()
-            break
+            return
         except Exception:
-            if proc.poll() is not None or time.monotonic() > deadline:
+            if engine.proc.poll() is not None or time.monotonic() > deadline:
                 tail = engine.log.read_text(errors="replace")[-1500:]
                 engine.stop()
                 raise RuntimeError(f"the second dockerd did not start:\n{tail}") from None
             time.sleep(0.3)
+
+
+def start_second_engine(images: list[str], timeout: float = 60.0) -> SecondEngine:
+    """Start a second dockerd and load `images` into it from the first engine."""
+    dockerd = shutil.which("dockerd")
+    if dockerd is None or os.geteuid() != 0:
+        raise RuntimeError("a second Docker engine needs dockerd and root")
+    # Unix socket paths are limited to 108 bytes: a short folder.
+    root = Path(tempfile.mkdtemp(prefix="hd2-", dir="/tmp"))
+    engine = SecondEngine(root, _spawn(root))
+    _wait_ready(engine, timeout)
     for image in images:
         save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
         load = subprocess.run(

@@ -45,7 +45,7 @@ def _embeddings(faces: int, seed: int = 0) -> BySize:
 class FakeReferences:
     """fp32 embeddings without running a model."""
 
-    def get(self, inputs: BuildInputs, sizes: tuple[int, ...]) -> BySize:
+    def get(self, inputs: BuildInputs, sizes: tuple[int, ...], on_damage: object = None) -> BySize:
         return _embeddings(len(inputs.eval_faces))
 
 

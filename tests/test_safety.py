@@ -205,7 +205,7 @@ def test_no_wait_exits_3_while_another_build_holds_the_target(
     from hailoc.locks import exclusive
 
     folder = calibrated_project / "hef" / "fr_feature" / "onnxruntime" / "int8"
-    with exclusive(folder, what="test"):
+    with exclusive(folder, what="test", locks=calibrated_project / ".hailoc" / "locks"):
         res = cli("-m", _m(calibrated_project), "build", "fr_feature", "-p", "int8", "--no-wait")
     assert res.code == 3 and "another hailoc process" in res.err
 

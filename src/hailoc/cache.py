@@ -1,20 +1,28 @@
-"""Content-addressed stage cache: a stage's outputs keyed by a hash of exactly its inputs.
+"""The project's one cache: outputs keyed by a hash of exactly their inputs, verified on read.
 
-One key function serves every producer (builds of both backends, the auto search, the fp32
-reference), so equal inputs always meet the same entry (DVC's stage cache is the model).
+One key function and one store serve every producer (the stages of both backends, the fp32
+references, aligned faces, suite probes, the auto search's memo, canonical graphs, walls), so
+equal inputs always meet the same entry and every entry is checked the same way: each lists
+the sha256 and size of its files, and one that no longer matches is moved aside, reported and
+produced again (DVC's cache is the model: content-hashed, verified).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import shutil
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from hailoc.fsutil import atomic_write_text
+from hailoc.fsutil import atomic_write_text, sha256_file
+
+log = logging.getLogger(__name__)
 
 
 def cache_key(step: str, inputs: Mapping[str, object]) -> str:
@@ -53,58 +61,186 @@ class CachedFailure:
 
 
 @dataclass(frozen=True)
+class Damage:
+    """A cache entry that failed verification, and where it was moved."""
+
+    kind: str
+    key: str
+    reason: str
+    moved_to: Path | None
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key[:12]}: {self.reason}"
+
+
+ENTRY = "stage.json"  # an entry's index: its metadata and each file's sha256 and size
+DAMAGED = "damaged"
+# Top-level folders of the cache root that are not entry kinds.
+NOT_KINDS = frozenset({DAMAGED, "blobs"})
+
+
+@dataclass(frozen=True)
 class StageCache:
-    """Completed stage outputs under `<root>/<stage>/<key>/`; an entry exists only whole."""
+    """The project's one cache: entries under `<root>/<kind>/<key>/`, each published whole and
+    listing the sha256 and size of every file it holds. A lookup verifies the entry (sizes
+    always; contents hashed once per cache object, so once per build); a damaged entry is
+    moved to `<root>/damaged/` (never deleted), reported to `on_damage`, and missed."""
 
     root: Path
+    on_damage: Callable[[Damage], None] | None = field(default=None, compare=False)
+    # (file, size, mtime_ns) already hashed by this object: its contents matched.
+    _hashed: set[tuple[Path, int, int]] = field(default_factory=set, compare=False, repr=False)
 
-    def entry(self, stage: str, key: str) -> Path:
+    def entry(self, kind: str, key: str) -> Path:
         """Folder of a cache entry (which may not exist)."""
-        return self.root / stage / key
+        return self.root / kind / key
 
-    def lookup(self, stage: str, key: str) -> Path | None:
-        """The entry folder when a completed entry exists."""
-        path = self.entry(stage, key)
-        return path if (path / "stage.json").is_file() else None
+    def lookup(self, kind: str, key: str) -> Path | None:
+        """The entry folder when a complete, verified entry exists."""
+        path = self.entry(kind, key)
+        if not (path / ENTRY).is_file():
+            return None
+        reason = self.verify(path)
+        if reason is None:
+            return path
+        self.quarantine(kind, key, reason)
+        return None
+
+    def verify(self, path: Path, *, full: bool = False) -> str | None:
+        """Why the entry at `path` cannot be trusted, or None. `full`: hash every file even
+        when this object hashed it before (`hailoc gc --verify`)."""
+        try:
+            meta = json.loads((path / ENTRY).read_text(encoding="utf-8"))
+            files = meta["files"]
+            if not isinstance(files, dict):
+                raise TypeError("files")
+        except OSError as exc:
+            return f"unreadable index: {exc.strerror}"
+        except (ValueError, KeyError, TypeError):
+            return "no checksums in its index (damaged, or written by an older hailoc)"
+        for name, want in files.items():
+            file = path / name
+            try:
+                stat = file.stat()
+            except OSError:
+                return f"{name} is missing"
+            if stat.st_size != int(want["size"]):
+                return f"{name} holds {stat.st_size} bytes, its index says {want['size']}"
+            seen = (file, stat.st_size, stat.st_mtime_ns)
+            if full or seen not in self._hashed:
+                if sha256_file(file) != want["sha256"]:
+                    return f"{name} does not hash to the sha256 its index lists"
+                self._hashed.add(seen)
+        return None
+
+    def quarantine(self, kind: str, key: str, reason: str) -> Damage:
+        """Move a damaged entry aside under damaged/ (the user may inspect it; `hailoc gc`
+        reports and removes it) and report it."""
+        source = self.entry(kind, key)
+        target = self.root / DAMAGED / kind.replace("/", "_") / f"{key}-{time.time_ns()}"
+        moved: Path | None = target
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source.rename(target)
+            atomic_write_text(target / "damage.txt", reason + "\n")
+        except OSError:
+            moved = None  # another process moved it first, or the disk refuses: missed anyway
+        damage = Damage(kind, key, reason, moved)
+        log.warning("cache entry damaged, moved aside: %s", damage)
+        if self.on_damage is not None:
+            self.on_damage(damage)
+        return damage
 
     def failure(self, stage: str, key: str) -> CachedFailure | None:
         """The wall this stage hit under `key`, when one was kept."""
-        path = self.root / "walls" / stage / f"{key}.json"
-        try:
-            return CachedFailure.from_json(path.read_text(encoding="utf-8"))
-        except OSError:
-            return None
+        data = self.read_bytes(f"walls/{stage}", key, "failure.json")
+        return CachedFailure.from_json(data.decode()) if data is not None else None
 
     def store_failure(self, stage: str, key: str, failure: CachedFailure) -> None:
-        """Keep a wall's failure under `key` (one atomic write)."""
-        path = self.root / "walls" / stage / f"{key}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(asdict(failure), indent=1))
+        """Keep a wall's failure under `key`, as an entry like any other."""
+        data = json.dumps(asdict(failure), indent=1).encode()
+        self.store(f"walls/{stage}", key, {"failure.json": data})
+
+    def read_bytes(self, kind: str, key: str, name: str) -> bytes | None:
+        """One file of a verified entry (None: no such entry, or it was damaged)."""
+        path = self.lookup(kind, key)
+        return (path / name).read_bytes() if path is not None else None
 
     def store(
-        self, stage: str, key: str, files: Mapping[str, Path], meta: Mapping[str, object]
+        self,
+        kind: str,
+        key: str,
+        files: Mapping[str, Path | bytes],
+        meta: Mapping[str, object] | None = None,
     ) -> Path:
-        """Copy `files` into a new entry and publish it with one rename."""
-        final = self.entry(stage, key)
+        """Copy `files` (paths, or bytes) into a new entry and publish it with one rename;
+        a full disk leaves no trace of it."""
+        final = self.entry(kind, key)
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{key[:12]}.", dir=final.parent))
         try:
             # Entries are mounted read-only into containers that run as another, unprivileged
             # user: they must be world-readable (mkdtemp makes 0700).
             staging.chmod(0o755)
+            listed: dict[str, dict[str, object]] = {}
             for name, src in files.items():
                 (staging / name).parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-                shutil.copyfile(src, staging / name)
+                if isinstance(src, bytes):
+                    (staging / name).write_bytes(src)
+                else:
+                    shutil.copyfile(src, staging / name)
                 (staging / name).chmod(0o644)
-            atomic_write_text(staging / "stage.json", json.dumps(meta, indent=1, default=str))
+                listed[name] = {
+                    "sha256": sha256_file(staging / name),
+                    "size": (staging / name).stat().st_size,
+                }
+            index = {**(meta or {}), "files": listed}
+            atomic_write_text(staging / ENTRY, json.dumps(index, indent=1, default=str))
             try:
                 staging.rename(final)
             except OSError:
-                # Another process published the same key first: identical inputs, keep theirs.
-                if self.lookup(stage, key) is None:
-                    raise
-                shutil.rmtree(staging, ignore_errors=True)
+                # Another process published the same key first: identical inputs, keep theirs
+                # (unless theirs is damaged: then it is moved aside and ours takes its place).
+                if self.lookup(kind, key) is None:
+                    staging.rename(final)
+                else:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    return final
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+        for name in listed:  # just hashed: a lookup by this object need not hash them again
+            stat = (final / name).stat()
+            self._hashed.add((final / name, stat.st_size, stat.st_mtime_ns))
         return final
+
+    def entries(self) -> Iterator[tuple[str, str, Path]]:
+        """Every published entry: (kind, key, folder)."""
+        if not self.root.is_dir():
+            return
+        for index in sorted(self.root.rglob(ENTRY)):
+            folder = index.parent
+            relative = folder.relative_to(self.root)
+            if relative.parts[0] in NOT_KINDS or folder.name.startswith("."):
+                continue
+            yield str(relative.parent), folder.name, folder
+
+    def damaged(self) -> list[Path]:
+        """Entries moved aside as damaged, not yet removed."""
+        root = self.root / DAMAGED
+        return sorted(p for p in root.glob("*/*") if p.is_dir()) if root.is_dir() else []
+
+
+def check_blob(path: Path, sha256: str, damaged_root: Path) -> bool:
+    """Whether the blob at `path` holds exactly the bytes `sha256` names; a blob that does
+    not is moved under `damaged_root/blobs/` (the caller writes it again)."""
+    if not path.is_file():
+        return False
+    if sha256_file(path) == sha256:
+        return True
+    target = damaged_root / DAMAGED / "blobs" / f"{path.name}-{time.time_ns()}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        path.rename(target)
+    log.warning("blob %s does not hash to its name: moved to %s", path.name, target)
+    return False

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import onnx
 
-from hailoc.fsutil import atomic_write_bytes, atomic_write_text
+from hailoc.cache import StageCache
 from hailoc.inference.session import Embedder, open_session
 from hailoc.manifest import ModelConfig
 from hailoc.onnxgraph.canonical import RULE_NAMES, RULES_VERSION, hailo_layers, rewrite
@@ -164,25 +164,21 @@ def _max_diff(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float |
 
 
 def _load(cache_dir: Path, key: str) -> Canonical | None:
-    folder = cache_dir / "canonical"
-    try:
-        data = (folder / f"{key}.onnx").read_bytes()
-        report = CanonicalSection.model_validate_json((folder / f"{key}.json").read_text())
-    except (OSError, ValueError):
+    cache = StageCache(cache_dir)
+    entry = cache.lookup("canonical", key)
+    if entry is None:
         return None
-    digest = hashlib.sha256(data).hexdigest()
-    try:
-        proto = onnx.load_from_string(data)
-    except Exception:
-        return None  # a damaged entry is rebuilt
-    return Canonical(proto, data, digest, report)
+    data = (entry / "model.onnx").read_bytes()
+    report = CanonicalSection.model_validate_json((entry / "report.json").read_text())
+    return Canonical(onnx.load_from_string(data), data, hashlib.sha256(data).hexdigest(), report)
 
 
 def _store(cache_dir: Path, key: str, result: Canonical) -> None:
-    folder = cache_dir / "canonical"
     assert result.report is not None
-    atomic_write_bytes(folder / f"{key}.onnx", result.data)
-    atomic_write_text(folder / f"{key}.json", json.dumps(result.report.model_dump(), indent=1))
+    report = json.dumps(result.report.model_dump(), indent=1).encode()
+    StageCache(cache_dir).store(
+        "canonical", key, {"model.onnx": result.data, "report.json": report}
+    )
 
 
 def describe(report: CanonicalSection) -> list[str]:

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hailoc.fsutil import MARKER
+from hailoc.cache import StageCache
+from hailoc.fsutil import MARKER, sha256_file
 from hailoc.manifest import LoadedManifest
 
 
@@ -60,10 +61,15 @@ def _stale_folders(manifest: LoadedManifest) -> Iterator[Path]:
 
 
 def collect(manifest: LoadedManifest, *, remove: bool, containers: bool) -> Garbage:
-    """Stale work and staging folders (and containers) of dead hailoc processes."""
+    """Stale work and staging folders (and containers) of dead hailoc processes, and cache
+    entries earlier runs moved aside as damaged."""
     found = Garbage()
     for path in _stale_folders(manifest):
         found.items.append(str(path))
+        if remove:
+            shutil.rmtree(path, ignore_errors=True)
+    for path in StageCache(manifest.cache_dir).damaged():
+        found.items.append(f"damaged cache entry {path} ({_damage_reason(path)})")
         if remove:
             shutil.rmtree(path, ignore_errors=True)
     if containers:
@@ -94,3 +100,55 @@ def _containers(found: Garbage, remove: bool) -> None:
                     container.remove(force=True)
                 except DockerException as exc:
                     found.notes.append(f"could not remove {container.name}: {exc}")
+
+
+def _damage_reason(path: Path) -> str:
+    try:
+        return (path / "damage.txt").read_text(encoding="utf-8").strip()
+    except OSError:
+        return "reason not recorded"
+
+
+@dataclass
+class CacheCheck:
+    """`hailoc gc --verify`: every entry and blob hashed."""
+
+    entries: int = 0
+    blobs: int = 0
+    bytes: int = 0
+    damaged: list[str] = field(default_factory=list)
+
+
+def verify_cache(manifest: LoadedManifest, *, fix: bool) -> CacheCheck:
+    """Hash every cache entry and blob against its index (its name, for a blob); with `fix`,
+    move the damaged ones aside under damaged/ (the next build produces them again)."""
+    cache = StageCache(manifest.cache_dir)
+    found = CacheCheck()
+    for kind, key, folder in list(cache.entries()):
+        found.entries += 1
+        found.bytes += sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        reason = cache.verify(folder, full=True)
+        if reason is not None:
+            found.damaged.append(f"{kind} {key}: {reason}")
+            if fix:
+                cache.quarantine(kind, key, reason)
+    blobs = manifest.cache_dir / "blobs"
+    for blob in sorted(blobs.iterdir()) if blobs.is_dir() else []:
+        if not blob.is_file() or blob.name.startswith("."):
+            continue
+        found.blobs += 1
+        found.bytes += blob.stat().st_size
+        if sha256_file(blob) != blob.name.split(".", 1)[0]:
+            found.damaged.append(f"blob {blob.name}: its bytes do not hash to its name")
+            if fix:
+                target = cache.root / "damaged" / "blobs" / blob.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                blob.rename(target)
+    return found
+
+
+def cache_size(manifest: LoadedManifest) -> tuple[int, int]:
+    """Bytes under the cache, and entries moved aside as damaged."""
+    root = manifest.cache_dir
+    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.is_dir() else 0
+    return size, len(StageCache(root).damaged())

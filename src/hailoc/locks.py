@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,17 +18,26 @@ class Busy(HailocError):
     exit_code = 3
 
 
-def lock_path(final: Path) -> Path:
-    """The lock file guarding `final` (beside it, so publishing `final` never touches it)."""
-    return final.parent / f".{final.name}.lock"
+def lock_path(final: Path, locks: Path) -> Path:
+    """The lock file guarding `final`: under the project's .hailoc/locks/, never inside an
+    output folder (named after `final` and a hash of its full path, so the same folder
+    always takes the same lock)."""
+    digest = hashlib.sha256(str(final.absolute()).encode()).hexdigest()[:16]
+    return locks / f"{final.name}-{digest}.lock"
 
 
 @contextmanager
 def exclusive(
-    final: Path, *, what: str, wait: bool = True, on_wait: Callable[[], None] | None = None
+    final: Path,
+    *,
+    what: str,
+    locks: Path,
+    wait: bool = True,
+    on_wait: Callable[[], None] | None = None,
 ) -> Iterator[None]:
-    """Hold the lock of `final`; wait for it (telling `on_wait`) or raise Busy."""
-    path = lock_path(final)
+    """Hold the lock of `final` (a file under `locks`); wait for it (telling `on_wait`) or
+    raise Busy."""
+    path = lock_path(final, locks)
     path.parent.mkdir(parents=True, exist_ok=True)
     # fcntl locks are released by the kernel when their process dies: never stale.
     lock = FileLock(path, thread_local=False)

@@ -10,16 +10,19 @@ from __future__ import annotations
 import io
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from hailoc.cache import cache_key
+from hailoc.cache import Damage, StageCache, cache_key
 from hailoc.calibration.distance import batch_at_distance
 from hailoc.eval.sweep import BySize, Embeddings
-from hailoc.fsutil import atomic_write_bytes
 from hailoc.inference.session import embed_at_sizes
 from hailoc.inputs import BuildInputs
+
+KIND = "reference"
+FILE = "embeddings.npy"
 
 
 def reference_key(inputs: BuildInputs, size: int) -> str:
@@ -45,38 +48,40 @@ class References:
     """fp32 embeddings per inputs, memoised in memory and on disk under the cache root."""
 
     def __init__(self, cache_root: Path) -> None:
-        self.root = cache_root / "reference"
+        self.cache_root = cache_root
         self._memo: dict[str, Embeddings] = {}
         self._lock = threading.Lock()
 
-    def get(self, inputs: BuildInputs, sizes: tuple[int, ...]) -> BySize:
+    def get(
+        self,
+        inputs: BuildInputs,
+        sizes: tuple[int, ...],
+        on_damage: Callable[[Damage], None] | None = None,
+    ) -> BySize:
         """fp32 embeddings of the eval faces at each size.
 
         Stored per size, so the auto search (one size) and the gate (every size) share the
-        work instead of each computing its own set.
+        work instead of each computing its own set. A damaged entry is reported to
+        `on_damage` and computed again.
         """
+        cache = StageCache(self.cache_root, on_damage)
         with self._lock:
             keys = {size: reference_key(inputs, size) for size in sizes}
             for key in keys.values():
                 if key not in self._memo:
-                    found = self._load(key)
+                    found = cache.read_bytes(KIND, key, FILE)
                     if found is not None:
-                        self._memo[key] = found
+                        self._memo[key] = np.asarray(
+                            np.load(io.BytesIO(found), allow_pickle=False), np.float32
+                        )
             missing = tuple(size for size, key in keys.items() if key not in self._memo)
             if missing:
                 for size, emb in self._compute(inputs, missing).items():
                     self._memo[keys[size]] = emb
-                    self._store(keys[size], emb)
+                    buffer = io.BytesIO()
+                    np.save(buffer, emb, allow_pickle=False)
+                    cache.store(KIND, keys[size], {FILE: buffer.getvalue()})
             return {size: self._memo[keys[size]] for size in sizes}
-
-    def _load(self, key: str) -> Embeddings | None:
-        path = self.root / f"{key}.npy"
-        if not path.is_file():
-            return None
-        try:
-            return np.asarray(np.load(path, allow_pickle=False), np.float32)
-        except (OSError, ValueError):
-            return None  # a damaged entry is recomputed
 
     def _compute(self, inputs: BuildInputs, sizes: tuple[int, ...]) -> BySize:
         cfg = inputs.config
@@ -95,8 +100,3 @@ class References:
                 size: insightface.get_feat(model, batch_at_distance(inputs.eval_faces, size))
                 for size in sizes
             }
-
-    def _store(self, key: str, emb: Embeddings) -> None:
-        buffer = io.BytesIO()
-        np.save(buffer, emb, allow_pickle=False)
-        atomic_write_bytes(self.root / f"{key}.npy", buffer.getvalue())

@@ -27,9 +27,8 @@ from hailoc.backends.onnxruntime.quantize import (
     quantize_key,
     upgrade_opset,
 )
-from hailoc.cache import StageCache
+from hailoc.cache import StageCache, cache_key
 from hailoc.calibration.distance import batch_at_distance
-from hailoc.fsutil import atomic_write_text
 from hailoc.inference.preprocess import to_input
 from hailoc.inference.session import embed_split, open_session, static_batch
 from hailoc.inputs import BuildInputs
@@ -60,14 +59,10 @@ class Evaluator:
         self.cfg = inputs.config
         self.spec = spec
         self.candidates = candidates
-        self.memo_path = memo / "evaluations.json"
         memo.mkdir(parents=True, exist_ok=True)
-        try:
-            self.memo: dict[str, dict[str, object]] = (
-                json.loads(self.memo_path.read_text()) if self.memo_path.is_file() else {}
-            )
-        except ValueError:
-            self.memo = {}  # a damaged memo only costs evaluations
+        # Each evaluation and the ranking are verified cache entries under auto/<search key>/.
+        self.kind = f"auto/{memo.name}"
+        self.memo: dict[str, dict[str, object]] = {}
         self.stage_cache = StageCache(cache_root)
         self.references = References(cache_root)
         self.workdir = memo
@@ -124,7 +119,11 @@ class Evaluator:
     # -- scores -------------------------------------------------------------------------------
     def score(self, layers: tuple[str, ...]) -> Measure:
         """The objective with `layers` in 16-bit and every other layer in 8-bit."""
-        key = ",".join(sorted(layers)) or "<int8>"
+        key = cache_key("evaluation", {"layers": sorted(layers)})
+        if key not in self.memo:
+            found = self.stage_cache.read_bytes(f"{self.kind}/eval", key, "measure.json")
+            if found is not None:
+                self.memo[key] = json.loads(found)
         if key in self.memo:
             self.reused += 1
             return Measure.from_dict(self.memo[key])
@@ -142,7 +141,8 @@ class Evaluator:
         )
         self.memo[key] = result.as_dict()
         self.computed += 1
-        atomic_write_text(self.memo_path, json.dumps(self.memo, indent=0, sort_keys=True))
+        data = json.dumps(self.memo[key], sort_keys=True).encode()
+        self.stage_cache.store(f"{self.kind}/eval", key, {"measure.json": data})
         return result
 
     def _session(self, model: onnx.ModelProto, names: list[str]) -> Any:
@@ -159,13 +159,12 @@ class Evaluator:
         """(layer, noise added) from one pass of the fp32 and the int8 model, most harmful
         first: how much the int8 model's noise-to-signal ratio against fp32 grows across each
         layer (the cross-model error ORT's qdq_loss_debug reports, per layer). Memoised."""
-        path = self.workdir / "ranking.json"
-        try:
-            return [(str(layer), float(value)) for layer, value in json.loads(path.read_text())]
-        except (OSError, ValueError, TypeError):
-            pass
+        key = cache_key("ranking", {"candidates": self.candidates})
+        found = self.stage_cache.read_bytes(self.kind, key, "ranking.json")
+        if found is not None:
+            return [(str(layer), float(value)) for layer, value in json.loads(found)]
         ranked = self._rank()
-        atomic_write_text(path, json.dumps(ranked))
+        self.stage_cache.store(self.kind, key, {"ranking.json": json.dumps(ranked).encode()})
         return ranked
 
     def _rank(self) -> list[tuple[str, float]]:

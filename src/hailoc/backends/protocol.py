@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from hailoc.cache import Damage
 from hailoc.engines import Slot
 from hailoc.eval.sweep import BySize
 from hailoc.inputs import BuildInputs
@@ -75,6 +76,9 @@ class Stages(Protocol):
 
     def log(self, line: str) -> None:
         """One line of the build's log."""
+
+    def damaged(self, damage: Damage) -> None:
+        """A cache entry (or blob) the backend found damaged and produced again."""
 
 
 @dataclass(frozen=True)

@@ -205,7 +205,9 @@ def build_set(
     progress.start(len(listing.files))
     calib_root.mkdir(parents=True, exist_ok=True)
     # One build of a set at a time: two would otherwise race on its staging and history.
-    with exclusive(calib_root / name, what=f"calibration/{name}"):
+    with exclusive(
+        calib_root / name, what=f"calibration/{name}", locks=project_root / ".hailoc" / "locks"
+    ):
         previous = _previous(calib_root, name)
         staged = store.staging_dir(calib_root, name)
         try:

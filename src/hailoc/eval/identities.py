@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from hailoc.cache import StageCache, cache_key
 from hailoc.calibration.distance import batch_at_distance
 from hailoc.calibration.images import IMAGE_SUFFIXES, ImageRejected, read_source
 from hailoc.errors import HailocError
 from hailoc.eval.metrics import normalize, pre_norm, roc_auc, threshold_at_far
-from hailoc.fsutil import atomic_write_bytes
 from hailoc.records.schema import (
     IdentitySide,
     IdentitySizeRow,
@@ -80,40 +80,38 @@ def scan(root: Path) -> dict[str, list[Path]]:
 
 
 class AlignedCache:
-    """Aligned faces by the image's content hash and the detector's identity: a second
-    build's evaluation re-runs only the embedder."""
+    """Aligned faces by the image's content hash and the detector's identity (verified cache
+    entries): a second build's evaluation re-runs only the embedder."""
 
     def __init__(self, root: Path, detector_key: str) -> None:
-        self.root = root / "aligned" / detector_key[:16]
+        self.cache = StageCache(root)
+        self.kind = f"aligned/{detector_key[:16]}"
 
     def get(self, digest: str) -> Faces | str | None:
         """The face, the reason an image had none, or None when not cached."""
-        face, none = self.root / f"{digest}.npy", self.root / f"{digest}.none"
-        try:
-            if face.is_file():
-                return np.asarray(np.load(face, allow_pickle=False), np.uint8)
-            if none.is_file():
-                return none.read_text(encoding="utf-8")
-        except (OSError, ValueError):
+        entry = self.cache.lookup(self.kind, digest)
+        if entry is None:
             return None
-        return None
+        if (entry / "none.txt").is_file():
+            return (entry / "none.txt").read_text(encoding="utf-8")
+        return np.asarray(np.load(entry / "face.npy", allow_pickle=False), np.uint8)
 
     def put(self, digest: str, value: Faces | str) -> None:
         """Store a face or the reason there was none."""
         if isinstance(value, str):
-            atomic_write_bytes(self.root / f"{digest}.none", value.encode())
+            self.cache.store(self.kind, digest, {"none.txt": value.encode()})
             return
         buffer = io.BytesIO()
         np.save(buffer, value, allow_pickle=False)
-        atomic_write_bytes(self.root / f"{digest}.npy", buffer.getvalue())
+        self.cache.store(self.kind, digest, {"face.npy": buffer.getvalue()})
 
 
 def detector_key(spec_json: str, files: list[Path]) -> str:
     """Identity of a detector setting: its parameters and its model files' bytes."""
-    digest = hashlib.sha256(spec_json.encode())
-    for path in files:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+    return cache_key(
+        "detector",
+        {"spec": spec_json, "files": [hashlib.sha256(p.read_bytes()).hexdigest() for p in files]},
+    )
 
 
 def align_people(

@@ -114,6 +114,11 @@ class LoadedManifest:
         return self.root / ".hailoc"
 
     @property
+    def locks_dir(self) -> Path:
+        """Lock files of builds, calibration sets and cache stages (.hailoc/locks/)."""
+        return self.state_dir / "locks"
+
+    @property
     def cache_dir(self) -> Path:
         """The content-addressed stage cache."""
         return self.state_dir / "cache"

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from hailoc.autoplan.objective import Measure, measure
 from hailoc.backends.protocol import Backend, Candidate, Job, StageOutput, Stages
+from hailoc.cache import Damage
 from hailoc.errors import PlanError
 from hailoc.plan import PrecisionPlan
 from hailoc.reference import References
@@ -47,6 +48,10 @@ class _Watched:
     def phase(self, name: str) -> None:
         """Delegate."""
         self.inner.phase(name)
+
+    def damaged(self, damage: Damage) -> None:
+        """Forwarded."""
+        self.inner.damaged(damage)
 
     def log(self, line: str) -> None:
         """Delegate."""

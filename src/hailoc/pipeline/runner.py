@@ -137,7 +137,7 @@ class _Build:
         record.engine = record.inputs.backend.get("engine", LOCAL)
         record.requeued_from = slot.requeued_from
         stages = StageRunner(
-            cache=StageCache(ctx.manifest.cache_dir),
+            cache=StageCache(ctx.manifest.cache_dir, lambda damage: stages.damaged(damage)),
             work_root=ctx.manifest.work_dir,
             target=target,
             stage_names=self.backend.stages,
@@ -425,7 +425,7 @@ class _Build:
         ctx, record = self.ctx, self.record
         inputs = ctx.inputs.get(self.target.model)
         cfg = inputs.config
-        reference = ctx.references.get(inputs, cfg.gate.face_sizes)
+        reference = ctx.references.get(inputs, cfg.gate.face_sizes, self._stages().damaged)
         self.reference = reference
         self.result = evaluate(reference, candidate.embeddings)
         emulator_fp = (
@@ -495,6 +495,7 @@ def build_one(
         with exclusive(
             final,
             what=what,
+            locks=ctx.manifest.locks_dir,
             wait=ctx.options.wait,
             on_wait=lambda: build.log(f"waiting: another hailoc process is building {what}"),
         ):

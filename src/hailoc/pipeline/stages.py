@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Literal
 
 from hailoc.backends.protocol import StageFailure, StageOutput
-from hailoc.cache import CachedFailure, StageCache
+from hailoc.cache import CachedFailure, Damage, StageCache
 from hailoc.failures import WALL_CLASSES
 from hailoc.fsutil import owner_stamp
 from hailoc.locks import exclusive
 from hailoc.options import BuildOptions
 from hailoc.pipeline.reporter import Reporter
-from hailoc.records import BuildRecord, StageRecord
+from hailoc.records import BuildRecord, DamagedEntry, StageRecord
 from hailoc.targets import BuildTarget
 
 OWNER = "owner.json"
@@ -96,6 +96,18 @@ class StageRunner:
             for path in sorted(logs.iterdir()):
                 self.attachments[f"{LOGS_DIR}/{name}/{path.name}"] = path
 
+    def damaged(self, damage: Damage) -> None:
+        """A damaged cache entry was moved aside: the record names it."""
+        self.log(f"cache: damaged entry moved aside: {damage}")
+        self.record.cache_damaged.append(
+            DamagedEntry(
+                kind=damage.kind,
+                key=damage.key,
+                reason=damage.reason,
+                moved_to=str(damage.moved_to) if damage.moved_to else None,
+            )
+        )
+
     def phase(self, name: str) -> None:
         """An uncached step starts."""
         self.reporter.stage(self.target, name, False)
@@ -112,8 +124,9 @@ class StageRunner:
         # build them) run it once: the others wait, then take the entry from the cache.
         # The lock lives outside the cache: a dot-file there would look like a half entry.
         with exclusive(
-            self.cache.root.parent / "locks" / f"{name}-{key}",
+            self.cache.entry(name, key),
             what=f"the {name} stage",
+            locks=self.cache.root.parent / "locks",
             on_wait=lambda: self.log(f"== {name}: waiting for another build running it"),
         ):
             return self._run(name, key, produce, rerun)
@@ -254,6 +267,10 @@ class CacheStages:
             return self.cache.store(name, key, output.files, {"stage": name})
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def damaged(self, damage: Damage) -> None:
+        """Log it (the cache moved it aside)."""
+        self._log(f"cache: damaged entry moved aside: {damage}")
 
     def phase(self, name: str) -> None:
         """Log the step."""

@@ -20,10 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hailoc.backends.protocol import StageFailure
-from hailoc.cache import cache_key
+from hailoc.cache import StageCache, cache_key
 from hailoc.failures import wall_layers
-from hailoc.fsutil import atomic_write_text
-from hailoc.locks import exclusive
 from hailoc.manifest.schema import family_of
 from hailoc.onnxgraph import GraphInfo
 from hailoc.plan import PrecisionPlan, resolve_plan
@@ -159,26 +157,29 @@ class WallRecovery:
 @dataclass(frozen=True)
 class KnownWalls:
     """The layers walls named for one ONNX model on one hw_arch and one suite image (DFC
-    version), kept in the stage cache so that `auto` never chooses them again."""
+    version), kept in the cache (one entry per wall) so that `auto` never chooses them."""
 
-    path: Path
+    cache: StageCache
+    kind: str
 
     @classmethod
     def of(cls, cache_dir: Path, onnx_sha256: str, hw_arch: str, suite_image_id: str) -> KnownWalls:
-        """The ledger of one model, target and DFC."""
+        """The walls known for one model, target and DFC."""
         key = cache_key(
             "walls",
             {"onnx_sha256": onnx_sha256, "hw_arch": hw_arch, "suite_image_id": suite_image_id},
         )
-        return cls(cache_dir / "walls" / "known" / f"{key}.json")
+        return cls(StageCache(cache_dir), f"walls/known/{key[:32]}")
 
     def read(self) -> dict[str, str]:
         """ONNX node -> why it must stay 8-bit (empty when nothing is known)."""
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+        known: dict[str, str] = {}
+        folder = self.cache.root / self.kind
+        for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
+            data = self.cache.read_bytes(self.kind, entry.name, "walls.json")
+            if data is not None:
+                known.update({str(k): str(v) for k, v in json.loads(data).items()})
+        return known
 
     def add(self, hn: HnNetwork, removed: Sequence[Excluded]) -> None:
         """Remember the named layers among `removed` (a bisection's cut is a limit of the
@@ -189,10 +190,6 @@ class KnownWalls:
             if layer.kind != "bisected"
             for node in nodes_of(hn, layer.name)
         }
-        if not found:
-            return
-        with exclusive(self.path, what="the walls ledger"):
-            known = self.read()
-            if found.keys() <= known.keys():
-                return
-            atomic_write_text(self.path, json.dumps({**found, **known}, indent=1, sort_keys=True))
+        if found:
+            data = json.dumps(found, indent=1, sort_keys=True).encode()
+            self.cache.store(self.kind, cache_key("wall", found), {"walls.json": data})

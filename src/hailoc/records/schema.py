@@ -321,6 +321,15 @@ class RecoverySection(Section):
         )
 
 
+class DamagedEntry(Section):
+    """A cache entry this build found damaged: moved aside and produced again."""
+
+    kind: str  # parse, optimize, reference, blobs, ...
+    key: str
+    reason: str
+    moved_to: str | None = None
+
+
 class BuildRecord(Section):
     """Everything needed to trust, reproduce or debug one model build."""
 
@@ -341,6 +350,8 @@ class BuildRecord(Section):
     stages: list[StageRecord] = Field(default_factory=list)
     # Set when a 16-bit wall was met: every plan tried, and the outcome.
     attempts: list[AttemptRecord] = Field(default_factory=list)
+    # Cache entries found damaged (and produced again) during this build.
+    cache_damaged: list[DamagedEntry] = Field(default_factory=list)
     recovery: RecoverySection | None = None
     accuracy: AccuracySection | None = None
     artifacts: dict[str, Artifact] = Field(default_factory=dict)

@@ -38,8 +38,9 @@ from hailoc.backends.protocol import (
     StageOutput,
     Stages,
 )
-from hailoc.cache import cache_key
+from hailoc.cache import Damage, cache_key, check_blob
 from hailoc.engines import LOCAL, EngineSpec, Slot
+from hailoc.errors import HailocError
 from hailoc.eval.sweep import split_sizes, stack_sizes
 from hailoc.failures import (
     ENGINE_LOST,
@@ -215,7 +216,7 @@ class HailoBackend:
         inputs = job.inputs
         cfg = inputs.config
         onnx_name = self._blob(
-            f"{inputs.onnx_sha256}.onnx", lambda: inputs.onnx_bytes, inputs.onnx_sha256
+            f"{inputs.onnx_sha256}.onnx", inputs.onnx_sha256, lambda: inputs.onnx_bytes, stages
         )
         key = cache_key(
             "parse",
@@ -259,7 +260,7 @@ class HailoBackend:
         alls = render_alls(cfg, resolved, self.manifest.templates_dir, flavor, entries)
         sizes = cfg.gate.face_sizes
         eval_bytes = _npy_bytes(stack_sizes(inputs.eval_faces, sizes))
-        calib_name = self._blob(f"{inputs.calib_sha256}.npy", lambda: _npy_bytes(inputs.calib))
+        calib_name = self._calib_blob(job, stages)
         key = cache_key(
             "optimize",
             {
@@ -325,7 +326,7 @@ class HailoBackend:
         inputs = job.inputs
         spec = inputs.config.auto
         count = min(spec.noise_images, len(inputs.calib))
-        calib_name = self._blob(f"{inputs.calib_sha256}.npy", lambda: _npy_bytes(inputs.calib))
+        calib_name = self._calib_blob(job, stages)
         key = cache_key(
             "noise",
             {
@@ -426,20 +427,41 @@ class HailoBackend:
             kill_labelled(session.client, {"org.hailoc.run": self.run_id})
 
     # -- helpers ----------------------------------------------------------------------------
-    def _blob(self, name: str, data: Callable[[], bytes], sha256: str | None = None) -> str:
-        """Store the bytes under the blob folder once (keyed by their source's hash); its file
-        name. `data` runs only on a miss (serialising a large calibration set costs seconds)
-        or when the stored bytes do not hash to `sha256`."""
+    def _blob(self, name: str, sha256: str, data: Callable[[], bytes], stages: Stages) -> str:
+        """The blob of `sha256` (its file name is that hash): checked once per invocation,
+        stored from `data()` when missing, and moved aside and stored again when its bytes
+        do not hash to its name. `data` runs only then (reading a large calibration set
+        costs seconds)."""
         path = self.blobs / name
         with self._lock:
-            if path not in self._sha256 and path.is_file():
-                self._sha256[path] = sha256_file(path)
-            stored = self._sha256.get(path)
-            if stored is None or (sha256 is not None and stored != sha256):
+            if self._sha256.get(path) == sha256:
+                return name
+            present = path.exists()
+            if not check_blob(path, sha256, self.manifest.cache_dir) and present:
+                stages.damaged(Damage("blobs", name, "its bytes do not hash to its name", None))
+            if not path.is_file():
                 content = data()
+                got = hashlib.sha256(content).hexdigest()
+                if got != sha256:
+                    raise HailocError(
+                        f"{name}: the source changed while hailoc read it (sha256 {got[:12]})",
+                        where=str(path),
+                        fix="run the command again",
+                    )
                 atomic_write_bytes(path, content)
-                self._sha256[path] = hashlib.sha256(content).hexdigest()
+            self._sha256[path] = sha256
         return name
+
+    def _calib_blob(self, job: Job, stages: Stages) -> str:
+        """The calibration array as a blob: calib.npy's own bytes, which hash to the set's
+        recorded sha256 (hailoc checked them when it read the set)."""
+        inputs = job.inputs
+        return self._blob(
+            f"{inputs.calib_sha256}.npy",
+            inputs.calib_sha256,
+            inputs.calib_path.read_bytes,
+            stages,
+        )
 
     def _stage(
         self,

@@ -13,9 +13,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from hailoc.cache import StageCache, cache_key
 from hailoc.engines import LOCAL
 from hailoc.errors import HailocError
-from hailoc.fsutil import atomic_write_text
 from hailoc.manifest.schema import ARCH_FAMILIES, family_of
 
 log = logging.getLogger(__name__)
@@ -203,10 +203,12 @@ class SuiteInfo:
 
 def probe_suite(client: Any, ref: str, image_id: str, cache_dir: Path) -> SuiteInfo:
     """The suite's Python, DFC and HailoRT versions (cached by image id under cache_dir)."""
-    cached = cache_dir / "probe" / f"{image_id.replace(':', '_')}.json"
-    if cached.is_file():
+    cache = StageCache(cache_dir)
+    key = cache_key("probe", {"image_id": image_id})
+    cached = cache.read_bytes("probe", key, "probe.json")
+    if cached is not None:
         try:
-            data = json.loads(cached.read_text(encoding="utf-8"))
+            data = json.loads(cached)
             return SuiteInfo(
                 ref=ref,
                 **{
@@ -241,17 +243,13 @@ def probe_suite(client: Any, ref: str, image_id: str, cache_dir: Path) -> SuiteI
             hailort = fields[1]
     info = SuiteInfo(ref, image_id, python, dfc, hailort)
     if python is not None:
-        atomic_write_text(
-            cached,
-            json.dumps(
-                {
-                    "image_id": image_id,
-                    "python": python,
-                    "dfc_version": dfc,
-                    "hailort_version": hailort,
-                }
-            ),
-        )
+        found = {
+            "image_id": image_id,
+            "python": python,
+            "dfc_version": dfc,
+            "hailort_version": hailort,
+        }
+        cache.store("probe", key, {"probe.json": json.dumps(found).encode()})
     return info
 
 

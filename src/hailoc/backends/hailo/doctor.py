@@ -12,6 +12,7 @@ from typing import Any, Literal
 from hailoc.backends.hailo import docker_env
 from hailoc.engines import LOCAL, EngineSpec
 from hailoc.errors import HailocError
+from hailoc.gc import cache_size
 from hailoc.manifest import LoadedManifest
 from hailoc.manifest.schema import ARCH_FAMILIES
 
@@ -158,10 +159,21 @@ def _gpu(client: Any, ref: str) -> Check:
     return Check("GPU", "ok" if gpus else "warning", f"{len(gpus)} visible in a container")
 
 
+def cache_check(manifest: LoadedManifest) -> Check:
+    """The cache's size and the damaged entries builds moved aside."""
+    size, damaged = cache_size(manifest)
+    return Check(
+        "cache",
+        "warning" if damaged else "ok",
+        f"{size / 1e6:.1f} MB under {manifest.cache_dir}; {damaged} damaged entries moved aside",
+        "`hailoc gc` removes them (`hailoc gc --verify` hashes every entry)" if damaged else "",
+    )
+
+
 def diagnose(manifest: LoadedManifest, engines: tuple[EngineSpec, ...] = ()) -> list[Check]:
     """Every check, in order, for each engine (this machine's default one when none is
     named); an engine that cannot be reached ends its own list early."""
-    checks = _local(manifest)
+    checks = [*_local(manifest), cache_check(manifest)]
     specs = engines or (EngineSpec(LOCAL),)
     for spec in specs:
         prefix = f"{spec.name}: " if len(specs) > 1 or spec.name != LOCAL else ""

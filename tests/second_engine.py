@@ -31,6 +31,11 @@ class SecondEngine:
         after a crash or a `systemctl restart docker`."""
         if self.proc.poll() is None:
             self.kill()
+        # A killed dockerd leaves its containerd's socket and pid files; a new one waits on
+        # them until it times out.
+        for stale in (self.root / "exec" / "containerd").glob("containerd*"):
+            stale.unlink(missing_ok=True)
+        (self.root / "docker.pid").unlink(missing_ok=True)
         self.proc = _spawn(self.root)
         _wait_ready(self, timeout)
 

@@ -11,7 +11,8 @@ Models:
 
 The eval set (>= 50 faces, as the search requires) is built from the vendored photos
 mirrored, rotated and relit (tests/photos.py).
-Run: python3 bench/auto_precision.py [--skip-r50] [--skip-greedy]
+Run: python3 bench/auto_precision.py [--skip-r50] [--skip-greedy] [--tiny]
+(--tiny: fr_feature only, no greedy: what CI runs so the bench cannot rot)
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ def greedy_plan(
 
 
 def main() -> None:
-    skip_r50 = "--skip-r50" in sys.argv
-    skip_greedy = "--skip-greedy" in sys.argv
+    tiny = "--tiny" in sys.argv
+    skip_r50 = "--skip-r50" in sys.argv or tiny
+    skip_greedy = "--skip-greedy" in sys.argv or tiny
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "models").mkdir()

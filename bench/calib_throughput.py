@@ -28,7 +28,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=198)
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--tiny", action="store_true", help="8 images (CI)")
     args = parser.parse_args()
+    if args.tiny:
+        args.images = 8
     photos = sorted((REPO / "examples" / "photos").glob("*.jpg"))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "photos"

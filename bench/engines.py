@@ -70,7 +70,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     # A real optimize takes minutes; 30 s keeps the run short while the stage still dominates.
     parser.add_argument("--sleep", type=float, default=30.0, help="seconds per optimize stage")
+    parser.add_argument("--tiny", action="store_true", help="1 s per optimize stage (CI)")
     args = parser.parse_args()
+    if args.tiny:
+        args.sleep = 1.0
     suite = ensure_standin_image_or_exit()
     remote = start_second_engine([suite])
     try:

@@ -29,7 +29,10 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--faces", type=int, default=120)
+    parser.add_argument("--tiny", action="store_true", help="8 faces (CI)")
     args = parser.parse_args()
+    if args.tiny:
+        args.faces = 8
     cfg = load_manifest(REPO / "models.yaml").model("fr_feature")
     sizes = cfg.gate.face_sizes
     with tempfile.TemporaryDirectory() as tmp:
@@ -37,7 +40,7 @@ def main() -> None:
             "bench",
             CalibParams(images=str(REPO / "examples" / "photos"), eval_split=0.3),
             project_root=REPO,
-            calib_root=Path(tmp),
+            calib_root=Path(tmp) / "calibration",
             detector=DetectorSpec(),
         )
         assert calib.eval is not None

@@ -2,7 +2,7 @@
 weights, real widths: the graph, not the weights, is what the analysis walks).
 
 Target: <= 5 s for R100 on 2 cores; the analysis is linear in the graph size.
-Run: python3 bench/graph_analysis.py
+Run: python3 bench/graph_analysis.py [--tiny]   (--tiny: ResNet-18-shaped only, for CI)
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def main() -> None:
         root = Path(tmp)
         (root / "models").mkdir()
         models = {}
-        for depth in (50, 100):
+        for depth in (18,) if "--tiny" in sys.argv else (50, 100):
             path = root / "models" / f"r{depth}.onnx"
             onnx.save(resnet_shaped(depth), str(path))
             models[f"r{depth}"] = {

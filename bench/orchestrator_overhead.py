@@ -41,6 +41,7 @@ def _project(tmp: Path, models: int) -> Path:
         CalibParams(images=str(REPO / "examples" / "photos"), distances=(112,)),
         project_root=REPO,
         calib_root=tmp / "calibration",
+        locks=tmp / ".hailoc" / "locks",
         detector=DetectorSpec(),
     )
     return tmp
@@ -49,8 +50,11 @@ def _project(tmp: Path, models: int) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", type=int, default=5)
+    parser.add_argument("--tiny", action="store_true", help="one model (CI)")
     parser.add_argument("--suite-image", default="hailoc-standin-suite:latest")
     args = parser.parse_args()
+    if args.tiny:
+        args.models = 1
     with tempfile.TemporaryDirectory() as tmp:
         project = _project(Path(tmp), args.models)
         manifest = load_manifest(project / "models.yaml")
@@ -63,7 +67,7 @@ def main() -> None:
         targets = expand_targets(
             manifest, [], all_models=True, precisions=None, hw_archs=None, backend="hailo"
         )
-        backend = HailoBackend(manifest, session)
+        backend = HailoBackend(manifest, [session])
         for label in ("cold", "warm"):
             context = RunContext.create(manifest, options, SilentReporter())
             started = time.perf_counter()

@@ -279,7 +279,7 @@ def build(variant: Variant, seed: int = 0) -> onnx.ModelProto:
     return model
 
 
-RESNET_BLOCKS = {50: (3, 4, 14, 3), 100: (3, 13, 30, 3)}
+RESNET_BLOCKS = {18: (2, 2, 2, 2), 50: (3, 4, 14, 3), 100: (3, 13, 30, 3)}
 
 # The structure each named manifest entry's public export has (models.yaml cites the sources).
 NAMED = {

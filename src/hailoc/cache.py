@@ -228,7 +228,7 @@ class StageCache:
     def damaged(self) -> list[Path]:
         """Entries moved aside as damaged, not yet removed."""
         root = self.root / DAMAGED
-        return sorted(p for p in root.glob("*/*") if p.is_dir()) if root.is_dir() else []
+        return sorted(root.glob("*/*")) if root.is_dir() else []
 
 
 def check_blob(path: Path, sha256: str, damaged_root: Path) -> bool:

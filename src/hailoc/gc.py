@@ -70,8 +70,10 @@ def collect(manifest: LoadedManifest, *, remove: bool, containers: bool) -> Garb
             shutil.rmtree(path, ignore_errors=True)
     for path in StageCache(manifest.cache_dir).damaged():
         found.items.append(f"damaged cache entry {path} ({_damage_reason(path)})")
-        if remove:
+        if remove and path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
+        elif remove:
+            path.unlink(missing_ok=True)
     if containers:
         _containers(found, remove)
     return found
@@ -103,6 +105,8 @@ def _containers(found: Garbage, remove: bool) -> None:
 
 
 def _damage_reason(path: Path) -> str:
+    if path.parent.name == "blobs":
+        return "its bytes did not hash to its name"
     try:
         return (path / "damage.txt").read_text(encoding="utf-8").strip()
     except OSError:

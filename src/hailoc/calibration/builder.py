@@ -177,6 +177,7 @@ def build_set(
     detector: DetectorSpec,
     workers: int = 1,
     progress: BuildProgress | None = None,
+    locks: Path | None = None,
 ) -> store.CalibSet:
     """Build calibration/<name> from params.images; the old set stays until the new one is whole."""
     params.check()
@@ -205,9 +206,10 @@ def build_set(
     progress.start(len(listing.files))
     calib_root.mkdir(parents=True, exist_ok=True)
     # One build of a set at a time: two would otherwise race on its staging and history.
-    with exclusive(
-        calib_root / name, what=f"calibration/{name}", locks=project_root / ".hailoc" / "locks"
-    ):
+    # The lock lives in the project's .hailoc/locks/ (by default beside calib_root), never in
+    # the published calibration folder.
+    locks = locks or calib_root.parent / ".hailoc" / "locks"
+    with exclusive(calib_root / name, what=f"calibration/{name}", locks=locks):
         previous = _previous(calib_root, name)
         staged = store.staging_dir(calib_root, name)
         try:

@@ -164,6 +164,7 @@ def _build_one(st: CliState, name: str, params: CalibParams, workers: int) -> No
             detector=manifest.data.defaults.detector,
             workers=workers,
             progress=_Bar(progress, name),
+            locks=manifest.locks_dir,
         )
     counts = result.manifest["counts"]
     st.out.print(

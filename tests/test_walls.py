@@ -11,7 +11,7 @@ import pytest
 
 from hailoc.alls import render_alls
 from hailoc.backends.protocol import StageFailure, StageOutput
-from hailoc.cache import CachedFailure, StageCache
+from hailoc.cache import CachedFailure, Damage, StageCache
 from hailoc.failures import WALL_CLASSES, classify, wall_layers
 from hailoc.manifest import load_manifest
 from hailoc.onnxgraph import GraphInfo
@@ -270,3 +270,41 @@ def test_named_walls_are_remembered_and_auto_does_not_choose_them(
     assert {e["layer"] for e in excluded} == {"Conv_9"}  # conv4's conv (its PReLU is fused)
     # Another DFC (suite image) knows nothing of it.
     assert KnownWalls.of(tmp_path, "a" * 64, "hailo8", "sha256:y").read() == {}
+
+
+def test_auto_on_the_dfc_never_chooses_a_set_the_dfc_refused() -> None:
+    """A 16-bit set that meets a wall during the search scores below any target; a failure
+    of the int8 model, or one that is not a wall, still ends the search."""
+    from types import SimpleNamespace
+
+    from hailoc.pipeline.backend_scorer import REFUSED, BackendScorer
+
+    class Walled:
+        name = "hailo"
+
+        def quantize(self, job: Any, plan: PrecisionPlan, prepared: Any, stages: Any) -> Any:
+            if "Conv_9" in plan.onnx_nodes:
+                raise StageFailure("nan_exponent", "for layer net/conv4/x", "hint")
+            if "Conv_1" in plan.onnx_nodes:
+                raise StageFailure("engine_lost", "gone", "again")
+            raise AssertionError("not reached in this test")
+
+    class Quiet:
+        def run(self, *args: Any) -> Any:
+            raise AssertionError
+
+        def phase(self, name: str) -> None:
+            pass
+
+        def log(self, line: str) -> None:
+            pass
+
+        def damaged(self, damage: Damage) -> None:
+            pass
+
+    job = SimpleNamespace(inputs=SimpleNamespace(config=SimpleNamespace(name="m", auto=None)))
+    scorer = BackendScorer(Walled(), job, None, Quiet(), None)  # type: ignore[arg-type]
+    assert scorer.score(("Conv_9", "Conv_20")) is REFUSED
+    assert not REFUSED.reaches(0.0)
+    with pytest.raises(StageFailure):
+        scorer.score(("Conv_1",))

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hailoc.autoplan.objective import Measure, measure
-from hailoc.backends.protocol import Backend, Candidate, Job, StageOutput, Stages
+from hailoc.backends.protocol import Backend, Candidate, Job, StageFailure, StageOutput, Stages
 from hailoc.cache import Damage
 from hailoc.errors import PlanError
+from hailoc.failures import WALL_CLASSES
 from hailoc.plan import PrecisionPlan
 from hailoc.reference import References
 
@@ -56,6 +57,10 @@ class _Watched:
     def log(self, line: str) -> None:
         """Delegate."""
         self.inner.log(line)
+
+
+# The measure of a layer set the DFC refused: below any target.
+REFUSED = Measure(value=-1.0, low=-1.0, high=-1.0, mean_all_sizes=-1.0, per_size={})
 
 
 class BackendScorer:
@@ -127,7 +132,16 @@ class BackendScorer:
         """Optimize with `layers` in 16-bit; the SDK_QUANTIZED embeddings against fp32."""
         if layers in self._memo:
             return self._memo[layers]
-        candidate, runs = self._candidate(layers)
+        try:
+            candidate, runs = self._candidate(layers)
+        except StageFailure as exc:
+            if not layers or exc.failure_class not in WALL_CLASSES:
+                raise
+            # The DFC refuses this 16-bit set: the search may only choose sets it takes, so
+            # this one reaches no target (the build's own recovery handles the plan chosen).
+            self.stages.log(f"auto: {len(layers)} layers meet a wall ({exc.failure_class})")
+            self._memo[layers] = REFUSED
+            return REFUSED
         inputs = self.job.inputs
         found = measure(
             self.references.get(inputs, inputs.config.gate.face_sizes),

@@ -22,6 +22,8 @@ from hailoc import __version__
 from hailoc.autoplan.cost import plan_cost, tensor_elements
 from hailoc.autoplan.evaluator import Evaluator
 from hailoc.autoplan.objective import Measure
+from hailoc.backends.onnxruntime.qdq_plan import render_qdq
+from hailoc.backends.onnxruntime.quantize import quantize_key
 from hailoc.cache import cache_key
 from hailoc.errors import HailocError, PlanError
 from hailoc.fsutil import atomic_write_text
@@ -379,18 +381,9 @@ def rank_layers(inputs: BuildInputs, cache_root: Path, layers: list[str]) -> lis
     if not layers:
         return []
     cfg = inputs.config
-    key = cache_key(
-        "rank",
-        {
-            "onnx_sha256": inputs.onnx_sha256,
-            "calibration_sha256": inputs.calib_sha256,
-            "calibset_size": cfg.optimization.calibset_size,
-            "input": cfg.input.model_dump(mode="json"),
-            "normalization": cfg.normalization.model_dump(mode="json"),
-            "candidates": sorted(layers),
-            "versions": inputs.versions.model_dump(),
-        },
-    )
+    # The ranking compares fp32 with the int8 QDQ model: its key is that model's key.
+    int8 = quantize_key(inputs, render_qdq(PrecisionPlan(cfg.name, "int8", ()), inputs.onnx_proto))
+    key = cache_key("rank", {"int8": int8, "candidates": sorted(layers)})
     evaluator = Evaluator(inputs, cache_root, cache_root / "auto" / key, cfg.auto, list(layers))
     ranked = [layer for layer, _ in evaluator.ranking() if layer in layers]
     return ranked + [layer for layer in layers if layer not in ranked]

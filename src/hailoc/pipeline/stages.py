@@ -131,6 +131,28 @@ class StageRunner:
         ):
             return self._run(name, key, produce, rerun)
 
+    def _cached(
+        self,
+        name: str,
+        key: str,
+        status: Literal["ok", "failed"],
+        error_type: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """A stage taken from the cache, in the record."""
+        self.record.stages.append(
+            StageRecord(
+                name=name,
+                status=status,
+                cache_hit=True,
+                cache_key=key,
+                engine=self.engine,
+                gpu=self.gpu,
+                error_type=error_type,
+                message=message,
+            )
+        )
+
     def _replay(self, name: str, key: str) -> None:
         """Raise the wall this stage hit before under the same key, as if it ran."""
         failure = self.cache.failure(name, key)
@@ -139,17 +161,12 @@ class StageRunner:
         self.log(f"== {name}: cached failure {key[:12]} ({failure.failure_class})")
         for log_name, text in failure.logs.items():
             self.attachments[f"{LOGS_DIR}/{name}/{log_name}"] = text.encode()
-        self.record.stages.append(
-            StageRecord(
-                name=name,
-                status="failed",
-                cache_hit=True,
-                cache_key=key,
-                engine=self.engine,
-                gpu=self.gpu,
-                error_type=failure.error_type,
-                message=failure.detail or failure.message,
-            )
+        self._cached(
+            name,
+            key,
+            "failed",
+            error_type=failure.error_type,
+            message=failure.detail or failure.message,
         )
         raise StageFailure(
             failure.failure_class,
@@ -169,16 +186,7 @@ class StageRunner:
         self.reporter.stage(self.target, name, cached is not None)
         if cached is not None:
             self.log(f"== {name}: cache hit {key[:12]}")
-            self.record.stages.append(
-                StageRecord(
-                    name=name,
-                    status="ok",
-                    cache_hit=True,
-                    cache_key=key,
-                    engine=self.engine,
-                    gpu=self.gpu,
-                )
-            )
+            self._cached(name, key, "ok")
             self._attach(name, cached)
             return cached
         self.log(f"== {name}: running (key {key[:12]})")

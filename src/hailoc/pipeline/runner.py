@@ -270,6 +270,8 @@ class _Build:
                     planned = len(walls.a16_of(plan))
                 stage = self._failed_stage(first)
                 try:
+                    if len(self.record.attempts) > 2 * planned + 16:
+                        raise exc  # a guard: every wall narrows the set, so never reached
                     following = walls.after_wall(step.plan, exc, stage)
                 except StageFailure:
                     self._attempt(walls, step, started, first, exc, stage)

@@ -65,6 +65,7 @@ class WallRecovery:
         self._hi = 0  # the shortest prefix known to fail
         self._probe = 0
         self._w8_tried: set[str] = set()
+        self._saved: tuple[PrecisionPlan | None, tuple[str, ...], int, int, bool, int] | None = None
 
     def a16_of(self, plan: PrecisionPlan) -> tuple[str, ...]:
         """The HN layers `plan` asks 16-bit."""
@@ -98,7 +99,14 @@ class WallRecovery:
                     note=f"{layer}: NaN exponent in a16_w16, trying a16_w8",
                 )
             why = f"{failure.failure_class} in {stage}: {first_line}"
-            return self._drop(plan, named, why)
+            step = self._drop(plan, named, why)
+            if layer not in self.a16_of(step.plan):
+                return step
+            # Nothing of the plan carries it (a layer the DFC added): as if unnamed.
+            self._undo_drop()
+        return self._unnamed(plan)
+
+    def _unnamed(self, plan: PrecisionPlan) -> Step:
         if not self.bisecting:
             self._base = plan
             self._units = self.rank(weight_seeds(plan, self.graph))
@@ -115,7 +123,20 @@ class WallRecovery:
         self._lo = self._probe
         return self._next()
 
+    def _undo_drop(self) -> None:
+        if self._saved is not None:
+            base, units, self._lo, self._hi, self.bisecting, self._probe = self._saved
+            self._base, self._units = base, list(units)
+
     def _drop(self, plan: PrecisionPlan, layers: Sequence[str], why: str) -> Step:
+        self._saved = (
+            self._base,
+            tuple(self._units),
+            self._lo,
+            self._hi,
+            self.bisecting,
+            self._probe,
+        )
         narrowed = drop_layers(plan, self.hn, layers, why)
         removed = narrowed.excluded[len(plan.excluded) :]
         if not self.bisecting:

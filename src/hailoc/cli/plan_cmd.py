@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -140,7 +141,7 @@ def _auto(st: CliState, name: str, options: BuildOptions) -> None:
     _print_auto(st, result)
     st.out.print(f"saved {manifest.hef_dir / name / 'auto_plan.json'} and auto_curve.png")
     if not result.reached:
-        st.err.print(f"[red]error[/]: {name}: {result.message}", highlight=False)
+        st.err.print(f"[red]error[/]: {escape(name)}: {escape(result.message)}", highlight=False)
         raise typer.Exit(1)
 
 
@@ -163,7 +164,7 @@ def _print_auto(st: CliState, result: AutoResult) -> None:
         )
     st.out.print(table)
     colour = "green" if result.reached else "red"
-    st.out.print(f"[{colour}]{result.message}[/]", highlight=False)
+    st.out.print(f"[{colour}]{escape(result.message)}[/]", highlight=False)
     st.out.print(
         f"16-bit bytes {result.cost_bytes:,} (int16-all: {result.int16_all_cost_bytes:,}); "
         f"{result.evaluations} evaluations ({result.reused_evaluations} reused), "

@@ -193,3 +193,29 @@ def test_an_entry_without_checksums_is_not_trusted(tmp_path: Path) -> None:
     assert cache.lookup("parse", "a" * 64) is None
     assert seen and "no checksums" in seen[0].reason
     assert not old.exists() and cache.damaged()
+
+
+KINDS = [
+    *("parse", "optimize", "noise", "compile", "emulate", "quantize", "reference"),
+    *("aligned/0123456789abcdef", "probe", "canonical", "auto/k/eval", "walls/compile"),
+]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("damage", [_truncate, _flip_keeping_size_and_mtime])
+def test_every_kind_of_entry_is_verified(
+    tmp_path: Path, kind: str, damage: Callable[[Path], None]
+) -> None:
+    """The same check guards every writer: a damaged file of any kind of entry is missed,
+    moved aside and reported, whichever process reads it first."""
+    key = "f" * 64
+    StageCache(tmp_path).store(kind, key, {"a.bin": os.urandom(4096), "logs/x.log": b"log\n"})
+    seen: list[Damage] = []
+    fresh = StageCache(tmp_path, on_damage=seen.append)  # another build: nothing hashed yet
+    entry = fresh.lookup(kind, key)
+    assert entry is not None
+    damage(entry / "a.bin")
+    assert StageCache(tmp_path, on_damage=seen.append).lookup(kind, key) is None
+    assert [(d.kind, d.key) for d in seen] == [(kind, key)]
+    assert seen[0].moved_to is not None and (seen[0].moved_to / "damage.txt").is_file()
+    assert not entry.exists()

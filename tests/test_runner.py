@@ -262,3 +262,32 @@ def test_two_builds_needing_one_stage_at_once_run_it_once(fake_project: Path) ->
     assert backend.produced.count("prepare") == 1
     hits = [s.cache_hit for r in records for s in r.stages if s.name == "prepare"]
     assert sorted(hits) == [False, True]
+
+
+def test_a_plan_narrowed_past_walls_must_still_reach_autos_target(fake_project: Path) -> None:
+    """-p auto: the plan that compiles after the walls is measured against auto's target;
+    below it, the build fails `accuracy` naming the compilable plan's numbers."""
+    from hailoc.pipeline.runner import _Build
+    from hailoc.records import AttemptRecord, AutoSummary
+
+    manifest = load_manifest(fake_project / "models.yaml")
+    ctx = RunContext.create(manifest, BuildOptions(), SilentReporter())
+    build = _Build(ctx, FakeBackend(), BuildTarget("fr_feature", "hailo8", "auto", "hailo"))
+    faces = len(ctx.inputs.get("fr_feature").eval_faces)
+    build.reference = _embeddings(faces)
+    summary = AutoSummary(
+        reached=True, message="", layers=["Conv_9"], target=0.99, metric="p5", face_size=24
+    )
+    close = Candidate(
+        PlanSection(precision="auto", a16_layers=["conv4"]), _embeddings(faces), Path()
+    )
+    far = Candidate(PlanSection(precision="auto"), _embeddings(faces, seed=1), Path())
+    # No wall met: auto's own search already measured its plan.
+    assert build._recovered_reaches(far, summary)
+    build.record.attempts.append(AttemptRecord(number=1, outcome="wall"))
+    assert build._recovered_reaches(close, summary)
+    assert build.record.failure_class is None
+    assert not build._recovered_reaches(far, summary)
+    assert build.record.failure_class == "accuracy"
+    assert "past the DFC's walls" in (build.record.message or "")
+    assert "below auto's target 0.99" in (build.record.message or "")

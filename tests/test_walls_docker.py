@@ -51,13 +51,16 @@ def _record(project: Path) -> dict[str, Any]:
     return json.loads((_folder(project) / "record.json").read_text())  # type: ignore[no-any-return]
 
 
-def test_walls_are_narrowed_to_a_plan_that_compiles(
-    calibrated_project: Path, cli: Cli, suite: str
-) -> None:
-    project = calibrated_project
-    add_models(project, walled={"alls_extra": WALLS})
-    only_models(project, "walled")
+@pytest.fixture
+def walled(calibrated_project: Path) -> Path:
+    """A project whose only model is fr_feature behind the stand-in's WALLS."""
+    add_models(calibrated_project, walled={"alls_extra": WALLS})
+    only_models(calibrated_project, "walled")
+    return calibrated_project
 
+
+def test_walls_are_narrowed_to_a_plan_that_compiles(walled: Path, cli: Cli, suite: str) -> None:
+    project = walled
     res = _build(cli, project, suite)
     assert res.code == 0, res.err + res.out
     record = _record(project)
@@ -104,11 +107,9 @@ def test_walls_are_narrowed_to_a_plan_that_compiles(
 
 
 def test_on_wall_fail_ends_as_before_and_shows_the_dfc_text(
-    calibrated_project: Path, cli: Cli, suite: str
+    walled: Path, cli: Cli, suite: str
 ) -> None:
-    project = calibrated_project
-    add_models(project, walled={"alls_extra": WALLS})
-    only_models(project, "walled")
+    project = walled
     res = _build(cli, project, suite, "--on-wall", "fail")
     assert res.code == 1
     record = _record(project)

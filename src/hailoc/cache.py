@@ -231,16 +231,27 @@ class StageCache:
         return sorted(root.glob("*/*")) if root.is_dir() else []
 
 
-def check_blob(path: Path, sha256: str, damaged_root: Path) -> bool:
-    """Whether the blob at `path` holds exactly the bytes `sha256` names; a blob that does
-    not is moved under `damaged_root/blobs/` (the caller writes it again)."""
-    if not path.is_file():
-        return False
-    if sha256_file(path) == sha256:
-        return True
-    target = damaged_root / DAMAGED / "blobs" / f"{path.name}-{time.time_ns()}"
+def blob_intact(path: Path) -> bool:
+    """Whether a blob holds exactly the bytes its name (`<sha256>.<ext>`) says."""
+    return sha256_file(path) == path.name.split(".", 1)[0]
+
+
+def quarantine_blob(path: Path, cache_root: Path) -> Path:
+    """Move a blob whose bytes do not match its name under `cache_root/damaged/blobs/`."""
+    target = cache_root / DAMAGED / "blobs" / f"{path.name}-{time.time_ns()}"
     target.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         path.rename(target)
     log.warning("blob %s does not hash to its name: moved to %s", path.name, target)
+    return target
+
+
+def check_blob(path: Path, cache_root: Path) -> bool:
+    """Whether the blob at `path` is there and intact; a damaged one is moved aside (the
+    caller writes it again)."""
+    if not path.is_file():
+        return False
+    if blob_intact(path):
+        return True
+    quarantine_blob(path, cache_root)
     return False

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hailoc.cache import StageCache
-from hailoc.fsutil import MARKER, sha256_file
+from hailoc.cache import StageCache, blob_intact, quarantine_blob
+from hailoc.fsutil import MARKER
 from hailoc.manifest import LoadedManifest
 
 
@@ -142,12 +142,10 @@ def verify_cache(manifest: LoadedManifest, *, fix: bool) -> CacheCheck:
             continue
         found.blobs += 1
         found.bytes += blob.stat().st_size
-        if sha256_file(blob) != blob.name.split(".", 1)[0]:
+        if not blob_intact(blob):
             found.damaged.append(f"blob {blob.name}: its bytes do not hash to its name")
             if fix:
-                target = cache.root / "damaged" / "blobs" / blob.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                blob.rename(target)
+                quarantine_blob(blob, cache.root)
     return found
 
 

@@ -116,8 +116,9 @@ class StageRunner:
     def run(self, name: str, key: str, produce: Callable[[Path], StageOutput]) -> Path:
         """The cache entry of stage `name` under `key`, produced on a miss."""
         rerun = self.options.rerun(name, self.stage_names)
-        if not rerun and self.cache.failure(name, key) is not None:
-            self._replay(name, key)
+        failure = None if rerun else self.cache.failure(name, key)
+        if failure is not None:
+            self._replay(name, key, failure)
         if not rerun and self.cache.lookup(name, key) is not None:
             return self._run(name, key, produce, rerun)
         # Builds that need the same stage at once (two precisions share a parse; two engines
@@ -153,10 +154,8 @@ class StageRunner:
             )
         )
 
-    def _replay(self, name: str, key: str) -> None:
+    def _replay(self, name: str, key: str, failure: CachedFailure) -> None:
         """Raise the wall this stage hit before under the same key, as if it ran."""
-        failure = self.cache.failure(name, key)
-        assert failure is not None
         self.reporter.stage(self.target, name, True)
         self.log(f"== {name}: cached failure {key[:12]} ({failure.failure_class})")
         for log_name, text in failure.logs.items():
@@ -180,8 +179,10 @@ class StageRunner:
     def _run(
         self, name: str, key: str, produce: Callable[[Path], StageOutput], rerun: bool
     ) -> Path:
-        if not rerun and self.cache.failure(name, key) is not None:
-            self._replay(name, key)
+        # Checked again under the lock: the build it waited for may have met the wall.
+        failure = None if rerun else self.cache.failure(name, key)
+        if failure is not None:
+            self._replay(name, key, failure)
         cached = None if rerun else self.cache.lookup(name, key)
         self.reporter.stage(self.target, name, cached is not None)
         if cached is not None:

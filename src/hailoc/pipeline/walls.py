@@ -74,11 +74,11 @@ class WallRecovery:
     def after_wall(self, plan: PrecisionPlan, failure: StageFailure, stage: str) -> Step:
         """The next plan after `plan` met `failure` in `stage`; raises `failure` when no
         narrower plan can help (the plan is already int8)."""
-        if not self.a16_of(plan):
+        in_plan = set(self.a16_of(plan))
+        if not in_plan:
             raise failure
         logs = "\n".join(data.decode("utf-8", "replace") for data in failure.logs.values())
         text = failure.detail or failure.message
-        in_plan = set(self.a16_of(plan))
         named = [
             layer
             for layer in wall_layers(failure.failure_class, text, logs, self.hn.net_name)

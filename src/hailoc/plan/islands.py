@@ -105,9 +105,8 @@ def island_nodes(
         made_by: dict[str, str] = {}
         for name, op, inputs, outputs in nodes:
             source = made_by.get(inputs[0]) if inputs else None
-            if name in out:
-                pass
-            elif can_be_16bit(op) or (source in chosen_all and joins(op, inputs[0])):
+            joined = source in chosen_all and joins(op, inputs[0])
+            if name not in out and (can_be_16bit(op) or joined):
                 chosen_all.add(name)
             for tensor in outputs:
                 made_by[tensor] = name

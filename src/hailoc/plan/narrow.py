@@ -14,17 +14,13 @@ from dataclasses import replace
 from hailoc.onnxgraph import GraphInfo
 from hailoc.plan.hn import HnNetwork
 from hailoc.plan.model import Excluded, PrecisionPlan
-from hailoc.plan.resolve import carrier
+from hailoc.plan.resolve import carriers
 
 
 def nodes_of(hn: HnNetwork, layer: str) -> tuple[str, ...]:
     """The ONNX nodes whose 16-bit request lands on HN `layer` (a batch_norm fused into an
     fc lands on the fc)."""
-    found: list[str] = []
-    for candidate in hn.layers:
-        if carrier(candidate, hn).name == layer:
-            found += [n for n in candidate.original_names if n not in found]
-    return tuple(found)
+    return tuple(node for node, layers in carriers(hn).items() if layer in layers)
 
 
 def drop_layers(

@@ -60,6 +60,15 @@ def carrier(layer: HnLayer, hn: HnNetwork) -> HnLayer:
     return layer
 
 
+def carriers(hn: HnNetwork) -> dict[str, tuple[str, ...]]:
+    """ONNX node -> the HN layers that carry it after optimization (in HN order)."""
+    owners: dict[str, list[str]] = {}
+    for layer in hn.layers:
+        for original in layer.original_names:
+            owners.setdefault(original, []).append(carrier(layer, hn).name)
+    return {k: tuple(dict.fromkeys(v)) for k, v in owners.items()}
+
+
 def resolve_plan(
     plan: PrecisionPlan, hn: HnNetwork, graph: GraphInfo | None = None
 ) -> ResolvedPlan:
@@ -67,12 +76,7 @@ def resolve_plan(
 
     With `graph`, the plan's 16-bit islands are resolved (plan/islands.py): every HN layer
     that carries one of their nodes, so the .alls makes 16-bit what the QDQ model does."""
-    owners: dict[str, list[str]] = {}
-    for layer in hn.layers:
-        for original in layer.original_names:
-            owners.setdefault(original, []).append(carrier(layer, hn).name)
-    owners = {k: list(dict.fromkeys(v)) for k, v in owners.items()}
-
+    owners = carriers(hn)
     mapping: dict[str, tuple[str, ...]] = {}
     wanted: set[str] = set()
     members = plan_nodes(plan, of_graph(graph)) if graph is not None else plan.onnx_nodes

@@ -437,7 +437,7 @@ class HailoBackend:
             if self._sha256.get(path) == sha256:
                 return name
             present = path.exists()
-            if not check_blob(path, sha256, self.manifest.cache_dir) and present:
+            if not check_blob(path, self.manifest.cache_dir) and present:
                 stages.damaged(Damage("blobs", name, "its bytes do not hash to its name", None))
             if not path.is_file():
                 content = data()

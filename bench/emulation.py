@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench._project import demo_project  # noqa: E402
-from hailoc.calibration.distance import batch_at_distance  # noqa: E402
+from hailoc.calibration.face_size import batch_at_distance  # noqa: E402
 from hailoc.cli import run  # noqa: E402
 from hailoc.eval.sweep import evaluate  # noqa: E402
 from hailoc.inference.session import Embedder, Execution, open_session  # noqa: E402

@@ -18,7 +18,8 @@ from hailoc.backends.onnxruntime.qdq_plan import QdqPlan
 from hailoc.backends.onnxruntime.quantize import quantize
 from hailoc.calibration import CalibParams, build_set
 from hailoc.eval.gate import judge
-from hailoc.eval.sweep import embed_sizes, evaluate
+from hailoc.eval.sweep import evaluate
+from hailoc.faces import embed_sizes
 from hailoc.inference.session import Embedder, open_session
 from hailoc.manifest import load_manifest
 from hailoc.manifest.schema import DetectorSpec

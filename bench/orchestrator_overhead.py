@@ -15,13 +15,14 @@ from pathlib import Path
 
 import yaml
 
-from hailoc.backends.hailo.backend import HailoBackend, open_session
+from hailoc.backends.hailo.backend import HailoBackend
+from hailoc.backends.hailo.sessions import open_session
 from hailoc.calibration import CalibParams, build_set
 from hailoc.manifest import load_manifest
 from hailoc.manifest.schema import DetectorSpec
 from hailoc.options import BuildOptions
 from hailoc.pipeline.batch import expand_targets, run_batch
-from hailoc.pipeline.reporter import SilentReporter
+from hailoc.pipeline.progress import SilentReporter
 from hailoc.pipeline.runner import RunContext, build_one
 
 REPO = Path(__file__).resolve().parents[1]

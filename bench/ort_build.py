@@ -15,7 +15,7 @@ from _project import demo_project
 
 from hailoc.backends.onnxruntime.backend import OrtBackend
 from hailoc.options import BuildOptions
-from hailoc.pipeline.reporter import SilentReporter
+from hailoc.pipeline.progress import SilentReporter
 from hailoc.pipeline.runner import RunContext, build_one
 from hailoc.targets import BuildTarget
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from hailoc.engines import Slot
-from hailoc.pipeline.batch import EnginePool, EngineSlots, NoEngine, run_batch
+from hailoc.engines import EngineSlots, Slot
+from hailoc.pipeline.batch import EnginePool, NoEngine, run_batch
 from hailoc.records import BuildRecord, SummaryRow
 from hailoc.targets import BuildTarget
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from hailoc.cache import Damage, StageCache
-from hailoc.fsutil import MARKER
+from hailoc.owned_files import MARKER
 from tests.conftest import CliResult
 
 Cli = Callable[..., CliResult]

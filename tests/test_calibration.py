@@ -17,8 +17,8 @@ from PIL import Image
 
 from hailoc.calibration.align import eye_error
 from hailoc.calibration.detect import make_detector
-from hailoc.fsutil import sha256_file
 from hailoc.manifest.schema import DetectorSpec
+from hailoc.owned_files import sha256_file
 from tests.conftest import REPO, CliResult
 
 Cli = Callable[..., CliResult]

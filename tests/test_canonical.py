@@ -14,8 +14,8 @@ from onnx import TensorProto, helper, numpy_helper
 from hailoc import canonicalize as canon_module
 from hailoc.inference.session import open_session
 from hailoc.manifest import load_manifest
+from hailoc.model_check import load_model
 from hailoc.onnxgraph import canonical
-from hailoc.validate import load_model
 from tests.corpus import CORPUS, build
 
 TF = next(v for v in CORPUS if v.name == "tf_mobilefacenet_b2_op11_e192")

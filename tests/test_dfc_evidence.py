@@ -18,8 +18,8 @@ import pytest
 from hailoc.alls import render_alls
 from hailoc.alls.flavor import Flavor, applied_level, choose_flavor
 from hailoc.manifest import ModelConfig, load_manifest
+from hailoc.model_check import load_graph
 from hailoc.plan import build_plan, hn_from_dict, resolve_plan
-from hailoc.validate import load_graph
 from tests.conftest import FIXTURES, REPO
 
 WORKER = REPO / "src" / "hailoc" / "backends" / "hailo" / "worker" / "dfc.py"

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hailoc.calibration.distance import batch_at_distance
-from hailoc.eval.sweep import BySize, evaluate
+from hailoc.calibration.face_size import batch_at_distance
+from hailoc.eval.sweep import evaluate
+from hailoc.faces import BySize
 from hailoc.inference.session import Embedder, Execution, open_session
 from hailoc.manifest import load_manifest
 

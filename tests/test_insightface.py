@@ -88,7 +88,7 @@ def test_fp32_reference_is_insightface_get_feat(insightface_project: Path, model
     reference = References(manifest.cache_dir).get(inputs, sizes)
     cfg = inputs.config
     for size in (112, 24):
-        from hailoc.calibration.distance import batch_at_distance
+        from hailoc.calibration.face_size import batch_at_distance
 
         faces = batch_at_distance(inputs.eval_faces, size)
         theirs = _insightface_feats(cfg.onnx, faces)

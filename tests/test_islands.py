@@ -11,7 +11,7 @@ import pytest
 
 from hailoc.backends.onnxruntime.qdq_plan import render_qdq
 from hailoc.backends.onnxruntime.quantize import OPSET, _Reader, quantize, upgrade_opset
-from hailoc.calibration.distance import batch_at_distance
+from hailoc.calibration.face_size import batch_at_distance
 from hailoc.eval.sweep import cosine_rows
 from hailoc.inference.session import Embedder, open_session
 from hailoc.inputs import gather

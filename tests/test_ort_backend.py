@@ -14,11 +14,12 @@ import yaml
 from PIL import Image
 
 from hailoc.eval.gate import judge
-from hailoc.eval.sweep import embed_sizes, evaluate
-from hailoc.fsutil import sha256_file
+from hailoc.eval.sweep import evaluate
+from hailoc.faces import embed_sizes
 from hailoc.inference.preprocess import to_input
 from hailoc.inference.session import Embedder, open_session
 from hailoc.manifest import load_manifest
+from hailoc.owned_files import sha256_file
 from tests.conftest import CliResult
 from tests.onnx_variants import with_in_graph_normalization
 

@@ -11,8 +11,8 @@ import yaml
 
 from hailoc.errors import PlanError
 from hailoc.manifest import load_manifest
+from hailoc.model_check import load_graph
 from hailoc.plan import build_plan, hn_from_dict, read_hn, resolve_plan
-from hailoc.validate import load_graph
 from tests.conftest import FIXTURES, REPO
 from tests.onnx_variants import with_in_graph_normalization
 

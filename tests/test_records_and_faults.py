@@ -74,7 +74,7 @@ class _Gone:
 
 
 def test_engine_gone_mid_stage_is_engine_lost(tmp_path: Path) -> None:
-    from hailoc.backends.hailo.backend import _raise_if_failed
+    from hailoc.backends.hailo.outcome import raise_if_failed
     from hailoc.backends.hailo.container import StageFiles, run_stage
     from hailoc.backends.protocol import StageFailure
 
@@ -94,5 +94,5 @@ def test_engine_gone_mid_stage_is_engine_lost(tmp_path: Path) -> None:
     )
     assert outcome.engine_lost and not outcome.timed_out
     with pytest.raises(StageFailure) as info:
-        _raise_if_failed("optimize", outcome, 5, {})
+        raise_if_failed("optimize", outcome, 5, {})
     assert info.value.failure_class == "engine_lost"

@@ -20,15 +20,16 @@ import pytest
 from hailoc.backends.protocol import ArtifactFile, Candidate, Job, StageFailure, StageOutput, Stages
 from hailoc.engines import Slot
 from hailoc.errors import HailocError
-from hailoc.eval.sweep import BySize
+from hailoc.faces import BySize
 from hailoc.inputs import BuildInputs
 from hailoc.manifest import load_manifest
 from hailoc.options import BuildOptions
-from hailoc.pipeline.reporter import SilentReporter
+from hailoc.pipeline.progress import SilentReporter
 from hailoc.pipeline.runner import RunContext, build_one
 from hailoc.plan import PrecisionPlan
 from hailoc.records import BuildRecord, PlanSection, read_record
-from hailoc.targets import BuildTarget, output_dir
+from hailoc.records.layout import output_dir
+from hailoc.targets import BuildTarget
 from tests.conftest import REPO
 from tests.synthetic import synthetic_set
 

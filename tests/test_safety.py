@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from hailoc.fsutil import sha256_file
+from hailoc.owned_files import sha256_file
 from tests.conftest import CliResult
 
 Cli = Callable[..., CliResult]
@@ -249,7 +249,7 @@ def test_sigterm_during_an_ort_build_records_interrupted_and_cleans_up(
 
 
 def test_gc_removes_what_dead_runs_left_and_keeps_live_ones(project: Path, cli: Cli) -> None:
-    from hailoc.fsutil import MARKER, owner_stamp
+    from hailoc.owned_files import MARKER, owner_stamp
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

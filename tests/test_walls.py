@@ -14,9 +14,10 @@ from hailoc.backends.protocol import StageFailure, StageOutput
 from hailoc.cache import CachedFailure, Damage, StageCache
 from hailoc.failures import WALL_CLASSES, classify, wall_layers
 from hailoc.manifest import load_manifest
+from hailoc.model_check import load_graph
 from hailoc.onnxgraph import GraphInfo
 from hailoc.options import BuildOptions
-from hailoc.pipeline.reporter import SilentReporter
+from hailoc.pipeline.progress import SilentReporter
 from hailoc.pipeline.stages import BuildLog, StageRunner
 from hailoc.pipeline.walls import WallRecovery
 from hailoc.plan import PrecisionPlan, build_plan, read_hn, resolve_plan
@@ -24,7 +25,6 @@ from hailoc.plan.hn import HnNetwork
 from hailoc.plan.narrow import drop_layers, weight_seeds
 from hailoc.records import BuildRecord
 from hailoc.targets import BuildTarget
-from hailoc.validate import load_graph
 from tests.conftest import FIXTURES, REPO
 
 HN = FIXTURES / "fr_feature.hn.json"

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from hailoc.fsutil import atomic_write_text, sha256_file
+from hailoc.owned_files import atomic_write_text, sha256_file
 
 log = logging.getLogger(__name__)
 

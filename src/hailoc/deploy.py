@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from hailoc import __version__
 from hailoc.calibration.template import ARCFACE_TEMPLATE, SIZE
 from hailoc.eval.metrics import match_rate_by_pre_norm, threshold_at_far
-from hailoc.eval.sweep import BySize, PairScores, genuine_impostor
+from hailoc.eval.sweep import PairScores, genuine_impostor
+from hailoc.faces import BySize
 from hailoc.manifest import ModelConfig
 
 SCHEMA_ID: Literal["hailoc.deploy/1"] = "hailoc.deploy/1"

@@ -76,3 +76,19 @@ class Slot:
     gpu: int | None = None
     # The engine this target's first attempt was lost with, when this is the second one.
     requeued_from: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineSlots:
+    """One engine as the dispatcher sees it: what it builds and how many builds it takes."""
+
+    name: str
+    archs: frozenset[str]  # the hw_archs its suites build
+    gpus: tuple[int, ...] = ()  # GPU indices; empty: no GPUs in use
+    per_gpu: int = 1  # builds one GPU may hold at once (--per-gpu)
+    jobs: int | None = None  # without GPUs: builds at once (None: as many as --jobs)
+
+    @property
+    def capacity(self) -> int:
+        """Builds it takes at once by default: one per GPU slot, else its cap, else one."""
+        return len(self.gpus) * self.per_gpu if self.gpus else (self.jobs or 1)

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hailoc.cache import StageCache, blob_intact, quarantine_blob
-from hailoc.fsutil import MARKER
 from hailoc.manifest import LoadedManifest
+from hailoc.owned_files import MARKER
 
 
 @dataclass

@@ -23,10 +23,10 @@ from hailoc import __version__
 from hailoc.calibration.store import CalibSet, open_set
 from hailoc.errors import HailocError
 from hailoc.manifest import LoadedManifest, ModelConfig
+from hailoc.model_check import check_model
 from hailoc.onnxgraph import GraphInfo
 from hailoc.records import InputsSection, Versions
 from hailoc.records.schema import CanonicalSection
-from hailoc.validate import check_model
 
 Faces = npt.NDArray[np.uint8]
 # Without a held-out split, the gate takes at most this many calibration faces.

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from hailoc.cache import Damage, StageCache, cache_key
-from hailoc.calibration.distance import batch_at_distance
-from hailoc.eval.sweep import BySize, Embeddings
+from hailoc.calibration.face_size import batch_at_distance
+from hailoc.faces import BySize, Embeddings
 from hailoc.inference.session import embed_at_sizes
 from hailoc.inputs import BuildInputs
 

@@ -1,36 +1,12 @@
-"""Build targets and where their outputs live: hef/<model>/<hw_arch>/<precision>/."""
+"""Build targets: (model, hw_arch, precision, backend), every field a checked name."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
+from hailoc.choices import BACKENDS, check_choice
 from hailoc.errors import HailocError
 from hailoc.manifest.schema import HW_ARCHS, PRECISIONS, is_safe_name
-
-BACKENDS = ("onnxruntime", "hailo")
-WALL_MODES = ("recover", "fail")
-
-
-def check_choice(option: str, value: str, allowed: tuple[str, ...]) -> str:
-    """`value` when it is one of `allowed`, else a one-line error naming the option."""
-    if value not in allowed:
-        raise HailocError(
-            f"unknown value {value!r}",
-            where=option,
-            fix=f"use one of: {', '.join(allowed)}",
-        )
-    return value
-
-
-def split_choices(option: str, text: str, allowed: tuple[str, ...]) -> list[str]:
-    """A comma-separated option (`int8,int16-final`), each value checked, duplicates dropped."""
-    values = [v.strip() for v in text.split(",") if v.strip()]
-    if not values:
-        raise HailocError(
-            f"empty value {text!r}", where=option, fix=f"use one of: {', '.join(allowed)}"
-        )
-    return list(dict.fromkeys(check_choice(option, v, allowed) for v in values))
 
 
 @dataclass(frozen=True)
@@ -64,8 +40,3 @@ class BuildTarget:
         """The target folder: the hw_arch, or `onnxruntime` for emulation results."""
         # Emulation results never sit where a HEF would: their folder says what they are.
         return "onnxruntime" if self.backend == "onnxruntime" else self.hw_arch
-
-
-def output_dir(hef_dir: Path, target: BuildTarget) -> Path:
-    """Folder holding the record, the log and the artifact of a build."""
-    return hef_dir / target.model / target.arch_folder / target.precision

@@ -28,7 +28,7 @@ from hailoc.backends.onnxruntime.quantize import (
     upgrade_opset,
 )
 from hailoc.cache import StageCache, cache_key
-from hailoc.calibration.distance import batch_at_distance
+from hailoc.calibration.face_size import batch_at_distance
 from hailoc.inference.preprocess import to_input
 from hailoc.inference.session import embed_split, open_session, static_batch
 from hailoc.inputs import BuildInputs

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from hailoc.eval.metrics import cosine_rows
-from hailoc.eval.sweep import BySize
+from hailoc.eval.metrics import cosine_rows, interval, resample
+from hailoc.faces import BySize
 
 BOOTSTRAP_SAMPLES = 1000
 SEED = 0  # the interval is part of the result: it must not change between runs
@@ -70,11 +70,8 @@ def measure(
 ) -> Measure:
     """The statistic of cosine(fp32, candidate) per face at `face_size`, with its interval."""
     per_face = cosine_rows(reference[face_size], candidate[face_size])
-    rng = np.random.default_rng(SEED)
-    picks = rng.integers(0, len(per_face), (BOOTSTRAP_SAMPLES, len(per_face)))
-    samples = _statistic(per_face[picks], metric)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(samples, [tail, 100 - tail])
+    (picks,) = resample((len(per_face),), BOOTSTRAP_SAMPLES, SEED)
+    low, high = interval(_statistic(per_face[picks], metric), confidence)
     per_size = {
         size: float(cosine_rows(reference[size], candidate[size]).mean()) for size in reference
     }

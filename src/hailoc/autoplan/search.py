@@ -26,9 +26,9 @@ from hailoc.backends.onnxruntime.qdq_plan import render_qdq
 from hailoc.backends.onnxruntime.quantize import quantize_key
 from hailoc.cache import cache_key
 from hailoc.errors import HailocError, PlanError
-from hailoc.fsutil import atomic_write_text
 from hailoc.inputs import BuildInputs
 from hailoc.manifest.schema import AutoSearch
+from hailoc.owned_files import atomic_write_text
 from hailoc.plan import PrecisionPlan
 from hailoc.plan.support import a16_refusal, kind_for_onnx
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from hailoc.cache import Damage
-from hailoc.engines import Slot
-from hailoc.eval.sweep import BySize
+from hailoc.engines import EngineSlots, Slot
+from hailoc.faces import BySize
 from hailoc.inputs import BuildInputs
 from hailoc.options import BuildOptions
 from hailoc.plan import PrecisionPlan
@@ -143,5 +143,14 @@ class Backend(Protocol):
     def finish(self, job: Job, candidate: Candidate, stages: Stages) -> list[ArtifactFile]:
         """Produce the artifact of a candidate that passed the gate."""
 
+    def engine_slots(self, options: BuildOptions) -> list[EngineSlots]:
+        """The engines builds are dispatched to (none: builds run in this process)."""
+        ...
+
     def cancel(self) -> None:
         """Stop everything this backend started (containers); called from another thread."""
+
+
+def plan_section(plan: PrecisionPlan, **fields: Any) -> PlanSection:
+    """The record's plan section of `plan`: what was asked, and what a backend adds."""
+    return PlanSection(precision=plan.precision, onnx_nodes=list(plan.onnx_nodes), **fields)

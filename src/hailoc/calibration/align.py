@@ -87,6 +87,23 @@ def align_face(
     return aligned, points, eye_error(measured)
 
 
+def size_reason(face: Face, params: AlignParams) -> str | None:
+    """Why a detected face is too small to keep, or None."""
+    if face.width < params.min_face_px:
+        return f"face too small ({face.width:.0f} px < {params.min_face_px} px)"
+    return None
+
+
+def eye_error_reason(error: float | None, params: AlignParams) -> str | None:
+    """Why an aligned face sits too far from the template at the eyes, or None."""
+    if error is not None and error > params.max_eye_error_px:
+        return (
+            f"alignment off by {error:.1f} px at the eyes (> {params.max_eye_error_px} px): "
+            "profile, occluded or mis-detected face"
+        )
+    return None
+
+
 def align_all(
     image: Image.Image, detector: Detector, params: AlignParams
 ) -> tuple[list[AlignedFace], list[str]]:
@@ -94,15 +111,14 @@ def align_all(
     kept: list[AlignedFace] = []
     rejected: list[str] = []
     for face in detector.detect(image):
-        if face.width < params.min_face_px:
-            rejected.append(f"face too small ({face.width:.0f} px < {params.min_face_px} px)")
+        too_small = size_reason(face, params)
+        if too_small is not None:
+            rejected.append(too_small)
             continue
         aligned, points, error = align_face(image, face, detector)
-        if error is not None and error > params.max_eye_error_px:
-            rejected.append(
-                f"alignment off by {error:.1f} px at the eyes (> {params.max_eye_error_px} px): "
-                "profile, occluded or mis-detected face"
-            )
+        misaligned = eye_error_reason(error, params)
+        if misaligned is not None:
+            rejected.append(misaligned)
             continue
         pixels = np.asarray(aligned, dtype=np.uint8)
         kept.append(AlignedFace(pixels, points, face.score, face.width, error))

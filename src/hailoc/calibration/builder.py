@@ -17,14 +17,14 @@ from PIL import Image
 from hailoc import __version__
 from hailoc.calibration import store
 from hailoc.calibration.align import AlignParams, align_all
-from hailoc.calibration.detect import Detector, make_detector
-from hailoc.calibration.distance import at_distance
+from hailoc.calibration.detect import Detector, detector_info, make_detector
+from hailoc.calibration.face_size import at_distance
 from hailoc.calibration.images import ImageRejected, decode_rgb, list_images, read_source
 from hailoc.calibration.template import ARCFACE_TEMPLATE, SIZE
 from hailoc.errors import HailocError
-from hailoc.fsutil import atomic_write_text, remove_staging, sha256_file
 from hailoc.locks import exclusive
 from hailoc.manifest.schema import DetectorSpec, is_safe_name
+from hailoc.owned_files import atomic_write_text, remove_staging, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +353,7 @@ def _write_set(
             "images": _display_path(images_dir, project_root),
             "distances": distances,
         },
-        "detector": _detector_info(spec, project_root),
+        "detector": detector_info(spec, project_root),
         "template": {"size": SIZE, "points": ARCFACE_TEMPLATE.tolist()},
         "counts": {
             "images": len(got.sources),
@@ -379,30 +379,6 @@ def _previous(calib_root: Path, name: str) -> dict[str, Any]:
     except HailocError:
         return {}
     return {"version": old.get("version", 1), "calib_sha256": old["arrays"][store.CALIB]["sha256"]}
-
-
-def _insightface_version() -> str:
-    from importlib.metadata import version
-
-    return version("insightface")
-
-
-def _detector_info(spec: DetectorSpec, project_root: Path) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "kind": spec.kind,
-        # SCRFD runs through insightface's model_zoo; UltraFace through hailoc's decoder.
-        "implementation": (
-            f"insightface {_insightface_version()} model_zoo.SCRFD"
-            if spec.kind == "scrfd"
-            else "hailoc UltraFace + 68-point landmarks"
-        ),
-        "score_threshold": spec.score_threshold,
-        "nms_iou": spec.nms_iou,
-    }
-    for key, rel in (("detector", spec.model), ("landmarks", spec.landmarks)):
-        if rel is not None:
-            info[key] = {"path": rel, "sha256": sha256_file(project_root / rel)}
-    return info
 
 
 def _preview(faces: np.ndarray[Any, Any], path: Path, columns: int = 8) -> None:

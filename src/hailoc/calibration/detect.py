@@ -9,9 +9,11 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
+from hailoc.cache import cache_key
 from hailoc.calibration.template import ALIGNED_BOX, FloatArray
 from hailoc.errors import HailocError
 from hailoc.manifest.schema import DetectorSpec
+from hailoc.owned_files import sha256_file
 
 
 @dataclass(frozen=True)
@@ -206,3 +208,34 @@ def make_detector(spec: DetectorSpec, root: Path) -> Detector:
     if spec.kind == "scrfd":
         return Scrfd(spec, root)
     return UltraFace(spec, root)
+
+
+def _insightface_version() -> str:
+    from importlib.metadata import version
+
+    return version("insightface")
+
+
+def detector_info(spec: DetectorSpec, project_root: Path) -> dict[str, Any]:
+    """What identifies a detector setting (kind, implementation, thresholds, model files'
+    sha256): recorded in calibration sets, and the key of cached aligned faces."""
+    info: dict[str, Any] = {
+        "kind": spec.kind,
+        # SCRFD runs through insightface's model_zoo; UltraFace through hailoc's decoder.
+        "implementation": (
+            f"insightface {_insightface_version()} model_zoo.SCRFD"
+            if spec.kind == "scrfd"
+            else "hailoc UltraFace + 68-point landmarks"
+        ),
+        "score_threshold": spec.score_threshold,
+        "nms_iou": spec.nms_iou,
+    }
+    for key, rel in (("detector", spec.model), ("landmarks", spec.landmarks)):
+        if rel is not None:
+            info[key] = {"path": rel, "sha256": sha256_file(project_root / rel)}
+    return info
+
+
+def detector_key(spec: DetectorSpec, project_root: Path) -> str:
+    """Cache key of a detector setting (faces aligned by it are cached under it)."""
+    return cache_key("detector", detector_info(spec, project_root))

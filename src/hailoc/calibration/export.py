@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from hailoc.calibration.store import CalibSet
 from hailoc.errors import HailocError
-from hailoc.fsutil import check_replaceable, publish_dir, remove_staging, staging_sibling
+from hailoc.owned_files import check_replaceable, publish_dir, remove_staging, staging_sibling
 
 
 def export_array(

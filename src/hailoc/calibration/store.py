@@ -10,8 +10,8 @@ from typing import Any
 
 from hailoc.calibration.images import list_images
 from hailoc.errors import HailocError
-from hailoc.fsutil import MARKER, NotOurs, publish_dir, sha256_file, staging_sibling
 from hailoc.manifest.schema import is_safe_name
+from hailoc.owned_files import MARKER, NotOurs, publish_dir, sha256_file, staging_sibling
 
 MANIFEST = "manifest.json"
 CALIB = "calib.npy"

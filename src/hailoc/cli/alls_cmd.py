@@ -7,14 +7,14 @@ from pathlib import Path
 import typer
 
 from hailoc.alls import render_alls
+from hailoc.choices import check_choice
 from hailoc.cli.state import state
 from hailoc.errors import HailocError
-from hailoc.fsutil import atomic_write_text, check_replaceable
 from hailoc.manifest.schema import PRECISIONS
-from hailoc.pipeline.planning import saved_auto_plan
+from hailoc.model_check import load_graph
+from hailoc.owned_files import atomic_write_text, check_replaceable
+from hailoc.pipeline.target_plan import saved_auto_plan
 from hailoc.plan import PrecisionPlan, ResolvedPlan, build_plan, read_hn, resolve_plan
-from hailoc.targets import check_choice
-from hailoc.validate import load_graph
 
 app = typer.Typer(help="Render .alls model scripts from alls_templates/.", no_args_is_help=True)
 

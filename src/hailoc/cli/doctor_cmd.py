@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
+from hailoc.cli.option_checks import chosen_engines
 from hailoc.cli.state import state
-from hailoc.cli.validate import chosen_engines
 
 STYLE = {"ok": "green", "warning": "yellow", "fail": "red"}
 

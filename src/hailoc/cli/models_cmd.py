@@ -10,8 +10,8 @@ from rich.table import Table
 
 from hailoc.cli.output import error_line, warning_line
 from hailoc.cli.state import state
+from hailoc.model_check import ModelCheck, check_model
 from hailoc.onnxgraph.patterns import describe
-from hailoc.validate import ModelCheck, check_model
 
 app = typer.Typer(
     help="List the models in models.yaml and validate them against their ONNX graphs.",
@@ -61,7 +61,7 @@ def import_models(
     calibration detector. Weights stay where they are (never copied or downloaded). Running
     it again adds nothing: entries are matched by sha256.
     """
-    from hailoc.cli.validate import name_option
+    from hailoc.cli.option_checks import name_option
     from hailoc.interop.model_pack import import_pack
 
     name_option("--calib-set", calib_set)

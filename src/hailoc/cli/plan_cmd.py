@@ -10,19 +10,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from hailoc.autoplan import AutoResult
+from hailoc.choices import check_choice
 from hailoc.cli.alls_cmd import PRECISION_HELP
 from hailoc.cli.output import warning_line
 from hailoc.cli.state import CliState, state
 from hailoc.inputs import gather
 from hailoc.manifest.schema import PRECISIONS
+from hailoc.model_check import load_graph
 from hailoc.onnxgraph import GraphInfo
 from hailoc.onnxgraph.canonical import FUSED_AFTER_WEIGHTS, SHAPE_ONLY, WEIGHT_OPS
 from hailoc.options import BuildOptions
-from hailoc.pipeline.planning import plan_for
+from hailoc.pipeline.target_plan import plan_for
 from hailoc.plan import PRESET_HELP, PrecisionPlan, ResolvedPlan, build_plan, read_hn, resolve_plan
 from hailoc.plan.islands import components, of_graph, plan_nodes
-from hailoc.targets import check_choice
-from hailoc.validate import load_graph
 
 
 class _Bar:

@@ -9,8 +9,8 @@ import typer
 from hailoc.cli.output import warning_line
 from hailoc.cli.state import state
 from hailoc.cli.tables import accuracy_table
-from hailoc.eval.report import REPORT_TITLE, collect_records, write_batch_report
-from hailoc.fsutil import check_replaceable
+from hailoc.eval.build_report import REPORT_TITLE, collect_records, write_batch_report
+from hailoc.owned_files import check_replaceable
 
 
 def report(

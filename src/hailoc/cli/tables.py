@@ -6,7 +6,7 @@ from rich import box
 from rich.console import Group
 from rich.table import Table
 
-from hailoc.eval.report import precision_rank
+from hailoc.eval.build_report import precision_rank
 from hailoc.records import BuildRecord
 
 

@@ -9,18 +9,18 @@ import typer
 from rich.table import Table
 
 from hailoc.cache import StageCache
-from hailoc.calibration.distance import batch_at_distance
+from hailoc.calibration.face_size import batch_at_distance
+from hailoc.choices import check_choice
 from hailoc.cli.alls_cmd import PRECISION_HELP
 from hailoc.cli.state import state
 from hailoc.errors import HailocError
 from hailoc.eval.metrics import cosine_rows
-from hailoc.fsutil import atomic_write_text
 from hailoc.hailort import embed_hef, require_hailort
 from hailoc.inputs import gather
 from hailoc.manifest.schema import HW_ARCHS, PRECISIONS
+from hailoc.owned_files import atomic_write_text
 from hailoc.records import read_record
 from hailoc.reference import References
-from hailoc.targets import check_choice
 
 
 def verify(

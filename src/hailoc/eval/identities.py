@@ -11,8 +11,6 @@ with a bootstrap 95% interval over pairs.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,11 +19,21 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from hailoc.cache import StageCache, cache_key
-from hailoc.calibration.distance import batch_at_distance
-from hailoc.calibration.images import IMAGE_SUFFIXES, ImageRejected, read_source
+from hailoc.calibration.face_size import batch_at_distance
+from hailoc.calibration.images import IMAGE_SUFFIXES
 from hailoc.errors import HailocError
-from hailoc.eval.metrics import normalize, pre_norm, roc_auc, threshold_at_far
+from hailoc.eval.aligned import AlignedImages
+from hailoc.eval.metrics import (
+    interval,
+    normalize,
+    pre_norm,
+    resample,
+    roc_auc,
+    tar_at,
+    tar_at_far,
+    threshold_at_far,
+)
+from hailoc.faces import BatchEmbed, Faces
 from hailoc.records.schema import (
     IdentitySide,
     IdentitySizeRow,
@@ -36,15 +44,6 @@ from hailoc.records.schema import (
 FARS = (1e-2, 1e-3)
 BOOTSTRAP = 200
 SEED = 0
-Faces = npt.NDArray[np.uint8]
-Embed = Callable[[Faces], npt.NDArray[np.float32]]
-# Embeds several batches of faces at once (a container stage takes them in one go).
-BatchEmbed = Callable[[list[Faces]], list[npt.NDArray[np.float32]]]
-
-
-def batched(embed: Embed) -> BatchEmbed:
-    """A per-array embedder as a BatchEmbed."""
-    return lambda batches: [embed(batch) for batch in batches]
 
 
 @dataclass(frozen=True)
@@ -79,74 +78,26 @@ def scan(root: Path) -> dict[str, list[Path]]:
     return people
 
 
-class AlignedCache:
-    """Aligned faces by the image's content hash and the detector's identity (verified cache
-    entries): a second build's evaluation re-runs only the embedder."""
-
-    def __init__(self, root: Path, detector_key: str) -> None:
-        self.cache = StageCache(root)
-        self.kind = f"aligned/{detector_key[:16]}"
-
-    def get(self, digest: str) -> Faces | str | None:
-        """The face, the reason an image had none, or None when not cached."""
-        entry = self.cache.lookup(self.kind, digest)
-        if entry is None:
-            return None
-        if (entry / "none.txt").is_file():
-            return (entry / "none.txt").read_text(encoding="utf-8")
-        return np.asarray(np.load(entry / "face.npy", allow_pickle=False), np.uint8)
-
-    def put(self, digest: str, value: Faces | str) -> None:
-        """Store a face or the reason there was none."""
-        if isinstance(value, str):
-            self.cache.store(self.kind, digest, {"none.txt": value.encode()})
-            return
-        buffer = io.BytesIO()
-        np.save(buffer, value, allow_pickle=False)
-        self.cache.store(self.kind, digest, {"face.npy": buffer.getvalue()})
-
-
-def detector_key(spec_json: str, files: list[Path]) -> str:
-    """Identity of a detector setting: its parameters and its model files' bytes."""
-    return cache_key(
-        "detector",
-        {"spec": spec_json, "files": [hashlib.sha256(p.read_bytes()).hexdigest() for p in files]},
-    )
-
-
-def align_people(
-    people: dict[str, list[Path]],
-    align: Callable[[bytes], Faces | str],
-    cache: AlignedCache,
-) -> LabelledFaces:
-    """The largest face of every image, aligned once and cached by content hash."""
-    faces, who, names, skipped, reused = [], [], [], {}, 0
+def label_faces(people: dict[str, list[Path]], aligned: AlignedImages) -> LabelledFaces:
+    """The aligned faces in people order, each with its person."""
+    faces, who, names = [], [], []
     for person, images in people.items():
         for path in images:
             name = f"{person}/{path.name}"
-            try:
-                data, _ = read_source(path)
-            except ImageRejected as exc:
-                skipped[name] = str(exc)
-                continue
-            digest = hashlib.sha256(data).hexdigest()
-            found = cache.get(digest)
-            if found is None:
-                found = align(data)
-                cache.put(digest, found)
-            else:
-                reused += 1
-            if isinstance(found, str):
-                skipped[name] = found
-                continue
-            faces.append(found)
-            who.append(person)
-            names.append(name)
+            if name in aligned.faces:
+                faces.append(aligned.faces[name])
+                who.append(person)
+                names.append(name)
     if not faces:
         raise HailocError(
             "no usable face in any image", where="--identities", fix="check the photos"
         )
-    return LabelledFaces(np.stack(faces), who, names, skipped, reused)
+    return LabelledFaces(np.stack(faces), who, names, aligned.skipped, aligned.reused)
+
+
+def image_paths(people: dict[str, list[Path]]) -> dict[str, Path]:
+    """Every image by its name person/file."""
+    return {f"{person}/{path.name}": path for person, images in people.items() for path in images}
 
 
 def make_pairs(
@@ -173,23 +124,15 @@ def make_pairs(
     return np.array(genuine, np.intp).reshape(-1, 2), np.array(cross, np.intp).reshape(-1, 2), note
 
 
-def _tar(genuine: npt.NDArray[np.float64], threshold: float) -> float:
-    return float(np.mean(genuine >= threshold))
-
-
 def _boot(
     genuine: npt.NDArray[np.float64],
     impostor: npt.NDArray[np.float64],
     stat: Callable[[npt.NDArray[np.float64], npt.NDArray[np.float64]], float],
 ) -> IntervalNumbers:
-    rng = np.random.default_rng(SEED)
-    values = []
-    for _ in range(BOOTSTRAP):
-        g = genuine[rng.integers(0, len(genuine), len(genuine))]
-        i = impostor[rng.integers(0, len(impostor), len(impostor))]
-        values.append(stat(g, i))
-    low, high = np.percentile(values, [2.5, 97.5])
-    return IntervalNumbers(value=stat(genuine, impostor), low=float(low), high=float(high))
+    picks_g, picks_i = resample((len(genuine), len(impostor)), BOOTSTRAP, SEED)
+    values = [stat(genuine[g], impostor[i]) for g, i in zip(picks_g, picks_i, strict=True)]
+    low, high = interval(values, 0.95)
+    return IntervalNumbers(value=stat(genuine, impostor), low=low, high=high)
 
 
 def side_numbers(
@@ -200,15 +143,15 @@ def side_numbers(
 ) -> IdentitySide:
     """Every number of one side (fp32 or the build) at one face size."""
 
-    def tar_at(far: float) -> IntervalNumbers:
-        return _boot(genuine, impostor, lambda g, i: _tar(g, threshold_at_far(i, far)))
+    def at_far(far: float) -> IntervalNumbers:
+        return _boot(genuine, impostor, lambda g, i: tar_at_far(g, i, far))
 
     def tar_fixed(threshold: float) -> IntervalNumbers:
-        return _boot(genuine, impostor, lambda g, i: _tar(g, threshold))
+        return _boot(genuine, impostor, lambda g, i: tar_at(g, threshold))
 
     return IdentitySide(
-        tar_at_far_1e2=tar_at(1e-2),
-        tar_at_far_1e3=tar_at(1e-3),
+        tar_at_far_1e2=at_far(1e-2),
+        tar_at_far_1e3=at_far(1e-3),
         threshold_at_far_1e2=threshold_at_far(impostor, 1e-2),
         threshold_at_far_1e3=threshold_at_far(impostor, 1e-3),
         tar_at_far_1e2_fp32_threshold=tar_fixed(fp32_thresholds[0]) if fp32_thresholds else None,

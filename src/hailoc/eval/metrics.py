@@ -161,11 +161,36 @@ def match_rate_by_pre_norm(
     return found
 
 
+def tar_at(genuine: Array, threshold: float) -> float:
+    """Share of genuine pairs accepted at `threshold` (score >= threshold)."""
+    return float(np.mean(np.asarray(genuine) >= threshold)) if len(genuine) else 0.0
+
+
 def tar_at_far(genuine: Array, impostor: Array, far: float) -> float:
-    """Share of genuine pairs accepted at the strictest threshold whose FAR is <= `far`."""
-    fpr, tpr, _ = _roc(genuine, impostor)
-    allowed = fpr <= far + 1e-12
-    return float(np.max(tpr[allowed])) if allowed.any() else 0.0
+    """Share of genuine pairs accepted at the strictest threshold whose FAR is <= `far`:
+    the one TAR@FAR (pairs, identities, the gate and deploy.json use it)."""
+    return tar_at(genuine, threshold_at_far(impostor, far))
+
+
+def resample(sizes: tuple[int, ...], samples: int, seed: int) -> list[npt.NDArray[np.intp]]:
+    """The one bootstrap's draws: per sample, indices resampling each array in turn (one
+    array: one (samples, n) draw, the same stream)."""
+    rng = np.random.default_rng(seed)
+    if len(sizes) == 1:
+        return [rng.integers(0, sizes[0], (samples, sizes[0]))]
+    draws = [np.empty((samples, n), np.intp) for n in sizes]
+    for sample in range(samples):
+        for k, n in enumerate(sizes):
+            draws[k][sample] = rng.integers(0, n, n)
+    return draws
+
+
+def interval(values: npt.ArrayLike, confidence: float) -> tuple[float, float]:
+    """The central `confidence` interval of bootstrap values (percentile method)."""
+    # Rounded so 0.95 gives exactly the 2.5th and 97.5th percentiles.
+    tail = round((1 - confidence) * 50, 10)
+    low, high = np.percentile(np.asarray(values, np.float64), [tail, 100 - tail])
+    return float(low), float(high)
 
 
 def roc_auc(genuine: Array, impostor: Array) -> float:

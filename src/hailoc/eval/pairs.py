@@ -1,4 +1,4 @@
-"""LFW-style verification pairs: read pairs.txt, align the images, score fp32 vs a candidate."""
+"""LFW-style verification pairs: read pairs.txt, score fp32 vs a candidate on the aligned faces."""
 
 from __future__ import annotations
 
@@ -8,12 +8,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from hailoc.calibration.align import align_face
-from hailoc.calibration.detect import Detector
-from hailoc.calibration.images import ImageRejected, decode_rgb, read_source
 from hailoc.errors import HailocError
 from hailoc.eval.metrics import Verification, cosine_rows, verification
-from hailoc.eval.sweep import Embedder
+from hailoc.faces import Embedder
 
 
 @dataclass(frozen=True)
@@ -68,39 +65,6 @@ def read_pairs(path: Path) -> list[Pair]:
     if not pairs:
         raise HailocError("no pairs found", where=str(path), fix="pass an LFW-style pairs.txt")
     return pairs
-
-
-def align_largest(data: bytes, detector: Detector) -> npt.NDArray[np.uint8] | str:
-    """The largest face of an image's bytes aligned to 112x112, or why there is none."""
-    try:
-        image = decode_rgb(data)
-    except ImageRejected as exc:
-        return str(exc)
-    found = detector.detect(image)
-    if not found:
-        return "no face found"
-    aligned, _, _ = align_face(image, max(found, key=lambda f: f.width), detector)
-    return np.asarray(aligned, dtype=np.uint8)
-
-
-def align_images(
-    root: Path, names: list[str], detector: Detector
-) -> tuple[dict[str, npt.NDArray[np.uint8]], dict[str, str]]:
-    """The largest face of each image aligned to 112x112, and a reason for each image without."""
-    faces: dict[str, npt.NDArray[np.uint8]] = {}
-    skipped: dict[str, str] = {}
-    for name in names:
-        try:
-            data, _ = read_source(root / name)
-        except ImageRejected as exc:
-            skipped[name] = str(exc)
-            continue
-        found = align_largest(data, detector)
-        if isinstance(found, str):
-            skipped[name] = found
-        else:
-            faces[name] = found
-    return faces, skipped
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hailoc.eval.sweep import EvalResult
-from hailoc.fsutil import atomic_write_bytes
+from hailoc.owned_files import atomic_write_bytes
 from hailoc.records import BuildRecord
 from hailoc.records.schema import IdentitySizeRow
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from hailoc.calibration.distance import batch_at_distance
 from hailoc.eval.metrics import (
     Agreement,
     Degeneracy,
@@ -18,27 +16,7 @@ from hailoc.eval.metrics import (
     pre_norm,
     verification,
 )
-
-Faces = npt.NDArray[np.uint8]
-Embeddings = npt.NDArray[np.float32]
-Embedder = Callable[[Faces], Embeddings]
-BySize = dict[int, Embeddings]
-
-
-def embed_sizes(embed: Embedder, faces: Faces, sizes: tuple[int, ...]) -> BySize:
-    """Embeddings of the faces as seen at each simulated size (112 = as aligned)."""
-    return {size: np.asarray(embed(batch_at_distance(faces, size))) for size in sizes}
-
-
-def stack_sizes(faces: Faces, sizes: tuple[int, ...]) -> Faces:
-    """All sizes in one array, size-major: what a remote emulator embeds in one go."""
-    return np.concatenate([batch_at_distance(faces, s) for s in sizes])
-
-
-def split_sizes(emb: Embeddings, sizes: tuple[int, ...]) -> BySize:
-    """Inverse of `stack_sizes` applied to embeddings."""
-    n = len(emb) // len(sizes)
-    return {s: emb[i * n : (i + 1) * n] for i, s in enumerate(sizes)}
+from hailoc.faces import BySize
 
 
 @dataclass(frozen=True)

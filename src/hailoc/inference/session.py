@@ -9,8 +9,8 @@ import numpy as np
 import numpy.typing as npt
 
 from hailoc.errors import OnnxError
-from hailoc.eval.sweep import BySize, embed_sizes
 from hailoc.execution import Execution, session_options
+from hailoc.faces import BySize, embed_sizes
 from hailoc.inference.preprocess import to_input
 from hailoc.manifest import ModelConfig
 

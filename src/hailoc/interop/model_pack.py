@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hailoc.errors import HailocError
-from hailoc.fsutil import atomic_write_text, sha256_file
+from hailoc.owned_files import atomic_write_text, sha256_file
 
 KINDS = {
     "ArcFaceONNX": "recognition",

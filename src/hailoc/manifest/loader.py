@@ -100,10 +100,13 @@ class LoadedManifest:
         """Where build outputs and records live."""
         return self.root / self.data.defaults.hef_dir
 
-    def suite_image_for(self, hw_arch: str, override: str | None = None) -> str:
-        """The suite image that builds `hw_arch`: --suite-image, suite_images, suite_image."""
-        if override:
-            return override
+    def suite_image_for(
+        self, hw_arch: str, override: str | None = None, engine: str | None = None
+    ) -> str:
+        """The one choice of the suite image that builds `hw_arch`: --suite-image, then the
+        engine's own suite_images, then defaults.suite_images, then defaults.suite_image."""
+        if override or engine:
+            return str(override or engine)
         defaults = self.data.defaults
         chosen: str = defaults.suite_images.get(family_of(hw_arch), defaults.suite_image)  # type: ignore[call-overload]
         return chosen

@@ -8,9 +8,9 @@ import threading
 import traceback
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from hailoc.engines import Slot
+from hailoc.engines import EngineSlots, Slot
 from hailoc.errors import HailocError
 from hailoc.failures import ENGINE_LOST
 from hailoc.locks import Busy
@@ -57,22 +57,6 @@ def expand_targets(
                 if target not in targets:
                     targets.append(target)
     return targets
-
-
-@dataclass(frozen=True)
-class EngineSlots:
-    """One engine as the dispatcher sees it: what it builds and how many builds it takes."""
-
-    name: str
-    archs: frozenset[str]  # the hw_archs its suites build
-    gpus: tuple[int, ...] = ()  # GPU indices; empty: no GPUs in use
-    per_gpu: int = 1  # builds one GPU may hold at once (--per-gpu)
-    jobs: int | None = None  # without GPUs: builds at once (None: as many as --jobs)
-
-    @property
-    def capacity(self) -> int:
-        """Builds it takes at once by default: one per GPU slot, else its cap, else one."""
-        return len(self.gpus) * self.per_gpu if self.gpus else (self.jobs or 1)
 
 
 class NoEngine(Exception):

@@ -23,17 +23,29 @@ import numpy as np
 
 from hailoc.autoplan.objective import measure
 from hailoc.autoplan.search import rank_layers
-from hailoc.backends.protocol import ArtifactFile, Backend, Candidate, Job, StageFailure
+from hailoc.backends.protocol import (
+    ArtifactFile,
+    Backend,
+    Candidate,
+    Job,
+    StageFailure,
+    plan_section,
+)
 from hailoc.cache import StageCache
 from hailoc.deploy import DeployArtifact, deploy_for
 from hailoc.engines import LOCAL, Slot
 from hailoc.errors import HailocError
+from hailoc.eval.build_report import write_build_report
 from hailoc.eval.gate import accuracy_section, hint_for, judge
 from hailoc.eval.metrics import Agreement
-from hailoc.eval.report import write_build_report
-from hailoc.eval.sweep import BySize, EvalResult, evaluate
+from hailoc.eval.sweep import EvalResult, evaluate
+from hailoc.faces import BySize
 from hailoc.failures import WALL_CLASSES
-from hailoc.fsutil import (
+from hailoc.inputs import BuildInputs, InputsCache
+from hailoc.locks import exclusive
+from hailoc.manifest import LoadedManifest
+from hailoc.options import BuildOptions
+from hailoc.owned_files import (
     NotOurs,
     atomic_write_bytes,
     atomic_write_text,
@@ -42,14 +54,10 @@ from hailoc.fsutil import (
     remove_staging,
     staging_sibling,
 )
-from hailoc.inputs import BuildInputs, InputsCache
-from hailoc.locks import exclusive
-from hailoc.manifest import LoadedManifest
-from hailoc.options import BuildOptions
 from hailoc.pipeline.backend_scorer import BackendScorer
-from hailoc.pipeline.planning import AUTO_HINT, plan_for
-from hailoc.pipeline.reporter import Reporter
+from hailoc.pipeline.progress import Reporter
 from hailoc.pipeline.stages import BuildLog, StageRunner
+from hailoc.pipeline.target_plan import AUTO_HINT, plan_for
 from hailoc.pipeline.walls import KnownWalls, Step, WallRecovery
 from hailoc.plan import PrecisionPlan, read_hn
 from hailoc.records import (
@@ -58,12 +66,12 @@ from hailoc.records import (
     AutoSummary,
     BuildRecord,
     ExcludedLayer,
-    PlanSection,
     RecoverySection,
     write_record,
 )
+from hailoc.records.layout import output_dir
 from hailoc.reference import References
-from hailoc.targets import BuildTarget, output_dir
+from hailoc.targets import BuildTarget
 
 log = logging.getLogger(__name__)
 
@@ -176,9 +184,7 @@ class _Build:
             if auto is not None
             else None
         )
-        record.plan = PlanSection(
-            precision=plan.precision, onnx_nodes=list(plan.onnx_nodes), auto=summary
-        )
+        record.plan = plan_section(plan, auto=summary)
         if auto is not None and not auto.reached and not ctx.options.accept_best:
             record.fail("auto_target", auto.message, AUTO_HINT)
             return

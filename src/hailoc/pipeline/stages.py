@@ -19,10 +19,10 @@ from typing import Literal
 from hailoc.backends.protocol import StageFailure, StageOutput
 from hailoc.cache import CachedFailure, Damage, StageCache
 from hailoc.failures import WALL_CLASSES
-from hailoc.fsutil import owner_stamp
 from hailoc.locks import exclusive
 from hailoc.options import BuildOptions
-from hailoc.pipeline.reporter import Reporter
+from hailoc.owned_files import owner_stamp
+from hailoc.pipeline.progress import Reporter
 from hailoc.records import BuildRecord, DamagedEntry, StageRecord
 from hailoc.targets import BuildTarget
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from hailoc.errors import HailocError
-from hailoc.fsutil import atomic_write_text
+from hailoc.owned_files import atomic_write_text
 from hailoc.records.schema import SCHEMA_VERSION, BuildRecord
 
 

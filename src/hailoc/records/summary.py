@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hailoc import __version__
 from hailoc.errors import HailocError
-from hailoc.fsutil import atomic_write_text
+from hailoc.owned_files import atomic_write_text
 from hailoc.records.schema import BuildRecord, Status
 
 

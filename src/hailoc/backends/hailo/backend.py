@@ -14,22 +14,20 @@ import logging
 import os
 import re
 import socket
-import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from hailoc.alls import render_alls
 from hailoc.alls.flavor import applied_level, choose_flavor
 from hailoc.alls.render import calibset_size
-from hailoc.backends.hailo import docker_env
 from hailoc.backends.hailo.container import StageFiles, StageOutcome, kill_labelled, run_stage
-from hailoc.backends.hailo.docker_env import BackendUnavailable
-from hailoc.backends.hailo.transfer import BlobStore
+from hailoc.backends.hailo.outcome import as_float, check_applied, check_outputs, raise_if_failed
+from hailoc.backends.hailo.sessions import HailoSession
+from hailoc.backends.hailo.transfer import INPUTS, PREVIOUS, WS, BlobStore, HostBlobs
 from hailoc.backends.protocol import (
     ArtifactFile,
     Candidate,
@@ -37,127 +35,45 @@ from hailoc.backends.protocol import (
     StageFailure,
     StageOutput,
     Stages,
+    plan_section,
 )
-from hailoc.cache import Damage, cache_key, check_blob
-from hailoc.engines import LOCAL, EngineSpec, Slot
-from hailoc.errors import HailocError
-from hailoc.eval.sweep import split_sizes, stack_sizes
+from hailoc.cache import cache_key
+from hailoc.engines import EngineSlots, Slot
+from hailoc.faces import split_sizes, stack_sizes
 from hailoc.failures import (
-    ENGINE_LOST,
-    KILLED,
-    OOM,
-    PLAN_NOT_APPLIED,
-    TIMEOUT,
     UNKNOWN,
-    classify,
 )
-from hailoc.fsutil import atomic_write_bytes, sha256_file
 from hailoc.manifest import LoadedManifest
-from hailoc.manifest.schema import family_of
 from hailoc.options import BuildOptions
 from hailoc.plan import PrecisionPlan, read_hn, resolve_plan
-from hailoc.records import ExcludedLayer, PlanSection
+from hailoc.records import ExcludedLayer
 from hailoc.targets import BuildTarget
 
 log = logging.getLogger(__name__)
 
 STANDIN_MAGIC = b"HAILOC-STANDIN-NOT-A-HEF"
-WS = "/local/workspace"
-INPUTS = f"{WS}/inputs"  # content-addressed blobs: ONNX bytes, calibration array
-PREVIOUS = f"{WS}/in"  # the previous stage's cache entry
 
 
-@dataclass(frozen=True)
-class Suite:
-    """A suite image checked by a probe, and hailoc's DFC image built on it."""
+class ContainerRunner(Protocol):
+    """Runs one stage's worker in a container and collects its outcome (`run_stage`; tests
+    inject a fake that plays the worker without Docker)."""
 
-    info: docker_env.SuiteInfo
-    image: str  # hailoc-dfc:<hash>
-
-
-@dataclass(frozen=True)
-class HailoSession:
-    """A connected engine with, per hw_arch, a suite that builds it and hailoc's DFC image."""
-
-    client: Any
-    suites: dict[str, Suite]  # hw_arch -> suite
-    gpus: bool
-    worker: str
-    engine: str = LOCAL  # the engine's name (its URL when given as --docker-host), for records
-    gpu_indices: tuple[int, ...] = ()  # GPUs the engine offers, for the batch's slot pool
-    blobs: BlobStore | None = None  # set for engines without this host's files
-
-    def suite(self, hw_arch: str) -> Suite:
-        """The suite that builds `hw_arch` (checked when the session opened)."""
-        return self.suites[hw_arch]
-
-
-def open_sessions(
-    manifest: LoadedManifest, options: BuildOptions, hw_archs: list[str]
-) -> list[HailoSession]:
-    """Connect every engine the options name and check the suite images the targets need;
-    a hw_arch no engine builds is refused here, before any stage runs."""
-    specs = options.engines or (EngineSpec(LOCAL),)
-    archs = list(dict.fromkeys(hw_archs))
-    opened = [_open_engine(manifest, options, spec, archs) for spec in specs]
-    sessions = [session for session, _ in opened]
-    for arch in archs:
-        if not any(arch in s.suites for s in sessions):
-            raise next(refused[arch] for _, refused in opened if arch in refused)
-    for session, refused in opened:
-        for arch, why in refused.items():
-            log.warning("engine %s will not build %s: %s", session.engine, arch, why.message)
-    return [s for s in sessions if s.suites]
-
-
-def open_session(
-    manifest: LoadedManifest, options: BuildOptions, hw_archs: list[str]
-) -> HailoSession:
-    """The first engine's session (commands that use one engine)."""
-    return open_sessions(manifest, options, hw_archs)[0]
-
-
-def _open_engine(
-    manifest: LoadedManifest, options: BuildOptions, spec: EngineSpec, archs: list[str]
-) -> tuple[HailoSession, dict[str, BackendUnavailable]]:
-    client = docker_env.connect(docker_env.DockerTarget(spec.host, spec.context), name=spec.name)
-    by_ref: dict[str, Suite] = {}
-    suites: dict[str, Suite] = {}
-    refused: dict[str, BackendUnavailable] = {}
-    for arch in archs:
-        ref = (
-            options.suite_image
-            or spec.suite_image(family_of(arch))
-            or manifest.suite_image_for(arch)
-        )
-        try:
-            if ref not in by_ref:
-                image_id = docker_env.suite_image_id(client, ref, engine=spec.name)
-                info = docker_env.probe_suite(client, ref, image_id, manifest.cache_dir)
-                docker_env.check_suite(info, arch)
-                image = docker_env.ensure_dfc_image(
-                    client, ref, image_id, manifest.root, info.python or "python3"
-                )
-                by_ref[ref] = Suite(info, image)
-            docker_env.check_suite(by_ref[ref].info, arch)
-        except BackendUnavailable as exc:
-            refused[arch] = exc
-            continue
-        suites[arch] = by_ref[ref]
-    indices: tuple[int, ...] = ()
-    if options.gpus is not False and suites:
-        if spec.gpus is not None:
-            indices = spec.gpus
-        elif docker_env.has_gpu_runtime(client):
-            indices = docker_env.probe_gpus(client, next(iter(suites.values())).image)
-    gpus = bool(indices) or options.gpus is True
-    blobs = None
-    if spec.file_mode == "copy" and suites:
-        blobs = BlobStore(client, next(iter(suites.values())).image)
-    session = HailoSession(
-        client, suites, gpus, docker_env.worker_digest(), spec.name, indices, blobs
-    )
-    return session, refused
+    def __call__(
+        self,
+        client: Any,
+        image: str,
+        workdir: Path,
+        files: StageFiles,
+        *,
+        blobs: BlobStore | None,
+        timeout: float,
+        gpus: bool,
+        gpu_index: int | None = None,
+        on_line: Callable[[str], None],
+        labels: dict[str, str] | None = None,
+    ) -> StageOutcome:
+        """The stage's outcome; its outputs are in workdir/out, the DFC's logs in workdir/cwd."""
+        ...
 
 
 def _net_name(model: str) -> str:
@@ -177,14 +93,17 @@ class HailoBackend:
     stages: tuple[str, ...] = ("parse", "optimize", "noise", "compile")
     ranks_layers = True
 
-    def __init__(self, manifest: LoadedManifest, sessions: list[HailoSession]) -> None:
+    def __init__(
+        self,
+        manifest: LoadedManifest,
+        sessions: list[HailoSession],
+        run: ContainerRunner = run_stage,
+    ) -> None:
         self.manifest = manifest
         self.sessions = {s.engine: s for s in sessions}
         self._default = sessions[0]
-        # Blobs and cache entries never change once written: hash each file once.
-        self._sha256: dict[Path, str] = {}
-        self._lock = threading.Lock()
-        self.blobs = manifest.cache_dir / "blobs"
+        self._run = run
+        self.host = HostBlobs(manifest.cache_dir)
         # Every container of this invocation carries this label: cancel() and `hailoc gc`
         # find them by it.
         self.run_id = uuid.uuid4().hex[:12]
@@ -215,8 +134,11 @@ class HailoBackend:
         """Parse the ONNX into a HAR and the HN (shared by every precision of the model)."""
         inputs = job.inputs
         cfg = inputs.config
-        onnx_name = self._blob(
-            f"{inputs.onnx_sha256}.onnx", inputs.onnx_sha256, lambda: inputs.onnx_bytes, stages
+        onnx_name = self.host.blob(
+            f"{inputs.onnx_sha256}.onnx",
+            inputs.onnx_sha256,
+            lambda: inputs.onnx_bytes,
+            stages.damaged,
         )
         key = cache_key(
             "parse",
@@ -289,10 +211,9 @@ class HailoBackend:
             ("optimized.har", "applied_precision.json", "emulate_fp.npy", "emulate_q.npy"),
             extra_files={"model.alls": alls.encode(), "eval.npy": eval_bytes},
         )
-        applied = _check_applied(resolved.a16_layers, entry)
-        section = PlanSection(
-            precision=plan.precision,
-            onnx_nodes=list(plan.onnx_nodes),
+        applied = check_applied(resolved.a16_layers, entry)
+        section = plan_section(
+            plan,
             a16_kind="hn_layers",
             a16_layers=list(resolved.a16_layers),
             excluded=[
@@ -421,46 +342,35 @@ class HailoBackend:
             artifacts.append(ArtifactFile("hef", f"{model}.hef", data))
         return artifacts
 
+    def engine_slots(self, options: BuildOptions) -> list[EngineSlots]:
+        """Every connected engine: the archs its suites build, its GPUs and its build cap."""
+        caps = {e.name: e.jobs for e in options.engines}
+        return [
+            EngineSlots(
+                name=s.engine,
+                archs=frozenset(s.suites),
+                gpus=s.gpu_indices,
+                per_gpu=options.per_gpu,
+                jobs=caps.get(s.engine),
+            )
+            for s in self.sessions.values()
+        ]
+
     def cancel(self) -> None:
         """Kill every container this invocation started, on every engine."""
         for session in self.sessions.values():
             kill_labelled(session.client, {"org.hailoc.run": self.run_id})
 
     # -- helpers ----------------------------------------------------------------------------
-    def _blob(self, name: str, sha256: str, data: Callable[[], bytes], stages: Stages) -> str:
-        """The blob of `sha256` (its file name is that hash): checked once per invocation,
-        stored from `data()` when missing, and moved aside and stored again when its bytes
-        do not hash to its name. `data` runs only then (reading a large calibration set
-        costs seconds)."""
-        path = self.blobs / name
-        with self._lock:
-            if self._sha256.get(path) == sha256:
-                return name
-            present = path.exists()
-            if not check_blob(path, self.manifest.cache_dir) and present:
-                stages.damaged(Damage("blobs", name, "its bytes do not hash to its name", None))
-            if not path.is_file():
-                content = data()
-                got = hashlib.sha256(content).hexdigest()
-                if got != sha256:
-                    raise HailocError(
-                        f"{name}: the source changed while hailoc read it (sha256 {got[:12]})",
-                        where=str(path),
-                        fix="run the command again",
-                    )
-                atomic_write_bytes(path, content)
-            self._sha256[path] = sha256
-        return name
-
     def _calib_blob(self, job: Job, stages: Stages) -> str:
         """The calibration array as a blob: calib.npy's own bytes, which hash to the set's
         recorded sha256 (hailoc checked them when it read the set)."""
         inputs = job.inputs
-        return self._blob(
+        return self.host.blob(
             f"{inputs.calib_sha256}.npy",
             inputs.calib_sha256,
             inputs.calib_path.read_bytes,
-            stages,
+            stages.damaged,
         )
 
     def _stage(
@@ -481,12 +391,12 @@ class HailoBackend:
             "out_dir": f"{WS}/work/out",
             "cwd": f"{WS}/work/cwd",
         }
-        inputs = self._inputs(job_file, previous)
+        inputs = self.host.inputs(job_file, previous)
         job_file["sha256"] = {path: sha for path, (_, sha) in inputs.items()}
 
         def produce(workdir: Path) -> StageOutput:
             work = {**(extra_files or {}), "job.json": json.dumps(job_file, indent=1).encode()}
-            outcome = run_stage(
+            outcome = self._run(
                 session.client,
                 session.suite(job.target.hw_arch).image,
                 workdir,
@@ -506,7 +416,7 @@ class HailoBackend:
             )
             # The DFC's own logs (written into its working directory) are kept either way.
             logs = {p.name: p for p in sorted((workdir / "cwd").glob("*.log")) if p.is_file()}
-            _raise_if_failed(stage, outcome, job.options.stage_timeout, logs)
+            raise_if_failed(stage, outcome, job.options.stage_timeout, logs)
             files = {name: workdir / "out" / name for name in outputs}
             missing = [n for n, p in files.items() if not p.is_file()]
             if missing:
@@ -516,130 +426,17 @@ class HailoBackend:
                     UNKNOWN.hint,
                 )
             result = outcome.result or {}
-            verified.update(_check_outputs(stage, files, result, logs))
+            verified.update(check_outputs(stage, files, result, logs))
             files.update({f"logs/{name}": path for name, path in logs.items()})
             return StageOutput(
                 files,
-                worker_seconds=_float(result.get("seconds")),
-                peak_rss_mb=_float(result.get("peak_rss_mb")),
+                worker_seconds=as_float(result.get("seconds")),
+                peak_rss_mb=as_float(result.get("peak_rss_mb")),
             )
 
         verified: dict[str, str] = {}
         entry = stages.run(stage, key, produce)
         # The entry holds copies of the outputs just checked: the next stage that reads one
         # (a HAR of hundreds of MB) takes its hash from here instead of reading it again.
-        with self._lock:
-            self._sha256.update({entry / name: sha for name, sha in verified.items()})
+        self.host.remember(entry, verified)
         return entry
-
-    def _inputs(
-        self, job_file: dict[str, Any], previous: Path | None
-    ) -> dict[str, tuple[Path, str]]:
-        """The job's input files by container path, with the host file and its sha256."""
-        inputs: dict[str, tuple[Path, str]] = {}
-        for value in job_file.values():
-            if not isinstance(value, str):
-                continue
-            if value.startswith(f"{INPUTS}/"):
-                host = self.blobs / value.removeprefix(f"{INPUTS}/")
-            elif value.startswith(f"{PREVIOUS}/") and previous is not None:
-                host = previous / value.removeprefix(f"{PREVIOUS}/")
-            else:
-                continue
-            with self._lock:
-                if host not in self._sha256:
-                    self._sha256[host] = sha256_file(host)
-                inputs[value] = (host, self._sha256[host])
-        return inputs
-
-
-def _check_outputs(
-    stage: str, files: dict[str, Path], result: dict[str, Any], logs: dict[str, Path]
-) -> dict[str, str]:
-    """Each output must hash to what the worker reported for it (after any download); their
-    hashes by name."""
-    reported = result.get("outputs_sha256") or {}
-    hashes: dict[str, str] = {}
-    for name, path in files.items():
-        got = hashes[name] = sha256_file(path)
-        if reported.get(name) != got:
-            raise StageFailure(
-                "transfer",
-                f"{stage}: OutputChecksumError: {name} hashes to {got[:16]}, the worker "
-                f"reported {str(reported.get(name))[:16]}",
-                classify("OutputChecksumError", "", stage).hint,
-                logs={n: p.read_bytes() for n, p in logs.items()},
-            )
-    return hashes
-
-
-def _check_applied(planned: tuple[str, ...], entry: Path) -> list[str] | None:
-    """The layers the optimized HAR holds in 16-bit; a planned layer that ended 8-bit fails
-    the build (None: the DFC did not say, so nothing can be checked)."""
-    try:
-        applied = json.loads((entry / "applied_precision.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(applied, dict) or not applied:
-        return None
-    sixteen = sorted(str(k) for k, v in applied.items() if str(v).startswith("a16"))
-    lost = [layer for layer in planned if str(applied.get(layer, "")).startswith("a8")]
-    if lost:
-        raise StageFailure(
-            PLAN_NOT_APPLIED.name,
-            f"optimize: planned a16_w16 but 8-bit after optimization: {', '.join(lost)}",
-            PLAN_NOT_APPLIED.hint,
-        )
-    return sixteen
-
-
-def _float(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
-
-
-def _raise_if_failed(
-    stage: str, outcome: StageOutcome, timeout: float, log_files: dict[str, Path]
-) -> None:
-    result = outcome.result or {}
-    if result.get("status") == "ok" and outcome.exit_code == 0 and not outcome.timed_out:
-        return
-    logs = {name: path.read_bytes() for name, path in log_files.items()}
-    seconds = _float(result.get("seconds"))
-    peak = _float(result.get("peak_rss_mb"))
-    if outcome.engine_lost:
-        raise StageFailure(
-            ENGINE_LOST.name,
-            f"{stage}: the Docker engine stopped answering mid-stage",
-            ENGINE_LOST.hint,
-            logs=logs,
-        )
-    if outcome.timed_out:
-        raise StageFailure(
-            TIMEOUT.name, f"{stage} exceeded its {timeout:g} s timeout", TIMEOUT.hint, logs=logs
-        )
-    if outcome.result is None:
-        if outcome.oom_killed:
-            limit = f" (memory limit {outcome.memory_limit})" if outcome.memory_limit else ""
-            raise StageFailure(
-                OOM.name, f"{stage} container was killed out of memory{limit}", OOM.hint, logs=logs
-            )
-        raise StageFailure(
-            KILLED.name,
-            f"{stage} container died without a result: exit code {outcome.exit_code}",
-            KILLED.hint,
-            logs=logs,
-        )
-    error_type = str(result.get("error_type") or "")
-    message = str(result.get("message") or "")
-    known = classify(error_type, message, stage)
-    raise StageFailure(
-        known.name,
-        f"{stage}: {error_type}: {message}",
-        known.hint,
-        error_type=error_type,
-        detail=message,
-        traceback_tail=tuple(str(t) for t in result.get("traceback_tail", [])),
-        worker_seconds=seconds,
-        peak_rss_mb=peak,
-        logs=logs,
-    )

@@ -9,17 +9,22 @@ and reports its outputs' sha256, which the host checks after the download.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import shutil
 import tarfile
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
+
+from hailoc.cache import Damage, check_blob
+from hailoc.errors import HailocError
+from hailoc.owned_files import atomic_write_bytes, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -161,3 +166,77 @@ def download_dir(client: Any, container_id: str, path: str, into: Path) -> list[
                     shutil.copyfileobj(source, out, 1 << 20)
                 written.append(target)
     return written
+
+
+WS = "/local/workspace"
+INPUTS = f"{WS}/inputs"  # content-addressed blobs: ONNX bytes, calibration array
+PREVIOUS = f"{WS}/in"  # the previous stage's cache entry
+
+
+class HostBlobs:
+    """This host's content-addressed blobs (`.hailoc/cache/blobs/<sha256>.<ext>`) and the
+    hashes of every file a stage reads: blobs and cache entries never change once written,
+    so each file is hashed once per invocation."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.cache_dir = cache_dir
+        self.root = cache_dir / "blobs"
+        self._sha256: dict[Path, str] = {}
+        self._lock = threading.Lock()
+
+    def blob(
+        self,
+        name: str,
+        sha256: str,
+        data: Callable[[], bytes],
+        on_damage: Callable[[Damage], None],
+    ) -> str:
+        """The blob of `sha256` (its file name is that hash): checked once per invocation,
+        stored from `data()` when missing, and moved aside and stored again when its bytes
+        do not hash to its name. `data` runs only then (reading a large calibration set
+        costs seconds)."""
+        path = self.root / name
+        with self._lock:
+            if self._sha256.get(path) == sha256:
+                return name
+            present = path.exists()
+            if not check_blob(path, self.cache_dir) and present:
+                on_damage(Damage("blobs", name, "its bytes do not hash to its name", None))
+            if not path.is_file():
+                content = data()
+                got = hashlib.sha256(content).hexdigest()
+                if got != sha256:
+                    raise HailocError(
+                        f"{name}: the source changed while hailoc read it (sha256 {got[:12]})",
+                        where=str(path),
+                        fix="run the command again",
+                    )
+                atomic_write_bytes(path, content)
+            self._sha256[path] = sha256
+        return name
+
+    def inputs(
+        self, job_file: Mapping[str, object], previous: Path | None
+    ) -> dict[str, tuple[Path, str]]:
+        """The job's input files by container path, with the host file and its sha256."""
+        inputs: dict[str, tuple[Path, str]] = {}
+        for value in job_file.values():
+            if not isinstance(value, str):
+                continue
+            if value.startswith(f"{INPUTS}/"):
+                host = self.root / value.removeprefix(f"{INPUTS}/")
+            elif value.startswith(f"{PREVIOUS}/") and previous is not None:
+                host = previous / value.removeprefix(f"{PREVIOUS}/")
+            else:
+                continue
+            with self._lock:
+                if host not in self._sha256:
+                    self._sha256[host] = sha256_file(host)
+                inputs[value] = (host, self._sha256[host])
+        return inputs
+
+    def remember(self, folder: Path, hashes: Mapping[str, str]) -> None:
+        """Hashes of files just checked in `folder` (a cache entry): the next stage that
+        reads one (a HAR of hundreds of MB) takes its hash from here instead of reading it."""
+        with self._lock:
+            self._sha256.update({folder / name: sha for name, sha in hashes.items()})

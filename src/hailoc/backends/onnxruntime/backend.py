@@ -6,11 +6,19 @@ from pathlib import Path
 
 from hailoc.backends.onnxruntime.qdq_plan import render_qdq
 from hailoc.backends.onnxruntime.quantize import quantize_inputs, quantize_key
-from hailoc.backends.protocol import ArtifactFile, Candidate, Job, StageOutput, Stages
-from hailoc.engines import Slot
+from hailoc.backends.protocol import (
+    ArtifactFile,
+    Candidate,
+    Job,
+    StageOutput,
+    Stages,
+    plan_section,
+)
+from hailoc.engines import EngineSlots, Slot
 from hailoc.inference.session import embed_at_sizes
+from hailoc.options import BuildOptions
 from hailoc.plan import PrecisionPlan
-from hailoc.records import ExcludedLayer, PlanSection
+from hailoc.records import ExcludedLayer
 from hailoc.targets import BuildTarget
 
 QDQ = "model.qdq.onnx"
@@ -51,9 +59,8 @@ class OrtBackend:
         entry = stages.run("quantize", quantize_key(inputs, qplan), produce)
         stages.phase("evaluate")
         embeddings = embed_at_sizes(entry / QDQ, cfg, inputs.eval_faces, cfg.gate.face_sizes)
-        section = PlanSection(
-            precision=plan.precision,
-            onnx_nodes=list(plan.onnx_nodes),
+        section = plan_section(
+            plan,
             a16_kind="qdq_tensors",
             a16_layers=list(qplan.tensors),
             excluded=[ExcludedLayer(name=e.name, kind=e.kind, why=e.why) for e in plan.excluded],
@@ -70,6 +77,10 @@ class OrtBackend:
         """The QDQ model is the artifact."""
         name = f"{job.target.model}.qdq.onnx"
         return [ArtifactFile("qdq_onnx", name, candidate.entry / QDQ, NOT_A_HEF)]
+
+    def engine_slots(self, options: BuildOptions) -> list[EngineSlots]:
+        """None: ONNX Runtime builds run in this process."""
+        return []
 
     def cancel(self) -> None:
         """Runs in-process: an interrupt reaches it directly."""

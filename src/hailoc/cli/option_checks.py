@@ -7,6 +7,7 @@ import math
 from hailoc.engines import EngineSpec, check_docker_url
 from hailoc.errors import HailocError
 from hailoc.manifest import LoadedManifest
+from hailoc.manifest.schema import ALIGNED_SIZE
 
 
 def finite(
@@ -71,3 +72,18 @@ def chosen_engines(
     if not (names or hosts or contexts):
         specs = list(listed.values())
     return tuple({s.name: s for s in specs}.values())
+
+
+def face_sizes_option(text: str) -> tuple[int, ...]:
+    """--face-sizes: distinct integers in [8, 112], largest first."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or any(not 8 <= v <= ALIGNED_SIZE for v in values):
+        raise HailocError(
+            f"bad face sizes {text!r}",
+            where="--face-sizes",
+            fix=f"give sizes in px between 8 and {ALIGNED_SIZE}, e.g. 112,40,24",
+        )
+    return tuple(sorted(set(values), reverse=True))

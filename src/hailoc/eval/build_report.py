@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hailoc.eval import plots
 from hailoc.eval.sweep import EvalResult
-from hailoc.fsutil import atomic_write_text
+from hailoc.owned_files import atomic_write_text
 from hailoc.records import BuildRecord, RecordError, read_record
 from hailoc.records.schema import VerificationNumbers
 

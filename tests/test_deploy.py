@@ -145,7 +145,7 @@ def test_reference_program_and_verify_on_both_api_families(
     monkeypatch.setenv("HAILO_STANDIN_DEVICE_ARCH", device)
     import hailo_platform
 
-    from hailoc.hailort import embed_hef
+    from hailoc.deploy.hailort import embed_hef
 
     got = embed_hef(hef, faces[:3])
     assert got.shape[0] == 3 and got.dtype == np.float32
@@ -178,8 +178,8 @@ def test_a_hef_for_another_arch_is_refused_in_hailorts_words(
     monkeypatch.setenv("HAILO_STANDIN_DEVICE_ARCH", "hailo8l")
     import hailo_platform
 
+    from hailoc.deploy.hailort import embed_hef
     from hailoc.errors import HailocError
-    from hailoc.hailort import embed_hef
 
     expected = "HEF format is not compatible with device. Device arch: HAILO8L, HEF arch: HAILO8"
     hef = folder / "fr_feature.standin-not-a-hef"

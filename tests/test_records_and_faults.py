@@ -74,8 +74,8 @@ class _Gone:
 
 
 def test_engine_gone_mid_stage_is_engine_lost(tmp_path: Path) -> None:
-    from hailoc.backends.hailo.outcome import raise_if_failed
     from hailoc.backends.hailo.container import StageFiles, run_stage
+    from hailoc.backends.hailo.outcome import raise_if_failed
     from hailoc.backends.protocol import StageFailure
 
     client = SimpleNamespace(

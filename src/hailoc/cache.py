@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from hailoc.owned_files import atomic_write_text, sha256_file
+from hailoc.errors import HailocError
+from hailoc.owned_files import atomic_write_bytes, atomic_write_text, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +214,29 @@ class StageCache:
             stat = (final / name).stat()
             self._hashed.add((final / name, stat.st_size, stat.st_mtime_ns))
         return final
+
+    def blob(self, name: str, sha256: str, data: Callable[[], bytes]) -> Path:
+        """The content-addressed blob `<root>/blobs/<name>` whose bytes hash to `sha256`:
+        a damaged one is moved aside (reported like an entry) and written again; a missing
+        one is written from `data()`, which runs only then."""
+        path = self.root / "blobs" / name
+        present = path.exists()
+        if not check_blob(path, self.root) and present:
+            damage = Damage("blobs", name, "its bytes do not hash to its name", None)
+            log.warning("cache blob damaged, moved aside: %s", damage)
+            if self.on_damage is not None:
+                self.on_damage(damage)
+        if not path.is_file():
+            content = data()
+            got = hashlib.sha256(content).hexdigest()
+            if got != sha256:
+                raise HailocError(
+                    f"{name}: the source changed while hailoc read it (sha256 {got[:12]})",
+                    where=str(path),
+                    fix="run the command again",
+                )
+            atomic_write_bytes(path, content)
+        return path
 
     def entries(self) -> Iterator[tuple[str, str, Path]]:
         """Every published entry: (kind, key, folder)."""

@@ -31,6 +31,7 @@ from hailoc.manifest.schema import AutoSearch
 from hailoc.owned_files import atomic_write_text
 from hailoc.plan import PrecisionPlan
 from hailoc.plan.support import a16_refusal, kind_for_onnx
+from hailoc.records.layout import AUTO_PLAN_FILES
 
 NON_CONV = frozenset({"Gemm", "MatMul"})
 
@@ -334,14 +335,11 @@ def search_plan(
     return result
 
 
-PLAN_FILES = {"ort": "auto_plan.json", "dfc": "auto_plan.dfc.json"}
-
-
 def save_outputs(result: AutoResult, folder: Path) -> Path:
     """Write auto_plan[.dfc].json into `folder` (hef/<model>/) and redraw auto_curve.png
     with every source's curve side by side."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / PLAN_FILES[result.ranking_source]
+    path = folder / AUTO_PLAN_FILES[result.ranking_source]
     result.write(path)
     draw_curves(folder)
     return path
@@ -352,7 +350,7 @@ def draw_curves(folder: Path) -> Path | None:
     from hailoc.eval.plots import AutoPanel, auto_curves
 
     panels = []
-    for source, name in PLAN_FILES.items():
+    for source, name in AUTO_PLAN_FILES.items():
         try:
             data = json.loads((folder / name).read_text(encoding="utf-8"))
             label = f"{data['metric']} agreement at {data['face_size']} px"

@@ -23,6 +23,7 @@ from hailoc.options import BuildOptions
 from hailoc.pipeline.target_plan import plan_for
 from hailoc.plan import PRESET_HELP, PrecisionPlan, ResolvedPlan, build_plan, read_hn, resolve_plan
 from hailoc.plan.islands import components, of_graph, plan_nodes
+from hailoc.records.layout import auto_plan_path
 
 
 class _Bar:
@@ -139,7 +140,7 @@ def _auto(st: CliState, name: str, options: BuildOptions) -> None:
         _, result = plan_for(manifest, inputs, "auto", options, _Bar(progress))
     assert result is not None
     _print_auto(st, result)
-    st.out.print(f"saved {manifest.hef_dir / name / 'auto_plan.json'} and auto_curve.png")
+    st.out.print(f"saved {auto_plan_path(manifest.hef_dir, name)} and auto_curve.png")
     if not result.reached:
         st.err.print(f"[red]error[/]: {escape(name)}: {escape(result.message)}", highlight=False)
         raise typer.Exit(1)

@@ -11,6 +11,7 @@ from hailoc.eval import plots
 from hailoc.eval.sweep import EvalResult
 from hailoc.owned_files import atomic_write_text
 from hailoc.records import BuildRecord, RecordError, read_record
+from hailoc.records.layout import all_records
 from hailoc.records.schema import VerificationNumbers
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ def collect_records(hef_dir: Path) -> Collected:
     """Every record.json under hef/<model>/<target>/<precision>/, in report order."""
     records: list[BuildRecord] = []
     unreadable: list[RecordError] = []
-    for path in sorted(hef_dir.glob("*/*/*/record.json")):
+    for path in all_records(hef_dir):
         try:
             records.append(read_record(path))
         except RecordError as exc:

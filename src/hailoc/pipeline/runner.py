@@ -69,7 +69,7 @@ from hailoc.records import (
     RecoverySection,
     write_record,
 )
-from hailoc.records.layout import output_dir
+from hailoc.records.layout import DEPLOYABLE, output_dir, record_path
 from hailoc.reference import References
 from hailoc.targets import BuildTarget
 
@@ -79,7 +79,6 @@ INTERRUPTED_HINT = (
     "the build was interrupted: run the same command again (finished stages are cached)"
 )
 # Artifacts an application loads (deploy.json describes the first one present).
-DEPLOYABLE = ("hef", "standin_output", "qdq_onnx")
 DISK_HINT = "free disk space (or make the output folder writable) and run the command again"
 
 
@@ -480,7 +479,7 @@ class _Build:
         if self.result is not None:
             write_build_report(staged, record, self.result)
         atomic_write_text(staged / "build.log", self.log.text())
-        write_record(staged / "record.json", record)
+        write_record(record_path(staged), record)
 
 
 def build_one(

@@ -270,12 +270,22 @@ class CacheStages:
         if cached is not None:
             self._log(f"{name}: cache hit {key[:12]}")
             return cached
-        workdir = new_workdir(self.work_root)
-        try:
-            output = produce(workdir)
-            return self.cache.store(name, key, output.files, {"stage": name})
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+        # The same lock as a build's StageRunner: an eval and a build that need one stage run
+        # it once.
+        with exclusive(
+            self.cache.entry(name, key),
+            what=f"the {name} stage",
+            locks=self.cache.root.parent / "locks",
+        ):
+            cached = self.cache.lookup(name, key)
+            if cached is not None:
+                return cached
+            workdir = new_workdir(self.work_root)
+            try:
+                output = produce(workdir)
+                return self.cache.store(name, key, output.files, {"stage": name})
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
 
     def damaged(self, damage: Damage) -> None:
         """Log it (the cache moved it aside)."""

@@ -13,6 +13,7 @@ from hailoc.inputs import BuildInputs
 from hailoc.manifest import LoadedManifest
 from hailoc.options import BuildOptions
 from hailoc.plan import PrecisionPlan, build_plan
+from hailoc.records.layout import auto_plan_path
 
 AUTO_HINT = (
     "build the best plan found with --accept-best (the gate still judges it), or lower "
@@ -48,7 +49,7 @@ def plan_for(
 
 def saved_auto_plan(hef_dir: Path, model: str) -> PrecisionPlan:
     """The plan of the last `auto` search for `model` (hef/<model>/auto_plan.json)."""
-    path = hef_dir / model / "auto_plan.json"
+    path = auto_plan_path(hef_dir, model)
     fix = f"run `hailoc plan {model} -p auto` first"
     if not path.is_file():
         raise PlanError(f"no auto plan for {model} at {path}", where="--precision auto", fix=fix)

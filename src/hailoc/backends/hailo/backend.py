@@ -47,6 +47,7 @@ from hailoc.manifest import LoadedManifest
 from hailoc.options import BuildOptions
 from hailoc.plan import PrecisionPlan, read_hn, resolve_plan
 from hailoc.records import ExcludedLayer
+from hailoc.records.layout import artifact_name
 from hailoc.targets import BuildTarget
 
 log = logging.getLogger(__name__)
@@ -333,13 +334,13 @@ class HailoBackend:
             artifacts.append(
                 ArtifactFile(
                     "standin_output",
-                    f"{model}.standin-not-a-hef",
+                    artifact_name("standin_output", model),
                     data,
                     "produced by the test stand-in DFC: NOT a HEF",
                 )
             )
         else:
-            artifacts.append(ArtifactFile("hef", f"{model}.hef", data))
+            artifacts.append(ArtifactFile("hef", artifact_name("hef", model), data))
         return artifacts
 
     def engine_slots(self, options: BuildOptions) -> list[EngineSlots]:

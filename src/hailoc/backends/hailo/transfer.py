@@ -9,7 +9,6 @@ and reports its outputs' sha256, which the host checks after the download.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import shutil
@@ -22,9 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from hailoc.cache import Damage, check_blob
-from hailoc.errors import HailocError
-from hailoc.owned_files import atomic_write_bytes, sha256_file
+from hailoc.cache import Damage, StageCache
+from hailoc.owned_files import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -197,22 +195,9 @@ class HostBlobs:
         costs seconds)."""
         path = self.root / name
         with self._lock:
-            if self._sha256.get(path) == sha256:
-                return name
-            present = path.exists()
-            if not check_blob(path, self.cache_dir) and present:
-                on_damage(Damage("blobs", name, "its bytes do not hash to its name", None))
-            if not path.is_file():
-                content = data()
-                got = hashlib.sha256(content).hexdigest()
-                if got != sha256:
-                    raise HailocError(
-                        f"{name}: the source changed while hailoc read it (sha256 {got[:12]})",
-                        where=str(path),
-                        fix="run the command again",
-                    )
-                atomic_write_bytes(path, content)
-            self._sha256[path] = sha256
+            if self._sha256.get(path) != sha256:
+                StageCache(self.cache_dir, on_damage).blob(name, sha256, data)
+                self._sha256[path] = sha256
         return name
 
     def inputs(

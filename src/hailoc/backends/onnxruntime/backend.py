@@ -19,6 +19,7 @@ from hailoc.inference.session import embed_at_sizes
 from hailoc.options import BuildOptions
 from hailoc.plan import PrecisionPlan
 from hailoc.records import ExcludedLayer
+from hailoc.records.layout import artifact_name
 from hailoc.targets import BuildTarget
 
 QDQ = "model.qdq.onnx"
@@ -75,7 +76,7 @@ class OrtBackend:
 
     def finish(self, job: Job, candidate: Candidate, stages: Stages) -> list[ArtifactFile]:
         """The QDQ model is the artifact."""
-        name = f"{job.target.model}.qdq.onnx"
+        name = artifact_name("qdq_onnx", job.target.model)
         return [ArtifactFile("qdq_onnx", name, candidate.entry / QDQ, NOT_A_HEF)]
 
     def engine_slots(self, options: BuildOptions) -> list[EngineSlots]:

@@ -21,7 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hailoc.errors import HailocError
+from hailoc.failures import failure_class_of
 from hailoc.owned_files import atomic_write_bytes, atomic_write_text, sha256_file
+from hailoc.records.schema import FailureClassName
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ class CachedFailure:
     """A stage that failed on a 16-bit wall: the DFC gives the same answer to the same inputs,
     so the failure is kept like an output and replayed instead of run again."""
 
-    failure_class: str
+    failure_class: FailureClassName
     message: str
     hint: str
     error_type: str | None = None
@@ -50,7 +52,7 @@ class CachedFailure:
         try:
             data = json.loads(text)
             return cls(
-                failure_class=str(data["failure_class"]),
+                failure_class=failure_class_of(str(data["failure_class"])),
                 message=str(data["message"]),
                 hint=str(data["hint"]),
                 error_type=data.get("error_type"),

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from hailoc.records.schema import FAILURE_CLASSES, FailureClassName
+
 
 @dataclass(frozen=True)
 class FailureClass:
     """A known way a build fails, how to recognise it, and what to do about it."""
 
-    name: str
+    name: FailureClassName
     pattern: str
     hint: str
 
@@ -165,3 +167,12 @@ def wall_layers(
             names = _LISTED_LAYER.findall(listed.group(1))
     bare = [_bare(n, net) for n in names]
     return tuple(dict.fromkeys(b for b in bare if b))
+
+
+def failure_class_of(name: str) -> FailureClassName:
+    """A class read back from a file (a cached wall, an older record): one hailoc knows,
+    else `unknown`."""
+    for known in FAILURE_CLASSES:
+        if known == name:
+            return known  # type: ignore[return-value]
+    return "unknown"

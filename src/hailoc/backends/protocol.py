@@ -21,6 +21,7 @@ from hailoc.inputs import BuildInputs
 from hailoc.options import BuildOptions
 from hailoc.plan import PrecisionPlan
 from hailoc.records import PlanSection
+from hailoc.records.schema import FailureClassName
 from hailoc.targets import BuildTarget
 
 Fact = str | int | float | bool | None
@@ -41,7 +42,7 @@ class StageFailure(Exception):
 
     def __init__(
         self,
-        failure_class: str,
+        failure_class: FailureClassName,
         message: str,
         hint: str,
         *,

@@ -28,7 +28,6 @@ from hailoc.owned_files import atomic_write_text, remove_staging, sha256_file
 
 log = logging.getLogger(__name__)
 
-FACE_BYTES = SIZE * SIZE * 3
 PREVIEW_FACES = 48
 
 

@@ -15,6 +15,7 @@ from hailoc.records import (
     SideNumbers,
     SizeRow,
 )
+from hailoc.records.schema import FailureClassName
 
 
 @dataclass(frozen=True)
@@ -22,18 +23,13 @@ class GateVerdict:
     """Passed, or failed with a class (`degenerate` beats `accuracy`) and the reasons."""
 
     passed: bool
-    failure_class: str | None
+    failure_class: FailureClassName | None
     reasons: tuple[str, ...]
 
     @property
     def message(self) -> str:
         """One line for records and the terminal."""
         return "; ".join(self.reasons) if self.reasons else "gate passed"
-
-    @property
-    def skipped_note(self) -> str:
-        """The record's message when --skip-gate kept a build that failed the gate."""
-        return f"gate skipped by --skip-gate: {self.message}"
 
 
 def _side(side: Side) -> SideNumbers:

@@ -28,5 +28,3 @@ FAMILIES: dict[str, FamilyNorm] = {
     "faceplugin": FamilyNorm(127.0, 128.0, "RGB", "faceplugin-face-recognition-js"),
 }
 
-# insightface is not in the table: insightface itself decides per graph (interop/insightface.py).
-FAMILY_NAMES = ("generic", "insightface", *FAMILIES)

@@ -17,7 +17,6 @@ from hailoc.onnxgraph.layout import Dims, Layout, NodeView, is_spatial, propagat
 PASS_THROUGH = frozenset({"Transpose", "Cast", "Identity", "Unsqueeze", "Squeeze", "Reshape"})
 NORMALIZING = frozenset({"Sub", "Add", "Mul", "Div", "BatchNormalization"})
 WEIGHT_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization"})
-REDUCING = frozenset({"GlobalAveragePool", "GlobalMaxPool", "Flatten", "Reshape", "ReduceMean"})
 
 
 @dataclass(frozen=True)

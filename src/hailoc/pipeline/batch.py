@@ -16,6 +16,7 @@ from hailoc.failures import ENGINE_LOST
 from hailoc.locks import Busy
 from hailoc.manifest import LoadedManifest
 from hailoc.records import BuildRecord, SummaryRow
+from hailoc.records.schema import FailureClassName
 from hailoc.targets import BuildTarget
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ def _attempt(build: BuildFn, target: BuildTarget, slot: Slot) -> BuildRecord:
         return build(target, slot)
     except HailocError as exc:
         # Raised before the target's build began (e.g. another process holds its lock).
-        klass = "busy" if isinstance(exc, Busy) else "input"
+        klass: FailureClassName = "busy" if isinstance(exc, Busy) else "input"
         record.fail(klass, str(exc), exc.fix or "fix the input named in the message")
         return record
     except Exception as exc:  # one broken target must not end the batch

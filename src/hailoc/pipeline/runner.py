@@ -70,6 +70,7 @@ from hailoc.records import (
     write_record,
 )
 from hailoc.records.layout import DEPLOYABLE, output_dir, record_path
+from hailoc.records.schema import FailureClassName
 from hailoc.reference import References
 from hailoc.targets import BuildTarget
 
@@ -108,7 +109,7 @@ def _concat(by_size: BySize) -> np.ndarray[tuple[int, int], np.dtype[np.float32]
     return np.concatenate([by_size[s] for s in sorted(by_size, reverse=True)])
 
 
-def _disk_error(exc: OSError) -> tuple[str, str] | None:
+def _disk_error(exc: OSError) -> tuple[FailureClassName, str] | None:
     if exc.errno == errno.ENOSPC:
         return "disk_full", f"no space left on the device ({exc.filename or 'output'})"
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
@@ -460,7 +461,7 @@ class _Build:
         elif isinstance(exc, KeyboardInterrupt):
             record.fail("interrupted", "interrupted by a signal", INTERRUPTED_HINT)
         elif isinstance(exc, OSError) and _disk_error(exc) is not None:
-            klass, message = _disk_error(exc) or ("", "")
+            klass, message = _disk_error(exc) or ("disk_full", "")
             record.fail(klass, message, DISK_HINT)
         else:
             log.debug("unexpected failure", exc_info=exc)

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from hailoc.errors import HailocError
 from hailoc.owned_files import atomic_write_text
-from hailoc.records.schema import SCHEMA_VERSION, BuildRecord
+from hailoc.records.schema import FAILURE_CLASSES, SCHEMA_VERSION, BuildRecord
 
 
 class RecordError(HailocError):
@@ -64,6 +64,9 @@ def read_record(path: Path) -> BuildRecord:
         )
     if data.get("schema_version", 1) == 1:
         data = _upgrade_v1(data)
+    if data.get("failure_class") not in (None, *FAILURE_CLASSES):
+        # A class an older hailoc wrote that this one no longer knows: keep the record.
+        data["failure_class"] = "unknown"
     try:
         return BuildRecord.model_validate(data)
     except ValidationError as exc:

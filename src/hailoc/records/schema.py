@@ -14,6 +14,37 @@ SCHEMA_VERSION = 2
 Status = Literal["ok", "failed", "skipped"]
 
 
+# Every way a build can end other than ok: the DFC's walls and faults (hailoc.failures
+# recognises them), the gate's verdicts, and hailoc's own outcomes.
+FailureClassName = Literal[
+    "transfer",
+    "super_defuse",
+    "nan_exponent",
+    "unsupported_16bit",
+    "nan_params",
+    "allocator",
+    "script",
+    "parse",
+    "calibration",
+    "timeout",
+    "killed",
+    "oom",
+    "engine_lost",
+    "unknown",
+    "plan_not_applied",
+    "accuracy",
+    "degenerate",
+    "auto_target",
+    "input",
+    "output",
+    "disk_full",
+    "busy",
+    "interrupted",
+    "internal",
+]
+FAILURE_CLASSES: tuple[str, ...] = FailureClassName.__args__  # type: ignore[attr-defined]
+
+
 class Section(BaseModel):
     """Base of every record section: lenient on read (older or newer fields are ignored)."""
 
@@ -181,7 +212,7 @@ class GateSection(Section):
     """The gate's verdict."""
 
     passed: bool
-    failure_class: str | None = Field(default=None, alias="class")
+    failure_class: FailureClassName | None = Field(default=None, alias="class")
     reasons: list[str] = Field(default_factory=list)
 
 
@@ -294,7 +325,7 @@ class AttemptRecord(Section):
     kind: Literal["build", "probe"] = "build"
     outcome: Literal["ok", "wall"] = "ok"
     stage: str | None = None  # where the wall stood
-    failure_class: str | None = None
+    failure_class: FailureClassName | None = None
     message: str | None = None
     # What this try's wall took out of the next try, and why.
     removed: list[ExcludedLayer] = Field(default_factory=list)
@@ -339,7 +370,7 @@ class BuildRecord(Section):
     hw_arch: str
     precision: str
     status: Status = "failed"
-    failure_class: str | None = None
+    failure_class: FailureClassName | None = None
     message: str | None = None
     hint: str | None = None
     engine: str | None = None
@@ -360,7 +391,7 @@ class BuildRecord(Section):
     started_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
     seconds: float = 0.0
 
-    def fail(self, failure_class: str, message: str, hint: str) -> None:
+    def fail(self, failure_class: FailureClassName, message: str, hint: str) -> None:
         """Mark the build failed with a class, a one-line message and a remedy hint."""
         self.status = "failed"
         self.failure_class = failure_class

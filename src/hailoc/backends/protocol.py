@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from hailoc.cache import Damage
 from hailoc.engines import EngineSlots, Slot
-from hailoc.faces import BySize
+from hailoc.faces import BySize, Embeddings, Faces
 from hailoc.inputs import BuildInputs
 from hailoc.options import BuildOptions
 from hailoc.plan import PrecisionPlan
@@ -140,6 +140,11 @@ class Backend(Protocol):
         """SNR in dB per ONNX layer from the backend's own analysis of `candidate` (Hailo:
         the DFC's layer noise analysis); None when it has none (`auto` then ranks and
         searches on the ONNX Runtime emulation)."""
+
+    def emulate(self, job: Job, optimized: Path, faces: Faces, stages: Stages) -> Embeddings:
+        """Embeddings of uint8 RGB faces under a built candidate's quantized model (its
+        `Candidate.entry`): what evaluations of a finished build compare with fp32."""
+        ...
 
     def finish(self, job: Job, candidate: Candidate, stages: Stages) -> list[ArtifactFile]:
         """Produce the artifact of a candidate that passed the gate."""

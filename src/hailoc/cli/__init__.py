@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 
 import typer
 from rich.console import Console
@@ -30,8 +25,9 @@ from hailoc.cli import (
     report_cmd,
     verify_cmd,
 )
+from hailoc.cli.signals import Signals
 from hailoc.cli.state import CliState
-from hailoc.errors import HailocError, Interrupted
+from hailoc.errors import HailocError
 from hailoc.manifest.loader import MANIFEST_ENV, find_manifest
 
 app = typer.Typer(
@@ -98,37 +94,10 @@ def root(
     ctx.obj = CliState(manifest_path=find_manifest(manifest))
 
 
-class _Signals:
-    """SIGTERM and SIGINT raise Interrupted in the main thread (so cleanup and records run) and
-    remember which signal came: typer turns the exception into a plain exit code."""
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-
-    def _handler(self, signum: int, frame: FrameType | None) -> None:
-        self.received = signum
-        raise Interrupted(signum)
-
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        """Route the signals to `_handler` while the block runs (main thread only)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-        for sig in previous:
-            signal.signal(sig, self._handler)
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; user errors print one line, no traceback."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    signals = _Signals()
+    signals = Signals()
     try:
         with signals.installed():
             result = app(args=argv, prog_name="hailoc", standalone_mode=False)

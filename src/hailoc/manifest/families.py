@@ -27,4 +27,3 @@ FAMILIES: dict[str, FamilyNorm] = {
     # faceplugin's fr_feature.onnx: (x - 127) / 128 on RGB, read off the package's JS code.
     "faceplugin": FamilyNorm(127.0, 128.0, "RGB", "faceplugin-face-recognition-js"),
 }
-

@@ -39,7 +39,7 @@ from hailoc.backends.protocol import (
 )
 from hailoc.cache import cache_key
 from hailoc.engines import EngineSlots, Slot
-from hailoc.faces import split_sizes, stack_sizes
+from hailoc.faces import Embeddings, Faces, split_sizes, stack_sizes
 from hailoc.failures import (
     UNKNOWN,
 )
@@ -276,9 +276,7 @@ class HailoBackend:
                 snr[node] = min(float(value), snr.get(node, float("inf")))
         return snr
 
-    def emulate(
-        self, job: Job, optimized: Path, faces: np.ndarray[Any, Any], stages: Stages
-    ) -> np.ndarray[Any, Any]:
+    def emulate(self, job: Job, optimized: Path, faces: Faces, stages: Stages) -> Embeddings:
         """SDK_QUANTIZED embeddings of uint8 RGB faces under an optimize stage's HAR."""
         data = _npy_bytes(np.ascontiguousarray(faces, dtype=np.uint8))
         key = cache_key(

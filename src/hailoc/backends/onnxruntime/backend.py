@@ -15,7 +15,8 @@ from hailoc.backends.protocol import (
     plan_section,
 )
 from hailoc.engines import EngineSlots, Slot
-from hailoc.inference.session import embed_at_sizes
+from hailoc.faces import Embeddings, Faces
+from hailoc.inference.session import Embedder, embed_at_sizes, open_session
 from hailoc.options import BuildOptions
 from hailoc.plan import PrecisionPlan
 from hailoc.records import ExcludedLayer
@@ -73,6 +74,11 @@ class OrtBackend:
     ) -> dict[str, float] | None:
         """None: `auto` ranks ONNX Runtime layers itself, toggling one quantized model."""
         return None
+
+    def emulate(self, job: Job, optimized: Path, faces: Faces, stages: Stages) -> Embeddings:
+        """Embeddings of uint8 RGB faces under a quantize stage's QDQ model."""
+        cfg = job.inputs.config
+        return Embedder(open_session(optimized / QDQ), cfg, cfg.embedding_output)(faces)
 
     def finish(self, job: Job, candidate: Candidate, stages: Stages) -> list[ArtifactFile]:
         """The QDQ model is the artifact."""

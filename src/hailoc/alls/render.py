@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -48,19 +49,8 @@ def calibset_size(configured: int, entries: int | None) -> int:
     return configured if entries is None else max(1, min(configured, entries))
 
 
-def render_alls(
-    cfg: ModelConfig,
-    plan: ResolvedPlan | PrecisionPlan,
-    templates_dir: Path,
-    flavor: Flavor | None = None,
-    calibration_entries: int | None = None,
-) -> str:
-    """Render the .alls text; an unresolved plan is marked as not compilable.
-
-    Without `flavor` (previews), a numeric manifest level is written and `auto` is shown as
-    the DFC's default. `calibration_entries` (the size of the set a build hands the DFC) caps
-    `calibset_size`, so the script never claims statistics over more entries than it gets.
-    """
+def _template(cfg: ModelConfig, templates_dir: Path) -> jinja2.Template:
+    """The model's template (alls_template, else its family's, else base.alls.j2)."""
     search = templates_search_path(templates_dir)
     if not search:
         raise HailocError(
@@ -80,7 +70,7 @@ def render_alls(
     if not name.endswith(".j2"):
         name = f"{name}.alls.j2"
     try:
-        template = env.get_template(name)
+        return env.get_template(name)
     except jinja2.TemplateNotFound:
         if cfg.alls_template:
             raise HailocError(
@@ -88,8 +78,53 @@ def render_alls(
                 where=f"models.{cfg.name}.alls_template",
                 fix="add the template or remove the key to use the family default",
             ) from None
-        template = env.get_template(BASE_TEMPLATE)
+        return env.get_template(BASE_TEMPLATE)
 
+
+@dataclass(frozen=True)
+class _Layers:
+    """What a script says about 16-bit: the a16_w16 and a16_w8 layers, the user's nodes
+    each stands for, and the HN names already taken."""
+
+    a16: tuple[str, ...]
+    w8: tuple[str, ...]
+    origins: list[str]
+    taken: frozenset[str]
+    unresolved: bool
+    precision: str
+
+
+def _layers(plan: ResolvedPlan | PrecisionPlan) -> _Layers:
+    if isinstance(plan, ResolvedPlan):
+        w8 = plan.a16_w8
+        layers = tuple(layer for layer in plan.a16_layers if layer not in w8)
+        # What each 16-bit HN layer is in the user's graph (canonical ops expanded).
+        origins = [
+            f"{layer} <- {', '.join(plan.origins[layer])}"
+            for layer in layers
+            if plan.origins.get(layer)
+        ]
+        return _Layers(layers, w8, origins, plan.taken, False, plan.plan.precision)
+    layers = plan.onnx_nodes + plan.hn_names
+    if plan.include_output:
+        layers += ("<output layer>",)
+    return _Layers(layers, (), [], frozenset(), not plan.is_int8, plan.precision)
+
+
+def render_alls(
+    cfg: ModelConfig,
+    plan: ResolvedPlan | PrecisionPlan,
+    templates_dir: Path,
+    flavor: Flavor | None = None,
+    calibration_entries: int | None = None,
+) -> str:
+    """Render the .alls text; an unresolved plan is marked as not compilable.
+
+    Without `flavor` (previews), a numeric manifest level is written and `auto` is shown as
+    the DFC's default. `calibration_entries` (the size of the set a build hands the DFC) caps
+    `calibset_size`, so the script never claims statistics over more entries than it gets.
+    """
+    template = _template(cfg, templates_dir)
     if flavor is None:
         level = cfg.optimization.optimization_level
         flavor = (
@@ -97,31 +132,12 @@ def render_alls(
             if level == "auto"
             else Flavor(level, "set in the manifest")
         )
-    taken: frozenset[str] = frozenset()
-    origins: list[str] = []
-    w8: tuple[str, ...] = ()
-    if isinstance(plan, ResolvedPlan):
-        w8 = plan.a16_w8
-        layers = tuple(layer for layer in plan.a16_layers if layer not in w8)
-        unresolved, precision = False, plan.plan.precision
-        taken = plan.taken
-        # What each 16-bit HN layer is in the user's graph (canonical ops expanded).
-        origins = [
-            f"{layer} <- {', '.join(plan.origins[layer])}"
-            for layer in layers
-            if plan.origins.get(layer)
-        ]
-    else:
-        layers = plan.onnx_nodes + plan.hn_names
-        if plan.include_output:
-            layers += ("<output layer>",)
-        unresolved, precision = not plan.is_int8, plan.precision
-
+    found = _layers(plan)
     norm = cfg.normalization
     normalization = None
     if not norm.in_graph and norm.mean is not None and norm.std is not None:
         normalization = {
-            "name": normalization_name(taken),
+            "name": normalization_name(found.taken),
             "mean": [_fmt(v) for v in norm.mean],
             "std": [_fmt(v) for v in norm.std],
         }
@@ -130,13 +146,13 @@ def render_alls(
             version=__version__,
             model=cfg.name,
             family=cfg.family,
-            precision=precision,
+            precision=found.precision,
             hw_arch=cfg.hw_arch,
-            unresolved=unresolved,
+            unresolved=found.unresolved,
             normalization=normalization,
-            a16_layers=list(layers),
-            a16_w8_layers=list(w8),
-            a16_origins=origins,
+            a16_layers=list(found.a16),
+            a16_w8_layers=list(found.w8),
+            a16_origins=found.origins,
             optimization=cfg.optimization,
             calibset_size=calibset_size(cfg.optimization.calibset_size, calibration_entries),
             flavor=flavor,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -169,6 +169,12 @@ def _candidates(
             keep.append(node.name)
         else:
             excluded.append({"layer": node.name, "op": node.op_type, "why": why})
+    if not keep:
+        raise PlanError(
+            "no layer may run in 16-bit",
+            where=f"models.{inputs.config.name}",
+            fix="use --precision int8",
+        )
     return keep, excluded
 
 
@@ -193,6 +199,107 @@ def _check(inputs: BuildInputs, spec: AutoSearch) -> None:
         )
 
 
+def _search_key(inputs: BuildInputs, spec: AutoSearch, candidates: list[str]) -> str:
+    """What a search's evaluations depend on: model, calibration, eval faces, settings."""
+    cfg = inputs.config
+    return cache_key(
+        "auto",
+        {
+            "onnx_sha256": inputs.onnx_sha256,
+            "calibration_sha256": inputs.calib_sha256,
+            "calibset_size": cfg.optimization.calibset_size,
+            "eval_sha256": inputs.eval_sha256,
+            "input": cfg.input.model_dump(mode="json"),
+            "normalization": cfg.normalization.model_dump(mode="json"),
+            "metric": spec.metric,
+            "face_size": spec.face_size,
+            "confidence": spec.confidence,
+            "candidates": candidates,
+            "versions": inputs.versions.model_dump(),
+        },
+    )
+
+
+def _order(
+    ranking: list[tuple[str, float]],
+    candidates: list[str],
+    weights: Mapping[str, int],
+    max_weight_share: float | None,
+) -> list[str]:
+    """Candidates most sensitive first; layers the ranking does not name (none on the ORT
+    side) go last, in graph order; cut where the weight budget runs out."""
+    ranked = {layer for layer, _ in ranking}
+    order = [layer for layer, _ in ranking] + [c for c in candidates if c not in ranked]
+    if max_weight_share is None:
+        return order
+    total = sum(weights.get(c, 0) for c in candidates) or 1
+    kept, share = [], 0.0
+    for layer in order:
+        part = weights.get(layer, 0) / total
+        if share + part <= max_weight_share:
+            kept.append(layer)
+            share += part
+    return kept
+
+
+def _bisect(
+    score: Callable[[list[str]], Measure],
+    order: list[str],
+    limit: int,
+    target: float,
+    polish: int,
+    baseline: Measure,
+    full: Measure,
+) -> list[str]:
+    """The shortest prefix of `order` that reaches `target` (bisection: the agreement grows
+    with the prefix), then up to `polish` of its last layers dropped where it still does."""
+    if baseline.reaches(target):
+        return []
+    if not full.reaches(target):
+        return order[:limit]
+    lo, hi = 0, limit  # top-lo does not reach, top-hi does
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if score(order[:mid]).reaches(target):
+            hi = mid
+        else:
+            lo = mid
+    chosen = order[:hi]
+    for layer in list(reversed(chosen))[:polish]:
+        trial = [c for c in chosen if c != layer]
+        if trial and score(trial).reaches(target):
+            chosen = trial
+    return chosen
+
+
+class _Scores:
+    """Each plan measured once (in candidate order), the progress told of each new one."""
+
+    def __init__(self, scorer: Scorer, candidates: list[str], progress: SearchProgress) -> None:
+        self.scorer = scorer
+        self.candidates = candidates
+        self.progress = progress
+        self.evaluated: dict[tuple[str, ...], Measure] = {}
+
+    def __call__(self, layers: list[str]) -> Measure:
+        chosen = tuple(sorted(layers, key=self.candidates.index))
+        if chosen not in self.evaluated:
+            self.evaluated[chosen] = self.scorer.score(chosen)
+            self.progress.advance()
+        return self.evaluated[chosen]
+
+
+def _curve(
+    evaluated: Mapping[tuple[str, ...], Measure], cost: Callable[[tuple[str, ...]], int]
+) -> list[dict[str, Any]]:
+    """Every evaluated plan, fewest layers first: the curve auto_plan.json and the plot show."""
+    points = sorted(evaluated.items(), key=lambda item: (len(item[0]), item[1].value))
+    return [
+        {"layers": len(layers), "plan": list(layers), **m.as_dict(), "cost_bytes": cost(layers)}
+        for layers, m in points
+    ]
+
+
 def search_plan(
     inputs: BuildInputs,
     cache_root: Path,
@@ -213,95 +320,32 @@ def search_plan(
     cfg = inputs.config
     _check(inputs, spec)
     candidates, excluded = _candidates(inputs, spec, avoid)
-    if not candidates:
-        raise PlanError(
-            "no layer may run in 16-bit", where=f"models.{cfg.name}", fix="use --precision int8"
-        )
-    key = cache_key(
-        "auto",
-        {
-            "onnx_sha256": inputs.onnx_sha256,
-            "calibration_sha256": inputs.calib_sha256,
-            "calibset_size": cfg.optimization.calibset_size,
-            "eval_sha256": inputs.eval_sha256,
-            "input": cfg.input.model_dump(mode="json"),
-            "normalization": cfg.normalization.model_dump(mode="json"),
-            "metric": spec.metric,
-            "face_size": spec.face_size,
-            "confidence": spec.confidence,
-            "candidates": candidates,
-            "versions": inputs.versions.model_dump(),
-        },
-    )
     evaluator: Scorer = scorer or Evaluator(
-        inputs, cache_root, cache_root / "auto" / key, spec, candidates
+        inputs,
+        cache_root,
+        cache_root / "auto" / _search_key(inputs, spec, candidates),
+        spec,
+        candidates,
     )
     weights = _weights(inputs.onnx_proto)
-    total_weights = sum(weights.get(c, 0) for c in candidates) or 1
     max_layers = min(spec.max_layers or len(candidates), len(candidates))
 
     progress.start(2 + math.ceil(math.log2(max_layers)) + evaluator.polish, "search")
     ranking = [(layer, value) for layer, value in evaluator.ranking() if layer in candidates]
-    ranked = {layer for layer, _ in ranking}
-    # Layers the ranking does not name (none on the ORT side) go last, in graph order.
-    order = [layer for layer, _ in ranking] + [c for c in candidates if c not in ranked]
-    if spec.max_weight_share is not None:
-        # Drop from the end of the ranking the layers that would exceed the weight budget.
-        kept, share = [], 0.0
-        for layer in order:
-            part = weights.get(layer, 0) / total_weights
-            if share + part <= spec.max_weight_share:
-                kept.append(layer)
-                share += part
-        order = kept
-    evaluated: dict[tuple[str, ...], Measure] = {}
-
-    def score(layers: list[str]) -> Measure:
-        chosen = tuple(sorted(layers, key=candidates.index))
-        if chosen not in evaluated:
-            evaluated[chosen] = evaluator.score(chosen)
-            progress.advance()
-        return evaluated[chosen]
-
+    order = _order(ranking, candidates, weights, spec.max_weight_share)
+    score = _Scores(evaluator, candidates, progress)
     baseline = score([])
     limit = min(max_layers, len(order))
     full = score(order[:limit])
-    if baseline.reaches(spec.target):
-        chosen: list[str] = []
-    elif not full.reaches(spec.target):
-        chosen = order[:limit]
-    else:
-        lo, hi = 0, limit  # top-lo does not reach, top-hi does
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if score(order[:mid]).reaches(spec.target):
-                hi = mid
-            else:
-                lo = mid
-        chosen = order[:hi]
-        for layer in list(reversed(chosen))[: evaluator.polish]:
-            trial = [c for c in chosen if c != layer]
-            if trial and score(trial).reaches(spec.target):
-                chosen = trial
+    chosen = _bisect(score, order, limit, spec.target, evaluator.polish, baseline, full)
     progress.finish()
     final = score(chosen)
     reached = final.reaches(spec.target)
-    curve = [
-        {"layers": len(layers), "plan": list(layers), **m.as_dict()}
-        for layers, m in sorted(evaluated.items(), key=lambda item: (len(item[0]), item[1].value))
-    ]
     sizes = tensor_elements(inputs)
 
     def cost(layers: tuple[str, ...] | list[str], precision: str = "auto") -> int:
         return plan_cost(inputs, PrecisionPlan(cfg.name, precision, tuple(layers)), sizes)
 
-    for (layers, _), point in zip(
-        sorted(evaluated.items(), key=lambda item: (len(item[0]), item[1].value)),
-        curve,
-        strict=True,
-    ):
-        point["cost_bytes"] = cost(layers)
-    objective = f"{spec.metric} agreement at {spec.face_size} px"
     result = AutoResult(
         model=cfg.name,
         target=spec.target,
@@ -314,7 +358,7 @@ def search_plan(
         baseline=baseline.as_dict(),
         all_candidates=full.as_dict() | {"layers": limit},
         sensitivity=[{"layer": layer, evaluator.unit: round(v, 6)} for layer, v in ranking],
-        curve=curve,
+        curve=_curve(score.evaluated, cost),
         excluded=excluded,
         candidates=len(candidates),
         budget={"max_layers": max_layers, "max_weight_share": spec.max_weight_share},
@@ -324,7 +368,8 @@ def search_plan(
         evaluations=evaluator.computed,
         reused_evaluations=evaluator.reused,
         seconds=round(time.monotonic() - started, 3),
-        objective=f"{objective}, {spec.confidence:.0%} bootstrap interval",
+        objective=f"{spec.metric} agreement at {spec.face_size} px, "
+        f"{spec.confidence:.0%} bootstrap interval",
         cost_bytes=cost(chosen),
         int16_all_cost_bytes=cost(candidates, "int16-all"),
     )

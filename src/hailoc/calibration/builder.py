@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from hailoc import __version__
@@ -274,6 +275,60 @@ def _collect(
     return _Collected(sources, rejected, faces, raw)
 
 
+def _split(total: int, params: CalibParams) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Seeded (eval, calibration) face indices, each sorted; --limit caps calibration."""
+    rng = np.random.default_rng(params.seed)
+    order = rng.permutation(total)
+    n_eval = round(total * params.eval_split)
+    if params.eval_split > 0 and (n_eval == 0 or n_eval == total):
+        raise HailocError(
+            f"{total} faces cannot be split {params.eval_split:g} into calibration and eval",
+            where="--eval-split",
+            fix="add photos or change the split",
+        )
+    eval_idx = np.sort(order[:n_eval])
+    calib_idx = np.sort(order[n_eval:])
+    if params.limit is not None and len(calib_idx) > params.limit:
+        calib_idx = np.sort(rng.choice(calib_idx, params.limit, replace=False))
+    return eval_idx, calib_idx
+
+
+def _write_arrays(
+    staged: Path,
+    source: npt.NDArray[np.uint8],
+    calib_idx: npt.NDArray[np.intp],
+    eval_idx: npt.NDArray[np.intp],
+    distances: list[int],
+) -> dict[str, dict[str, Any]]:
+    """calib.npy (every calibration face at every distance, streamed to disk) and eval.npy;
+    what manifest.json says about each."""
+    arrays: dict[str, dict[str, Any]] = {}
+    calib = np.lib.format.open_memmap(
+        staged / store.CALIB,
+        mode="w+",
+        dtype=np.uint8,
+        shape=(len(calib_idx) * len(distances), SIZE, SIZE, 3),
+    )
+    for row, idx in enumerate(calib_idx):
+        for k, px in enumerate(distances):
+            calib[row * len(distances) + k] = at_distance(np.asarray(source[idx]), px)
+    calib.flush()
+    del calib
+    arrays[store.CALIB] = {"shape": [len(calib_idx) * len(distances), SIZE, SIZE, 3]}
+    if len(eval_idx):
+        np.save(staged / store.EVAL, np.asarray(source[eval_idx]))
+        arrays[store.EVAL] = {"shape": [len(eval_idx), SIZE, SIZE, 3]}
+    for fname, info in arrays.items():
+        info.update(
+            dtype="uint8",
+            layout="NHWC",
+            color="RGB",
+            range="0-255",
+            sha256=sha256_file(staged / fname),
+        )
+    return arrays
+
+
 def _write_set(
     staged: Path,
     name: str,
@@ -292,45 +347,11 @@ def _write_set(
             fix="use photos with frontal faces of at least "
             f"{params.min_face_px} px (or lower --min-face)",
         )
-    rng = np.random.default_rng(params.seed)
-    order = rng.permutation(total)
-    n_eval = round(total * params.eval_split)
-    if params.eval_split > 0 and (n_eval == 0 or n_eval == total):
-        raise HailocError(
-            f"{total} faces cannot be split {params.eval_split:g} into calibration and eval",
-            where="--eval-split",
-            fix="add photos or change the split",
-        )
-    eval_idx = np.sort(order[:n_eval])
-    calib_idx = np.sort(order[n_eval:])
-    if params.limit is not None and len(calib_idx) > params.limit:
-        calib_idx = np.sort(rng.choice(calib_idx, params.limit, replace=False))
+    eval_idx, calib_idx = _split(total, params)
+    n_eval = len(eval_idx)
     source = np.memmap(got.raw, dtype=np.uint8, mode="r", shape=(total, SIZE, SIZE, 3))
-    arrays: dict[str, dict[str, Any]] = {}
     distances = sorted(params.distances, reverse=True)
-    calib = np.lib.format.open_memmap(
-        staged / store.CALIB,
-        mode="w+",
-        dtype=np.uint8,
-        shape=(len(calib_idx) * len(distances), SIZE, SIZE, 3),
-    )
-    for row, idx in enumerate(calib_idx):
-        for k, px in enumerate(distances):
-            calib[row * len(distances) + k] = at_distance(np.asarray(source[idx]), px)
-    calib.flush()
-    del calib
-    arrays[store.CALIB] = {"shape": [len(calib_idx) * len(distances), SIZE, SIZE, 3]}
-    if n_eval:
-        np.save(staged / store.EVAL, np.asarray(source[eval_idx]))
-        arrays[store.EVAL] = {"shape": [n_eval, SIZE, SIZE, 3]}
-    for fname, info in arrays.items():
-        info.update(
-            dtype="uint8",
-            layout="NHWC",
-            color="RGB",
-            range="0-255",
-            sha256=sha256_file(staged / fname),
-        )
+    arrays = _write_arrays(staged, source, calib_idx, eval_idx, distances)
     _preview(
         np.asarray(source[calib_idx[:: max(1, len(calib_idx) // PREVIEW_FACES)][:PREVIEW_FACES]]),
         staged / store.PREVIEW,

@@ -154,6 +154,71 @@ def pre_norm_floor(pairs: PairScores, threshold: float, bins: int = 5) -> tuple[
     return floor, how
 
 
+def _deploy_input(cfg: ModelConfig, hef: bool) -> DeployInput:
+    """How the application feeds the model: uint8 NHWC to a HEF (normalization on the chip),
+    the original graph's input to a QDQ model."""
+    height, width = cfg.input.shape[2:4] if cfg.input.layout == "NCHW" else cfg.input.shape[1:3]
+    norm = cfg.normalization
+    if hef:
+        return DeployInput(
+            name=cfg.input.name,
+            shape=[1, height, width, 3],
+            layout="NHWC",
+            dtype="uint8",
+            color=cfg.input.color,
+            normalization_inside=True,
+            source="the .alls puts normalization on the chip (or the graph has it): feed "
+            "uint8 0-255 in this colour order through UINT8 input vstreams",
+        )
+    else:
+        outside = not norm.in_graph and norm.mean is not None and norm.std is not None
+        return DeployInput(
+            name=cfg.input.name,
+            shape=[1, *cfg.input.shape[1:]],
+            layout=cfg.input.layout,
+            dtype="float32",
+            color=cfg.input.color,
+            normalization_inside=norm.in_graph,
+            application_normalizes=(
+                {"mean": list(norm.mean or ()), "std": list(norm.std or ())} if outside else None
+            ),
+            source="the QDQ ONNX model is the original graph: normalize as the manifest says "
+            "unless the graph does it",
+        )
+
+
+def _deploy_output(
+    output_name: str, output_name_source: str, dimension: int, hef: bool, output_16bit: bool
+) -> DeployOutput:
+    """What the model returns and how to read it as float32."""
+    return DeployOutput(
+        name=output_name,
+        name_source=output_name_source
+        or ("the ONNX graph's output" if not hef else "the parsed HN"),
+        dimension=dimension,
+        native_format=("UINT16" if output_16bit else "UINT8") if hef else "FLOAT32",
+        request_format="FLOAT32",
+        request_how=(
+            "HailoRT: OutputVStreamParams.make(network_group, format_type=FormatType.FLOAT32) "
+            f"(dequantized on the host; {HAILORT_API})"
+            if hef
+            else "onnxruntime returns float32"
+        ),
+        quantization=DeployQuantization(
+            scale=None,
+            zero_point=None,
+            source=(
+                "read it from the HEF at deployment: hef.get_output_vstream_infos()[0]"
+                ".quant_info (qp_scale, qp_zp); only needed when reading raw UINT8/UINT16 "
+                "outputs instead of FLOAT32"
+                if hef
+                else "the QDQ model dequantizes its own output"
+            ),
+        ),
+        postprocess=POSTPROCESS,
+    )
+
+
 def deploy_for(
     cfg: ModelConfig,
     *,
@@ -170,34 +235,7 @@ def deploy_for(
 ) -> Deploy:
     """deploy.json of one build from its eval embeddings (the gate's own numbers)."""
     hef = artifact.kind in ("hef", "standin_output")
-    height, width = cfg.input.shape[2:4] if cfg.input.layout == "NCHW" else cfg.input.shape[1:3]
-    norm = cfg.normalization
-    if hef:
-        inputs = DeployInput(
-            name=cfg.input.name,
-            shape=[1, height, width, 3],
-            layout="NHWC",
-            dtype="uint8",
-            color=cfg.input.color,
-            normalization_inside=True,
-            source="the .alls puts normalization on the chip (or the graph has it): feed "
-            "uint8 0-255 in this colour order through UINT8 input vstreams",
-        )
-    else:
-        outside = not norm.in_graph and norm.mean is not None and norm.std is not None
-        inputs = DeployInput(
-            name=cfg.input.name,
-            shape=[1, *cfg.input.shape[1:]],
-            layout=cfg.input.layout,
-            dtype="float32",
-            color=cfg.input.color,
-            normalization_inside=norm.in_graph,
-            application_normalizes=(
-                {"mean": list(norm.mean or ()), "std": list(norm.std or ())} if outside else None
-            ),
-            source="the QDQ ONNX model is the original graph: normalize as the manifest says "
-            "unless the graph does it",
-        )
+    inputs = _deploy_input(cfg, hef)
     close = max(candidate)
     dimension = int(np.asarray(candidate[close]).reshape(len(candidate[close]), -1).shape[1])
     pairs = genuine_impostor(candidate)
@@ -228,32 +266,7 @@ def deploy_for(
             template=[[float(v) for v in row] for row in ARCFACE_TEMPLATE],
             landmark_order="left eye, right eye, nose tip, left mouth corner, right mouth corner",
         ),
-        output=DeployOutput(
-            name=output_name,
-            name_source=output_name_source
-            or ("the ONNX graph's output" if not hef else "the parsed HN"),
-            dimension=dimension,
-            native_format=("UINT16" if output_16bit else "UINT8") if hef else "FLOAT32",
-            request_format="FLOAT32",
-            request_how=(
-                "HailoRT: OutputVStreamParams.make(network_group, format_type=FormatType.FLOAT32) "
-                f"(dequantized on the host; {HAILORT_API})"
-                if hef
-                else "onnxruntime returns float32"
-            ),
-            quantization=DeployQuantization(
-                scale=None,
-                zero_point=None,
-                source=(
-                    "read it from the HEF at deployment: hef.get_output_vstream_infos()[0]"
-                    ".quant_info (qp_scale, qp_zp); only needed when reading raw UINT8/UINT16 "
-                    "outputs instead of FLOAT32"
-                    if hef
-                    else "the QDQ model dequantizes its own output"
-                ),
-            ),
-            postprocess=POSTPROCESS,
-        ),
+        output=_deploy_output(output_name, output_name_source, dimension, hef, output_16bit),
         threshold=DeployThreshold(
             far=FAR,
             value=value,

@@ -95,7 +95,6 @@ def run_stage(
     With `blobs` (an engine without this host's files) nothing is bind-mounted: inputs live
     in the engine's blob volume and files travel as archives; else host files are mounted.
     """
-    import requests
     from docker.types import DeviceRequest
 
     environment = {"HOME": "/tmp"}
@@ -123,51 +122,12 @@ def run_stage(
             raise
         return StageOutcome(result=None, exit_code=None, engine_lost=True)
     tail: deque[str] = deque(maxlen=40)
-
-    def pump() -> None:
-        buffer = b""
-        with contextlib.suppress(*_engine_errors()):
-            for chunk in container.logs(stream=True, follow=True):
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for raw in lines:
-                    line = raw.decode("utf-8", "replace")
-                    tail.append(line)
-                    on_line(line)
-        if buffer:
-            line = buffer.decode("utf-8", "replace")
-            tail.append(line)
-            on_line(line)
-
-    reader = threading.Thread(target=pump, daemon=True)
+    reader = threading.Thread(target=_pump, args=(container, tail, on_line), daemon=True)
     reader.start()
-    timed_out = False
-    engine_lost = False
-    exit_code: int | None = None
     try:
-        try:
-            exit_code = int(container.wait(timeout=timeout)["StatusCode"])
-        except _engine_errors() as exc:
-            # The SDK reports a wait timeout and a vanished engine alike (a read timeout, a
-            # refused or cut connection, a truncated response): ask the engine.
-            if not _alive(client):
-                engine_lost = True
-            elif isinstance(
-                exc, requests.exceptions.ReadTimeout | requests.exceptions.ConnectionError
-            ):
-                timed_out = True
-                _kill(container)
-                container.wait(timeout=60)
-            else:
-                raise
+        exit_code, timed_out, engine_lost = _wait(client, container, timeout)
         if blobs is not None and not engine_lost:
-            try:
-                download_dir(client, container.id, f"{WORK}/out", workdir)
-                download_dir(client, container.id, f"{WORK}/cwd", workdir)
-            except _engine_errors():
-                engine_lost = not _alive(client)
-                if not engine_lost:
-                    raise
+            engine_lost = _download(client, container.id, workdir)
     except BaseException:
         _kill(container)  # Ctrl-C or anything else: never leave a DFC container running
         raise
@@ -192,6 +152,54 @@ def run_stage(
         memory_limit=str(limit) if limit else None,
         log_tail=list(tail),
     )
+
+
+def _pump(container: Any, tail: deque[str], on_line: Callable[[str], None]) -> None:
+    """Follow the container's log stream line by line (keeping the last lines)."""
+    buffer = b""
+    with contextlib.suppress(*_engine_errors()):
+        for chunk in container.logs(stream=True, follow=True):
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for raw in lines:
+                line = raw.decode("utf-8", "replace")
+                tail.append(line)
+                on_line(line)
+    if buffer:
+        line = buffer.decode("utf-8", "replace")
+        tail.append(line)
+        on_line(line)
+
+
+def _wait(client: Any, container: Any, timeout: float) -> tuple[int | None, bool, bool]:
+    """(exit code, timed out, engine lost) once the container ends or `timeout` passes."""
+    import requests
+
+    try:
+        return int(container.wait(timeout=timeout)["StatusCode"]), False, False
+    except _engine_errors() as exc:
+        # The SDK reports a wait timeout and a vanished engine alike (a read timeout, a
+        # refused or cut connection, a truncated response): ask the engine.
+        if not _alive(client):
+            return None, False, True
+        if isinstance(exc, requests.exceptions.ReadTimeout | requests.exceptions.ConnectionError):
+            _kill(container)
+            container.wait(timeout=60)
+            return None, True, False
+        raise
+
+
+def _download(client: Any, container_id: str, workdir: Path) -> bool:
+    """Copy out/ and cwd/ back from an engine without this host's files; True when the
+    engine was lost on the way."""
+    try:
+        download_dir(client, container_id, f"{WORK}/out", workdir)
+        download_dir(client, container_id, f"{WORK}/cwd", workdir)
+    except _engine_errors():
+        if not _alive(client):
+            return True
+        raise
+    return False
 
 
 def _create_mounted(

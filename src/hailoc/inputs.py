@@ -78,6 +78,20 @@ class BuildInputs:
     # What canonicalization did (the bytes above are the canonical graph's when it applied).
     canonical: CanonicalSection | None = None
 
+    def quantization_identity(self) -> dict[str, object]:
+        """What any quantization of this model depends on (cache keys of the ORT quantizer
+        and the auto search start from it): model and calibration bytes, input, normalization,
+        toolchain versions."""
+        cfg = self.config
+        return {
+            "onnx_sha256": self.onnx_sha256,
+            "calibration_sha256": self.calib_sha256,
+            "calibset_size": cfg.optimization.calibset_size,
+            "input": cfg.input.model_dump(mode="json"),
+            "normalization": cfg.normalization.model_dump(mode="json"),
+            "versions": self.versions.model_dump(),
+        }
+
     def describe(self, manifest: LoadedManifest) -> InputsSection:
         """The record's `inputs` section (backends add their own facts)."""
         cfg = self.config

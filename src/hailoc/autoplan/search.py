@@ -201,21 +201,15 @@ def _check(inputs: BuildInputs, spec: AutoSearch) -> None:
 
 def _search_key(inputs: BuildInputs, spec: AutoSearch, candidates: list[str]) -> str:
     """What a search's evaluations depend on: model, calibration, eval faces, settings."""
-    cfg = inputs.config
     return cache_key(
         "auto",
-        {
-            "onnx_sha256": inputs.onnx_sha256,
-            "calibration_sha256": inputs.calib_sha256,
-            "calibset_size": cfg.optimization.calibset_size,
+        inputs.quantization_identity()
+        | {
             "eval_sha256": inputs.eval_sha256,
-            "input": cfg.input.model_dump(mode="json"),
-            "normalization": cfg.normalization.model_dump(mode="json"),
             "metric": spec.metric,
             "face_size": spec.face_size,
             "confidence": spec.confidence,
             "candidates": candidates,
-            "versions": inputs.versions.model_dump(),
         },
     )
 

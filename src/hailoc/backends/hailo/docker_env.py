@@ -281,9 +281,15 @@ def ensure_dfc_image(
     from docker.errors import BuildError, ImageNotFound
 
     dockerfile = dockerfile_path(project_root).read_bytes()
-    key = hashlib.sha256(
-        dockerfile + worker_digest().encode() + suite_id.encode() + python.encode()
-    ).hexdigest()
+    key = cache_key(
+        "dfc_image",
+        {
+            "dockerfile_sha256": hashlib.sha256(dockerfile).hexdigest(),
+            "worker_sha256": worker_digest(),
+            "suite_image_id": suite_id,
+            "python": python,
+        },
+    )
     tag = f"hailoc-dfc:{key[:16]}"
     try:
         client.images.get(tag)

@@ -24,19 +24,9 @@ OPSET = 21
 
 def quantize_key(inputs: BuildInputs, plan: QdqPlan) -> str:
     """The cache key of one QDQ model: shared by builds and the auto search."""
-    cfg = inputs.config
     return cache_key(
         "ort-quantize",
-        {
-            "onnx_sha256": inputs.onnx_sha256,
-            "calibration_sha256": inputs.calib_sha256,
-            "calibset_size": cfg.optimization.calibset_size,
-            "input": cfg.input.model_dump(mode="json"),
-            "normalization": cfg.normalization.model_dump(mode="json"),
-            "a16_tensors": list(plan.tensors),
-            "opset": OPSET,
-            "versions": inputs.versions.model_dump(),
-        },
+        inputs.quantization_identity() | {"a16_tensors": list(plan.tensors), "opset": OPSET},
     )
 
 

@@ -128,3 +128,39 @@ def test_threshold_at_far_accepts_at_most_far_of_the_impostors(
     lower = impostor[impostor < threshold]
     if len(lower):
         assert int(np.sum(impostor >= lower.max())) > far * len(impostor)
+
+
+@given(
+    st.lists(st.floats(-1, 1, allow_nan=False), min_size=1, max_size=60),
+    st.lists(st.floats(-1, 1, allow_nan=False), min_size=1, max_size=300),
+    st.sampled_from([1e-1, 1e-2, 1e-3]),
+)
+def test_the_one_tar_at_far_equals_the_roc_definition(
+    genuine: list[float], impostor: list[float], far: float
+) -> None:
+    """Pairs, identities and deploy.json share one TAR@FAR: the share of genuine scores at or
+    above the strictest threshold whose FAR is <= far (the ROC curve's definition)."""
+    from sklearn.metrics import roc_curve
+
+    from hailoc.eval.metrics import tar_at_far
+
+    g, i = np.array(genuine), np.array(impostor)
+    labels = np.concatenate([np.ones(len(g)), np.zeros(len(i))])
+    fpr, tpr, _ = roc_curve(labels, np.concatenate([g, i]), drop_intermediate=False)
+    assert tar_at_far(g, i, far) == pytest.approx(float(np.max(tpr[fpr <= far + 1e-12])))
+
+
+def test_the_one_bootstrap_draws_what_each_caller_drew_before() -> None:
+    """One array: one (samples, n) draw; several: per sample, each array in turn (the
+    identities evaluation's order), so intervals are unchanged by sharing the code."""
+    from hailoc.eval.metrics import interval, resample
+
+    (one,) = resample((7,), 50, 0)
+    assert np.array_equal(one, np.random.default_rng(0).integers(0, 7, (50, 7)))
+    rng = np.random.default_rng(0)
+    g, i = resample((5, 9), 20, 0)
+    for k in range(20):
+        assert np.array_equal(g[k], rng.integers(0, 5, 5))
+        assert np.array_equal(i[k], rng.integers(0, 9, 9))
+    values = np.arange(101, dtype=np.float64)
+    assert interval(values, 0.95) == (2.5, 97.5)

@@ -219,3 +219,42 @@ def test_eval_on_lfw_style_pairs(built: Path, cli: Cli, tmp_path: Path) -> None:
         "-m", m, "eval", "fr_feature", "-p", "int8", "--pairs", str(pairs), "--images", str(images)
     )
     assert res.code == 2 and "line 2 is not a pair" in res.err
+
+
+def test_pairs_use_the_one_aligned_cache_and_calibrations_face_filters(
+    built: Path, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pairs align through the same loop as identities: faces are cached by content (a
+    second evaluation aligns nothing), and a face calibration would reject is skipped with
+    calibration's reason."""
+    from PIL import Image
+
+    from hailoc.eval import drivers
+
+    images, pairs = _lfw_folder(tmp_path)
+    photo = Image.open(images / "ann" / "ann_0001.jpg")
+    # Largest face under 40 px: under calibration's minimum face size.
+    photo.resize((photo.width // 6, photo.height // 6)).save(images / "ann" / "ann_0003.jpg")
+    pairs.write_text(pairs.read_text() + "ann 1 3\n")
+    aligned: list[bytes] = []
+    real = drivers.align_largest
+
+    def counting(data: bytes, *args: object) -> object:
+        aligned.append(data)
+        return real(data, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(drivers, "align_largest", counting)
+    m = str(built / "models.yaml")
+    args = ("-m", m, "eval", "fr_feature", "-p", "int8", "--pairs", str(pairs))
+    res = cli(*args, "--images", str(images))
+    assert res.code == 0, res.err
+    folder = built / "hef" / "fr_feature" / "onnxruntime" / "int8"
+    first = json.loads((folder / "pairs.json").read_text())
+    assert list(first["skipped_images"]) == ["ann/ann_0003.jpg"]
+    reason = first["skipped_images"]["ann/ann_0003.jpg"]
+    assert reason.startswith("face too small (") and reason.endswith(" px < 40 px)"), reason
+    assert len(aligned) == 7
+    res = cli(*args, "--images", str(images))
+    assert res.code == 0, res.err
+    assert len(aligned) == 7  # every face (and the skip) came from the cache
+    assert json.loads((folder / "pairs.json").read_text()) == first

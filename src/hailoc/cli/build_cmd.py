@@ -40,6 +40,7 @@ from hailoc.pipeline.builds import (
     BuildRequest,
     choose_targets,
     open_backends,
+    read_inputs,
     run_builds,
 )
 
@@ -116,8 +117,9 @@ def build(
         return
     # Before the live view: a missing daemon or suite image is one line, not a table.
     backends = open_backends(manifest, targets, options)
+    inputs = read_inputs(manifest, targets)
     with LiveReporter(st.err, targets) as reporter:
-        records = run_builds(manifest, targets, options, reporter, backends, jobs)
+        records = run_builds(manifest, targets, options, reporter, backends, jobs, inputs)
     print_summary(st.out, st.err, records, manifest.hef_dir / "summary.json")
     if any(r.failure_class == "busy" for r in records):
         raise typer.Exit(3)  # --no-wait and another process holds a target

@@ -88,6 +88,15 @@ def open_backends(
     return chosen
 
 
+def read_inputs(manifest: LoadedManifest, targets: list[BuildTarget]) -> InputsCache:
+    """The targets' inputs, read as builds need them; with one model they are read now, so a
+    bad input is a one-line error with nothing written, not a failed batch."""
+    inputs = InputsCache(manifest)
+    if len({t.model for t in targets}) == 1:
+        inputs.get(targets[0].model)
+    return inputs
+
+
 def run_builds(
     manifest: LoadedManifest,
     targets: list[BuildTarget],
@@ -95,13 +104,11 @@ def run_builds(
     reporter: Reporter,
     backends: dict[str, Backend],
     jobs: int | None = None,
+    inputs: InputsCache | None = None,
 ) -> list[BuildRecord]:
     """Build every target on its backend (N at once, one engine or GPU slot each), surviving
     any single failure; hef/summary.json is rewritten as each build ends."""
-    inputs = InputsCache(manifest)
-    if len({t.model for t in targets}) == 1:
-        # One model: a bad input is a one-line error with nothing written, not a failed batch.
-        inputs.get(targets[0].model)
+    inputs = inputs or read_inputs(manifest, targets)
     context = RunContext(manifest, options, reporter, inputs, References(manifest.cache_dir))
     summary_lock = threading.Lock()
 

@@ -32,7 +32,9 @@ def project(tmp_path_factory: pytest.TempPathFactory, demo_calibration: Path) ->
     return root
 
 
-def test_identities_per_size_with_intervals_and_cache(project: Path, cli: Cli) -> None:
+def test_identities_per_size_with_intervals_and_cache(
+    project: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
     m = str(project / "models.yaml")
     people = str(project / "people")
     res = cli("-m", m, "eval", "fr_feature", "-p", "int8", "--identities", people,
@@ -57,7 +59,18 @@ def test_identities_per_size_with_intervals_and_cache(project: Path, cli: Cli) -
     assert (folder / "tar_vs_size.png").is_file() and (folder / "pre_norm_cliff.png").is_file()
     record = json.loads((folder / "record.json").read_text())
     assert record["accuracy"]["identities"]["rows"] == section["rows"]
-    # A second build's evaluation aligns nothing again: every face comes from the cache.
+    # A second build's evaluation aligns nothing again and runs no fp32 model: every face
+    # and every fp32 embedding comes from the cache, with the same numbers.
+    import hailoc.reference
+
+    opened: list[object] = []
+    real = hailoc.reference.Embedder
+
+    def counting(*args: object, **kwargs: object) -> object:
+        opened.append(args)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hailoc.reference, "Embedder", counting)
     res = cli("-m", m, "eval", "fr_feature", "-p", "int16-final", "--identities", people,
               "--face-sizes", "112,40,24")  # fmt: skip
     assert res.code == 0, res.err
@@ -65,6 +78,8 @@ def test_identities_per_size_with_intervals_and_cache(project: Path, cli: Cli) -
         (project / "hef/fr_feature/onnxruntime/int16-final/identities.json").read_text()
     )
     assert second["reused_faces"] == second["faces"] + len(second["skipped_images"])
+    assert opened == []
+    assert [r["fp32"] for r in second["rows"]] == [r["fp32"] for r in section["rows"]]
 
 
 def test_eval_needs_one_mode_and_valid_sizes(project: Path, cli: Cli) -> None:

@@ -7,6 +7,7 @@ search all read the same numbers.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tempfile
 import threading
@@ -17,9 +18,11 @@ import numpy as np
 
 from hailoc.cache import Damage, StageCache, cache_key
 from hailoc.calibration.face_size import batch_at_distance
-from hailoc.faces import BySize, Embeddings
-from hailoc.inference.session import embed_at_sizes
-from hailoc.inputs import BuildInputs
+from hailoc.faces import BatchEmbed, BySize, Embeddings, Faces
+from hailoc.inference.session import Embedder, embed_at_sizes, open_session
+from hailoc.inputs import BuildInputs, faces_sha256
+from hailoc.manifest import ModelConfig
+from hailoc.records import Versions
 
 KIND = "reference"
 FILE = "embeddings.npy"
@@ -100,3 +103,51 @@ class References:
                 size: insightface.get_feat(model, batch_at_distance(inputs.eval_faces, size))
                 for size in sizes
             }
+
+
+FACES_KIND = "reference/faces"
+
+
+def faces_key(model_sha256: str, cfg: ModelConfig, faces: Faces, versions: Versions) -> str:
+    """Cache key of fp32 embeddings of one batch of faces (aligned by a detector, simulated at
+    a size: both are in the faces' bytes) under hailoc's session of a model."""
+    return cache_key(
+        "reference-faces",
+        {
+            "onnx_sha256": model_sha256,
+            "faces_sha256": faces_sha256(faces),
+            "input": cfg.input.model_dump(mode="json"),
+            "normalization": cfg.normalization.model_dump(mode="json"),
+            "embedding_output": cfg.embedding_output,
+            "versions": versions.model_dump(),
+        },
+    )
+
+
+def cached_fp32(cache_root: Path, cfg: ModelConfig, versions: Versions) -> BatchEmbed:
+    """fp32 embeddings of batches of faces, each batch kept in the project's cache: every
+    evaluation of the same faces (the next build's, another precision's) reads them back
+    instead of running the fp32 model again. The session opens on the first miss."""
+    cache = StageCache(cache_root)
+    model = cfg.onnx.read_bytes()
+    model_sha256 = hashlib.sha256(model).hexdigest()
+    opened: list[Embedder] = []
+
+    def embed(batches: list[Faces]) -> list[Embeddings]:
+        out = []
+        for batch in batches:
+            key = faces_key(model_sha256, cfg, batch, versions)
+            found = cache.read_bytes(FACES_KIND, key, FILE)
+            if found is not None:
+                out.append(np.asarray(np.load(io.BytesIO(found), allow_pickle=False), np.float32))
+                continue
+            if not opened:
+                opened.append(Embedder(open_session(model), cfg, cfg.embedding_output))
+            emb = opened[0](batch)
+            buffer = io.BytesIO()
+            np.save(buffer, emb, allow_pickle=False)
+            cache.store(FACES_KIND, key, {FILE: buffer.getvalue()})
+            out.append(emb)
+        return out
+
+    return embed

@@ -19,12 +19,13 @@ from hailoc.eval import plots
 from hailoc.eval.aligned import AlignedCache, AlignedImages, align_images, align_largest
 from hailoc.eval.pairs import PairsResult, read_pairs, score_pairs
 from hailoc.faces import BatchEmbed
-from hailoc.inference.session import Embedder, open_session
+from hailoc.inputs import toolchain_versions
 from hailoc.manifest import LoadedManifest, ModelConfig
 from hailoc.owned_files import add_owned_file
 from hailoc.records import PairsSection
 from hailoc.records.layout import add_evaluation
 from hailoc.records.schema import IdentitiesSection
+from hailoc.reference import cached_fp32
 
 # A long step's progress: the CLI shows a spinner with the text while the block runs.
 Step = Callable[[str], AbstractContextManager[object]]
@@ -39,9 +40,9 @@ class BuildSide:
     source: str  # what computed the build's embeddings, for the record
 
 
-def _fp32(cfg: ModelConfig) -> BatchEmbed:
-    embedder = Embedder(open_session(cfg.onnx), cfg, cfg.embedding_output)
-    return lambda batches: [embedder(batch) for batch in batches]
+def _fp32(manifest: LoadedManifest, cfg: ModelConfig) -> BatchEmbed:
+    # The fp32 side of every evaluation of these faces is the same: computed once, cached.
+    return cached_fp32(manifest.cache_dir, cfg, toolchain_versions())
 
 
 def _align(
@@ -69,7 +70,7 @@ def evaluate_pairs(
     wanted = read_pairs(pairs_file)
     names = sorted({n for p in wanted for n in (p.a, p.b)})
     aligned = _align(manifest, {n: images / n for n in names}, step, f"{len(names)} images")
-    fp32 = _fp32(cfg)
+    fp32 = _fp32(manifest, cfg)
     result = score_pairs(
         wanted, aligned.faces, lambda f: fp32([f])[0], lambda f: side.embed([f])[0]
     )
@@ -116,7 +117,7 @@ def evaluate_identities(
     )
     labelled = ident.label_faces(people, aligned)
     with step(f"embedding {len(labelled.faces)} faces at {len(sizes)} sizes"):
-        run = ident.evaluate_identities(labelled, sizes, _fp32(cfg), side.embed)
+        run = ident.evaluate_identities(labelled, sizes, _fp32(manifest, cfg), side.embed)
     section = IdentitiesSection(
         folder=str(root),
         people=len(set(labelled.people)),

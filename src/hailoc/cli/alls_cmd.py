@@ -6,15 +6,11 @@ from pathlib import Path
 
 import typer
 
-from hailoc.alls import render_alls
 from hailoc.choices import check_choice
 from hailoc.cli.state import state
-from hailoc.errors import HailocError
 from hailoc.manifest.schema import PRECISIONS
-from hailoc.model_check import load_graph
 from hailoc.owned_files import atomic_write_text, check_replaceable
-from hailoc.pipeline.target_plan import saved_auto_plan
-from hailoc.plan import PrecisionPlan, ResolvedPlan, build_plan, read_hn, resolve_plan
+from hailoc.pipeline.target_plan import alls_for
 
 app = typer.Typer(help="Render .alls model scripts from alls_templates/.", no_args_is_help=True)
 
@@ -54,24 +50,7 @@ def render(
         check_choice("--precision", precision, PRECISIONS)
     if output is not None:
         check_replaceable(output, what="--output", force_file=force)
-    if (precision or cfg.precision) == "auto":
-        plan = saved_auto_plan(manifest.hef_dir, cfg.name)
-        graph = load_graph(cfg) if hn is not None else None
-    else:
-        graph = load_graph(cfg)
-        plan = build_plan(cfg, graph, precision)
-    chosen: ResolvedPlan | PrecisionPlan
-    if hn is not None:
-        chosen = resolve_plan(plan, read_hn(hn), graph)
-    elif plan.is_int8 or unresolved:
-        chosen = plan
-    else:
-        raise HailocError(
-            f"precision {plan.precision} names 16-bit layers, which need the parsed HN",
-            where="--hn",
-            fix="pass --hn parsed.hn.json, or --unresolved for a non-compilable preview",
-        )
-    text = render_alls(cfg, chosen, manifest.templates_dir)
+    text = alls_for(manifest, cfg, precision, hn, unresolved=unresolved)
     if output is None:
         st.out.out(text, end="", highlight=False)
     else:

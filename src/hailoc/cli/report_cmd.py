@@ -9,7 +9,7 @@ import typer
 from hailoc.cli.output import warning_line
 from hailoc.cli.state import state
 from hailoc.cli.tables import accuracy_table
-from hailoc.eval.build_report import REPORT_TITLE, collect_records, write_batch_report
+from hailoc.eval.build_report import collect_records, is_hailoc_report, write_batch_report
 from hailoc.owned_files import check_replaceable
 
 
@@ -33,7 +33,7 @@ def report(
     collected = collect_records(manifest.hef_dir)
     for problem in collected.unreadable:
         warning_line(st.err, f"skipped {problem}")
-    ours = _ours(out / "report.md")
+    ours = is_hailoc_report(out / "report.md")
     for name in ("report.md", "comparison.png"):
         # A previous `hailoc report` is replaced; a user's files of those names are not.
         check_replaceable(out / name, what="--output", force_file=force or ours)
@@ -44,12 +44,3 @@ def report(
         raise typer.Exit(1)
     st.out.print(table)
     st.out.print(f"report: {out / 'report.md'}, {out / 'comparison.png'}")
-
-
-def _ours(path: Path) -> bool:
-    """True when `path` is a report hailoc wrote (recognised by its first line)."""
-    try:
-        with path.open(encoding="utf-8") as fh:
-            return fh.readline().startswith(REPORT_TITLE)
-    except (OSError, UnicodeDecodeError):
-        return False

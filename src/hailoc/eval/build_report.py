@@ -198,3 +198,12 @@ def write_batch_report(records: list[BuildRecord], out: Path) -> list[BuildRecor
     if rows:
         plots.batch_comparison(rows, out / "comparison.png")
     return rows
+
+
+def is_hailoc_report(path: Path) -> bool:
+    """True when `path` is a report hailoc wrote (recognised by its first line)."""
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return fh.readline().startswith(REPORT_TITLE)
+    except (OSError, UnicodeDecodeError):
+        return False

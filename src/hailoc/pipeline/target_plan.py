@@ -6,13 +6,15 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from hailoc.alls import render_alls
 from hailoc.autoplan import AutoResult, SearchProgress, save_outputs, search_plan, with_overrides
 from hailoc.autoplan.search import Scorer
-from hailoc.errors import PlanError
+from hailoc.errors import HailocError, PlanError
 from hailoc.inputs import BuildInputs
-from hailoc.manifest import LoadedManifest
+from hailoc.manifest import LoadedManifest, ModelConfig
+from hailoc.model_check import load_graph
 from hailoc.options import BuildOptions
-from hailoc.plan import PrecisionPlan, build_plan
+from hailoc.plan import PrecisionPlan, ResolvedPlan, build_plan, read_hn, resolve_plan
 from hailoc.records.layout import auto_plan_path
 
 AUTO_HINT = (
@@ -59,3 +61,34 @@ def saved_auto_plan(hef_dir: Path, model: str) -> PrecisionPlan:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise PlanError(f"unreadable auto plan ({exc})", where=str(path), fix=fix) from None
     return PrecisionPlan(model, "auto", layers)
+
+
+def alls_for(
+    manifest: LoadedManifest,
+    cfg: ModelConfig,
+    precision: str | None,
+    hn: Path | None,
+    *,
+    unresolved: bool = False,
+) -> str:
+    """The .alls a build of `precision` would hand the DFC (`hailoc alls render`): 16-bit
+    layers named from the parsed HN; without it only int8, or a marked non-compilable
+    preview with `unresolved`."""
+    if (precision or cfg.precision) == "auto":
+        plan = saved_auto_plan(manifest.hef_dir, cfg.name)
+        graph = load_graph(cfg) if hn is not None else None
+    else:
+        graph = load_graph(cfg)
+        plan = build_plan(cfg, graph, precision)
+    chosen: ResolvedPlan | PrecisionPlan
+    if hn is not None:
+        chosen = resolve_plan(plan, read_hn(hn), graph)
+    elif plan.is_int8 or unresolved:
+        chosen = plan
+    else:
+        raise HailocError(
+            f"precision {plan.precision} names 16-bit layers, which need the parsed HN",
+            where="--hn",
+            fix="pass --hn parsed.hn.json, or --unresolved for a non-compilable preview",
+        )
+    return render_alls(cfg, chosen, manifest.templates_dir)

@@ -17,10 +17,9 @@ import numpy as np
 import pytest
 
 from hailoc.backends.hailo.backend import STANDIN_MAGIC, HailoBackend
-from hailoc.backends.hailo.container import StageFiles, StageOutcome
+from hailoc.backends.hailo.container import StageOutcome, StageRun
 from hailoc.backends.hailo.docker_env import SuiteInfo
 from hailoc.backends.hailo.sessions import HailoSession, Suite
-from hailoc.backends.hailo.transfer import BlobStore
 from hailoc.backends.protocol import Job, StageFailure
 from hailoc.cache import Damage, StageCache
 from hailoc.engines import Slot
@@ -48,22 +47,12 @@ class FakeRunner:
     calls: list[dict[str, Any]] = field(default_factory=list)
 
     def __call__(
-        self,
-        client: Any,
-        image: str,
-        workdir: Path,
-        files: StageFiles,
-        *,
-        blobs: BlobStore | None,
-        timeout: float,
-        gpus: bool,
-        gpu_index: int | None = None,
-        on_line: Callable[[str], None],
-        labels: dict[str, str] | None = None,
+        self, run: StageRun, workdir: Path, on_line: Callable[[str], None]
     ) -> StageOutcome:
+        files = run.files
         job = json.loads(files.work["job.json"])
         self.jobs.append(job)
-        self.calls.append({"image": image, "gpu_index": gpu_index, "labels": labels or {}})
+        self.calls.append({"image": run.image, "gpu_index": run.gpu_index, "labels": run.labels})
         stage = job["stage"]
         for path, (host, sha) in files.inputs.items():
             # What the worker checks first: every input is the file the host hashed.

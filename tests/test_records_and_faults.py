@@ -74,7 +74,7 @@ class _Gone:
 
 
 def test_engine_gone_mid_stage_is_engine_lost(tmp_path: Path) -> None:
-    from hailoc.backends.hailo.container import StageFiles, run_stage
+    from hailoc.backends.hailo.container import StageFiles, StageRun, run_stage
     from hailoc.backends.hailo.outcome import raise_if_failed
     from hailoc.backends.protocol import StageFailure
 
@@ -82,16 +82,8 @@ def test_engine_gone_mid_stage_is_engine_lost(tmp_path: Path) -> None:
         containers=SimpleNamespace(create=lambda *a, **k: _Gone()),
         api=SimpleNamespace(get=_Gone()._fail, _url=lambda path: path),
     )
-    outcome = run_stage(
-        client,
-        "img",
-        tmp_path / "w",
-        StageFiles({}, {"job.json": b"{}"}),
-        blobs=None,
-        timeout=5,
-        gpus=False,
-        on_line=lambda line: None,
-    )
+    run = StageRun(client, "img", StageFiles({}, {"job.json": b"{}"}), None, 5, False)
+    outcome = run_stage(run, tmp_path / "w", lambda line: None)
     assert outcome.engine_lost and not outcome.timed_out
     with pytest.raises(StageFailure) as info:
         raise_if_failed("optimize", outcome, 5, {})

@@ -15,19 +15,24 @@ import os
 import re
 import socket
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from hailoc.alls import render_alls
 from hailoc.alls.flavor import applied_level, choose_flavor
 from hailoc.alls.render import calibset_size
-from hailoc.backends.hailo.container import StageFiles, StageOutcome, kill_labelled, run_stage
+from hailoc.backends.hailo.container import (
+    ContainerRunner,
+    StageFiles,
+    StageRun,
+    kill_labelled,
+    run_stage,
+)
 from hailoc.backends.hailo.outcome import as_float, check_applied, check_outputs, raise_if_failed
 from hailoc.backends.hailo.sessions import HailoSession
-from hailoc.backends.hailo.transfer import INPUTS, PREVIOUS, WS, BlobStore, HostBlobs
+from hailoc.backends.hailo.transfer import INPUTS, PREVIOUS, WS, HostBlobs
 from hailoc.backends.protocol import (
     ArtifactFile,
     Candidate,
@@ -53,28 +58,6 @@ from hailoc.targets import BuildTarget
 log = logging.getLogger(__name__)
 
 STANDIN_MAGIC = b"HAILOC-STANDIN-NOT-A-HEF"
-
-
-class ContainerRunner(Protocol):
-    """Runs one stage's worker in a container and collects its outcome (`run_stage`; tests
-    inject a fake that plays the worker without Docker)."""
-
-    def __call__(
-        self,
-        client: Any,
-        image: str,
-        workdir: Path,
-        files: StageFiles,
-        *,
-        blobs: BlobStore | None,
-        timeout: float,
-        gpus: bool,
-        gpu_index: int | None = None,
-        on_line: Callable[[str], None],
-        labels: dict[str, str] | None = None,
-    ) -> StageOutcome:
-        """The stage's outcome; its outputs are in workdir/out, the DFC's logs in workdir/cwd."""
-        ...
 
 
 def _net_name(model: str) -> str:
@@ -395,16 +378,14 @@ class HailoBackend:
 
         def produce(workdir: Path) -> StageOutput:
             work = {**(extra_files or {}), "job.json": json.dumps(job_file, indent=1).encode()}
-            outcome = self._run(
+            run = StageRun(
                 session.client,
                 session.suite(job.target.hw_arch).image,
-                workdir,
                 StageFiles(inputs, work),
                 blobs=session.blobs,
                 timeout=job.options.stage_timeout,
                 gpus=session.gpus,
                 gpu_index=job.slot.gpu if job.slot is not None else None,
-                on_line=stages.log,
                 labels={
                     "org.hailoc.model": job.target.model,
                     "org.hailoc.stage": stage,
@@ -413,6 +394,7 @@ class HailoBackend:
                     "org.hailoc.host": socket.gethostname(),
                 },
             )
+            outcome = self._run(run, workdir, stages.log)
             # The DFC's own logs (written into its working directory) are kept either way.
             logs = {p.name: p for p in sorted((workdir / "cwd").glob("*.log")) if p.is_file()}
             raise_if_failed(stage, outcome, job.options.stage_timeout, logs)

@@ -77,45 +77,53 @@ class StageFiles:
     work: dict[str, bytes]
 
 
-def run_stage(
-    client: Any,
-    image: str,
-    workdir: Path,
-    files: StageFiles,
-    *,
-    blobs: BlobStore | None,
-    timeout: float,
-    gpus: bool,
-    gpu_index: int | None = None,
-    on_line: Callable[[str], None],
-    labels: dict[str, str] | None = None,
-) -> StageOutcome:
-    """Run the worker on the job in `files` and collect its result and outputs in `workdir`.
+@dataclass(frozen=True)
+class StageRun:
+    """One stage container to run: the engine and image, the files it reads, and how."""
+
+    client: Any
+    image: str
+    files: StageFiles
+    blobs: BlobStore | None  # set for engines without this host's files
+    timeout: float
+    gpus: bool
+    gpu_index: int | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+# What the Hailo backend calls to run a stage: `run_stage`, or a fake in unit tests.
+ContainerRunner = Callable[[StageRun, Path, Callable[[str], None]], StageOutcome]
+
+
+def run_stage(run: StageRun, workdir: Path, on_line: Callable[[str], None]) -> StageOutcome:
+    """Run the worker on the job in `run.files` and collect its result and outputs in
+    `workdir`, each log line to `on_line`.
 
     With `blobs` (an engine without this host's files) nothing is bind-mounted: inputs live
     in the engine's blob volume and files travel as archives; else host files are mounted.
     """
     from docker.types import DeviceRequest
 
+    client, files, blobs = run.client, run.files, run.blobs
     environment = {"HOME": "/tmp"}
-    if not gpus:
+    if not run.gpus:
         environment["CUDA_VISIBLE_DEVICES"] = ""
     workdir.mkdir(parents=True, exist_ok=True)
     common: dict[str, Any] = {
         "command": [f"{WORK}/job.json"],
         "environment": environment,
         "network_disabled": True,
-        "labels": {"org.hailoc": "stage", **(labels or {})},
-        "device_requests": [_gpu_request(DeviceRequest, gpu_index)] if gpus else None,
+        "labels": {"org.hailoc": "stage", **run.labels},
+        "device_requests": [_gpu_request(DeviceRequest, run.gpu_index)] if run.gpus else None,
         # The optimizer calibrates in subprocesses that share memory through /dev/shm; the
         # suite's own run scripts give it 4g or more (DFC_NOTES: the suite container).
         "shm_size": "4g",
     }
     try:
         if blobs is None:
-            container = _create_mounted(client, image, workdir, files, common)
+            container = _create_mounted(client, run.image, workdir, files, common)
         else:
-            container = _create_copied(client, image, files, blobs, common)
+            container = _create_copied(client, run.image, files, blobs, common)
         container.start()
     except _engine_errors():
         if _alive(client):
@@ -125,7 +133,7 @@ def run_stage(
     reader = threading.Thread(target=_pump, args=(container, tail, on_line), daemon=True)
     reader.start()
     try:
-        exit_code, timed_out, engine_lost = _wait(client, container, timeout)
+        exit_code, timed_out, engine_lost = _wait(client, container, run.timeout)
         if blobs is not None and not engine_lost:
             engine_lost = _download(client, container.id, workdir)
     except BaseException:

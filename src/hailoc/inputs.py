@@ -16,19 +16,18 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import onnx
 
 from hailoc import __version__
 from hailoc.calibration.store import CalibSet, open_set
 from hailoc.errors import HailocError
+from hailoc.faces import Faces
 from hailoc.manifest import LoadedManifest, ModelConfig
 from hailoc.model_check import check_model
 from hailoc.onnxgraph import GraphInfo
 from hailoc.records import InputsSection, Versions
 from hailoc.records.schema import CanonicalSection
 
-Faces = npt.NDArray[np.uint8]
 # Without a held-out split, the gate takes at most this many calibration faces.
 FALLBACK_EVAL_FACES = 64
 

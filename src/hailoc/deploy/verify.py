@@ -10,10 +10,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from hailoc.cache import StageCache
-from hailoc.calibration.face_size import batch_at_distance
 from hailoc.deploy.hailort import embed_hef
 from hailoc.errors import HailocError
 from hailoc.eval.metrics import cosine_rows
+from hailoc.faces import split_sizes, stack_sizes
 from hailoc.inputs import gather
 from hailoc.manifest import LoadedManifest
 from hailoc.owned_files import add_owned_file
@@ -68,7 +68,7 @@ def verify_build(
     inputs = gather(manifest, name)
     sizes = inputs.config.gate.face_sizes
     faces = inputs.eval_faces
-    probes = np.concatenate([batch_at_distance(faces, s) for s in sizes])
+    probes = stack_sizes(faces, sizes)
     if inputs.config.input.color == "BGR":
         probes = probes[..., ::-1]
     device = embed_hef(folder / artifact.path.rsplit("/", 1)[-1], probes)
@@ -76,11 +76,12 @@ def verify_build(
     key = optimize_key(record)
     entry = StageCache(manifest.cache_dir).lookup("optimize", key) if key else None
     emulated = np.load(entry / "emulate_q.npy") if entry is not None else None
+    on_device = split_sizes(device, sizes)
+    by_emulator = split_sizes(emulated, sizes) if emulated is not None else None
     rows = []
-    n = len(faces)
-    for i, size in enumerate(sizes):
-        hef = device[i * n : (i + 1) * n]
-        emu = emulated[i * n : (i + 1) * n] if emulated is not None else None
+    for size in sizes:
+        hef = on_device[size]
+        emu = by_emulator[size] if by_emulator is not None else None
         rows.append(
             VerifyRow(
                 size=size,

@@ -14,6 +14,7 @@ from PIL import Image, ImageEnhance, ImageOps
 from tests.conftest import REPO
 
 PHOTOS = REPO / "examples" / "photos"
+WARM = (1.12, 1.0, 0.85)  # per-channel gains of the "tinted" look
 
 
 def augmented_photos(dst: Path) -> Path:
@@ -52,4 +53,57 @@ def identity_folders(dst: Path) -> Path:
             w, h = image.size
             image.crop((w // 16, h // 16, w - w // 16, h - h // 16)).save(folder / "crop.jpg")
     flat.rmdir()
+    return dst
+
+
+def _face_crops() -> list[Image.Image]:
+    """Every face the default detector finds in the vendored photos, cropped with a margin
+    and scaled so the face is ~120 px wide (a portrait, as in LFW)."""
+    from hailoc.calibration.detect import make_detector
+    from hailoc.manifest.schema import DetectorSpec
+
+    detector = make_detector(DetectorSpec(), REPO)
+    crops: list[Image.Image] = []
+    for path in sorted(PHOTOS.glob("*.jpg")):
+        with Image.open(path) as image:
+            base = image.convert("RGB")
+        for face in detector.detect(base):
+            x0, y0, x1, y1 = face.box
+            side = max(x1 - x0, y1 - y0)
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            box = (cx - side, cy - side, cx + side, cy + side)
+            crops.append(base.crop(tuple(round(v) for v in box)).resize((250, 250)))
+    return crops
+
+
+def lfw_sized_identities(dst: Path, people: int = 59, images: int = 452) -> Path:
+    """dst/<person>/<view>.jpg with LFW's size class (59 people, 452 images by default):
+    each detected face of the vendored photos, plain, tinted warm or in grey, is one person,
+    seen in up to 8 views. Generated, not real labelled data: for timing and for the
+    evaluation's mechanics, not for accuracy figures."""
+    crops = _face_crops()
+    looks = (
+        lambda im: im,
+        lambda im: Image.merge("RGB", [c.point(lambda v, k=k: min(255, int(v * k)))
+                                       for c, k in zip(im.split(), WARM, strict=True)]),
+        lambda im: ImageOps.grayscale(im).convert("RGB"),
+    )  # fmt: skip
+    views = (
+        lambda im: im,
+        ImageOps.mirror,
+        lambda im: im.rotate(5, resample=Image.Resampling.BILINEAR),
+        lambda im: im.rotate(-5, resample=Image.Resampling.BILINEAR),
+        lambda im: ImageEnhance.Brightness(im).enhance(0.75),
+        lambda im: ImageEnhance.Brightness(ImageOps.mirror(im)).enhance(1.25),
+        lambda im: im.crop((16, 16, 234, 234)).resize((250, 250)),
+        lambda im: ImageEnhance.Contrast(im).enhance(0.8),
+    )
+    per_person = [images // people + (1 if i < images % people else 0) for i in range(people)]
+    for person in range(people):
+        crop = crops[person % len(crops)]
+        look = looks[(person // len(crops)) % len(looks)](crop)
+        folder = dst / f"person_{person:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for index in range(per_person[person]):
+            views[index % len(views)](look).save(folder / f"{index:02d}.jpg", quality=92)
     return dst

@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import CliResult, scaffold
@@ -62,15 +63,16 @@ def test_identities_per_size_with_intervals_and_cache(
     # A second build's evaluation aligns nothing again and runs no fp32 model: every face
     # and every fp32 embedding comes from the cache, with the same numbers.
     import hailoc.reference
+    from hailoc.inference.session import SplitEmbedder
 
-    opened: list[object] = []
-    real = hailoc.reference.Embedder
+    opened: list[int] = []
 
-    def counting(*args: object, **kwargs: object) -> object:
-        opened.append(args)
-        return real(*args, **kwargs)  # type: ignore[arg-type]
+    class Counting(SplitEmbedder):
+        def __call__(self, faces: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+            opened.append(len(faces))
+            return super().__call__(faces)
 
-    monkeypatch.setattr(hailoc.reference, "Embedder", counting)
+    monkeypatch.setattr(hailoc.reference, "SplitEmbedder", Counting)
     res = cli("-m", m, "eval", "fr_feature", "-p", "int16-final", "--identities", people,
               "--face-sizes", "112,40,24")  # fmt: skip
     assert res.code == 0, res.err

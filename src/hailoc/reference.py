@@ -19,7 +19,7 @@ import numpy as np
 from hailoc.cache import Damage, StageCache, cache_key
 from hailoc.calibration.face_size import batch_at_distance
 from hailoc.faces import BatchEmbed, BySize, Embeddings, Faces
-from hailoc.inference.session import Embedder, embed_at_sizes, open_session
+from hailoc.inference.session import SplitEmbedder, embed_at_sizes
 from hailoc.inputs import BuildInputs, faces_sha256
 from hailoc.manifest import ModelConfig
 from hailoc.records import Versions
@@ -131,7 +131,7 @@ def cached_fp32(cache_root: Path, cfg: ModelConfig, versions: Versions) -> Batch
     cache = StageCache(cache_root)
     model = cfg.onnx.read_bytes()
     model_sha256 = hashlib.sha256(model).hexdigest()
-    opened: list[Embedder] = []
+    session = SplitEmbedder(model, cfg)  # opens on the first miss
 
     def embed(batches: list[Faces]) -> list[Embeddings]:
         out = []
@@ -141,9 +141,7 @@ def cached_fp32(cache_root: Path, cfg: ModelConfig, versions: Versions) -> Batch
             if found is not None:
                 out.append(np.asarray(np.load(io.BytesIO(found), allow_pickle=False), np.float32))
                 continue
-            if not opened:
-                opened.append(Embedder(open_session(model), cfg, cfg.embedding_output))
-            emb = opened[0](batch)
+            emb = session(batch)
             buffer = io.BytesIO()
             np.save(buffer, emb, allow_pickle=False)
             cache.store(FACES_KIND, key, {FILE: buffer.getvalue()})

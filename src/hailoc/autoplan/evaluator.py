@@ -9,7 +9,6 @@ second search with the same inputs does no model work.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from hailoc.backends.onnxruntime.quantize import (
 from hailoc.cache import StageCache, cache_key
 from hailoc.calibration.face_size import batch_at_distance
 from hailoc.inference.preprocess import to_input
-from hailoc.inference.session import embed_split, open_session, static_batch
+from hailoc.inference.session import embed_split, open_session, static_batch, usable_cores
 from hailoc.inputs import BuildInputs
 from hailoc.manifest.schema import AutoSearch
 from hailoc.plan import PrecisionPlan
@@ -71,7 +70,7 @@ class Evaluator:
         self._toggle: Toggle | None = None
         self._probes: Any = None  # eval faces as seen at the target size, simulated once
         # One single-threaded session per core this process may use (see embed_split).
-        self.workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        self.workers = usable_cores()
 
     # -- the two quantized models ----------------------------------------------------------
     def _plan(self, layers: tuple[str, ...]) -> QdqPlan:

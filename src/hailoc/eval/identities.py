@@ -12,7 +12,6 @@ with a bootstrap 95% interval over pairs.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,9 @@ from hailoc.calibration.images import IMAGE_SUFFIXES
 from hailoc.errors import HailocError
 from hailoc.eval.aligned import AlignedImages
 from hailoc.eval.metrics import (
+    bootstrap_roc_auc,
+    bootstrap_tar_at,
+    bootstrap_tar_at_far,
     interval,
     normalize,
     pre_norm,
@@ -33,7 +35,7 @@ from hailoc.eval.metrics import (
     tar_at_far,
     threshold_at_far,
 )
-from hailoc.faces import BatchEmbed, Faces
+from hailoc.faces import BatchEmbed, Embeddings, Faces
 from hailoc.records.schema import (
     IdentitySide,
     IdentitySizeRow,
@@ -124,15 +126,23 @@ def make_pairs(
     return np.array(genuine, np.intp).reshape(-1, 2), np.array(cross, np.intp).reshape(-1, 2), note
 
 
-def _boot(
-    genuine: npt.NDArray[np.float64],
-    impostor: npt.NDArray[np.float64],
-    stat: Callable[[npt.NDArray[np.float64], npt.NDArray[np.float64]], float],
-) -> IntervalNumbers:
-    picks_g, picks_i = resample((len(genuine), len(impostor)), BOOTSTRAP, SEED)
-    values = [stat(genuine[g], impostor[i]) for g, i in zip(picks_g, picks_i, strict=True)]
-    low, high = interval(values, 0.95)
-    return IntervalNumbers(value=stat(genuine, impostor), low=low, high=high)
+@dataclass(frozen=True)
+class Draws:
+    """The bootstrap's resampled pair indices, drawn once and shared by every statistic,
+    side and size (the same seed drew the same indices for each of them before)."""
+
+    genuine: npt.NDArray[np.intp]
+    impostor: npt.NDArray[np.intp]
+
+    @classmethod
+    def of(cls, genuine: int, impostor: int) -> Draws:
+        picks_g, picks_i = resample((genuine, impostor), BOOTSTRAP, SEED)
+        return cls(picks_g, picks_i)
+
+
+def _numbers(value: float, samples: npt.NDArray[np.float64]) -> IntervalNumbers:
+    low, high = interval(samples, 0.95)
+    return IntervalNumbers(value=value, low=low, high=high)
 
 
 def side_numbers(
@@ -140,14 +150,17 @@ def side_numbers(
     impostor: npt.NDArray[np.float64],
     probe_norms: npt.NDArray[np.float64],
     fp32_thresholds: tuple[float, float] | None,
+    draws: Draws,
 ) -> IdentitySide:
     """Every number of one side (fp32 or the build) at one face size."""
+    picks_g, picks_i = draws.genuine, draws.impostor
 
     def at_far(far: float) -> IntervalNumbers:
-        return _boot(genuine, impostor, lambda g, i: tar_at_far(g, i, far))
+        samples = bootstrap_tar_at_far(genuine, impostor, picks_g, picks_i, far)
+        return _numbers(tar_at_far(genuine, impostor, far), samples)
 
     def tar_fixed(threshold: float) -> IntervalNumbers:
-        return _boot(genuine, impostor, lambda g, i: tar_at(g, threshold))
+        return _numbers(tar_at(genuine, threshold), bootstrap_tar_at(genuine, picks_g, threshold))
 
     return IdentitySide(
         tar_at_far_1e2=at_far(1e-2),
@@ -156,7 +169,9 @@ def side_numbers(
         threshold_at_far_1e3=threshold_at_far(impostor, 1e-3),
         tar_at_far_1e2_fp32_threshold=tar_fixed(fp32_thresholds[0]) if fp32_thresholds else None,
         tar_at_far_1e3_fp32_threshold=tar_fixed(fp32_thresholds[1]) if fp32_thresholds else None,
-        roc_auc=_boot(genuine, impostor, roc_auc),
+        roc_auc=_numbers(
+            roc_auc(genuine, impostor), bootstrap_roc_auc(genuine, impostor, picks_g, picks_i)
+        ),
         genuine_mean=float(genuine.mean()),
         impostor_mean=float(impostor.mean()),
         pre_norm=PreNormStats(
@@ -190,8 +205,14 @@ def evaluate_identities(
             where="--identities",
             fix="give two or more people, one of them with two or more usable photos",
         )
+    draws = Draws.of(len(genuine), len(impostor))
     batches = [labelled.faces] + [batch_at_distance(labelled.faces, size) for size in sizes]
-    embedded = {side: embed(batches) for side, embed in (("fp32", fp32), ("build", build))}
+    # A size at or above the aligned width is the gallery itself: embedded once per side.
+    unique = list({id(batch): batch for batch in batches}.values())
+    embedded: dict[str, list[Embeddings]] = {}
+    for side, embed in (("fp32", fp32), ("build", build)):
+        by_batch = dict(zip(map(id, unique), embed(unique), strict=True))
+        embedded[side] = [by_batch[id(batch)] for batch in batches]
     rows: list[IdentitySizeRow] = []
     cliff: dict[str, list[tuple[float, bool]]] = {side: [] for side in embedded}
     for index, size in enumerate(sizes, start=1):
@@ -203,7 +224,7 @@ def evaluate_identities(
             g = np.sum(gallery[genuine[:, 0]] * unit[genuine[:, 1]], axis=1)
             i = np.sum(gallery[impostor[:, 0]] * unit[impostor[:, 1]], axis=1)
             norms = pre_norm(probe)[genuine[:, 1]]
-            found[side] = side_numbers(g, i, norms, fp32_thresholds)
+            found[side] = side_numbers(g, i, norms, fp32_thresholds, draws)
             if fp32_thresholds is None:
                 fp32_thresholds = (threshold_at_far(i, 1e-2), threshold_at_far(i, 1e-3))
             threshold = threshold_at_far(i, 1e-3)

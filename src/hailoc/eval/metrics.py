@@ -195,11 +195,73 @@ def interval(values: npt.ArrayLike, confidence: float) -> tuple[float, float]:
 
 def roc_auc(genuine: Array, impostor: Array) -> float:
     """Probability a genuine score beats an impostor score (ties count half)."""
-    from sklearn.metrics import roc_auc_score
+    one_g = np.ones((1, len(genuine)), np.intp)
+    one_i = np.ones((1, len(impostor)), np.intp)
+    return float(_auc_counts(np.asarray(genuine), np.asarray(impostor), one_g, one_i)[0])
 
-    scores = np.concatenate([genuine, impostor]).astype(np.float64)
-    labels = np.concatenate([np.ones(len(genuine)), np.zeros(len(impostor))])
-    return float(roc_auc_score(labels, scores))
+
+def _counts(picks: npt.NDArray[np.intp], n: int) -> npt.NDArray[np.int64]:
+    """(samples, n): how often each of n items was drawn in each sample."""
+    rows = np.arange(len(picks), dtype=np.int64)[:, None] * n
+    return np.bincount((rows + picks).ravel(), minlength=len(picks) * n).reshape(len(picks), n)
+
+
+def _auc_counts(
+    genuine: Array,
+    impostor: Array,
+    genuine_counts: npt.NDArray[np.intp],
+    impostor_counts: npt.NDArray[np.intp],
+) -> npt.NDArray[np.float64]:
+    """AUC per row of draw counts, in integers until the one division: per genuine score,
+    the weighted count of impostors below it plus half of those equal to it."""
+    order = np.argsort(impostor, kind="stable")
+    ranked = np.asarray(impostor, np.float64)[order]
+    cum = np.zeros((len(impostor_counts), len(ranked) + 1), np.int64)
+    np.cumsum(impostor_counts[:, order], axis=1, out=cum[:, 1:])
+    below = np.searchsorted(ranked, genuine, side="left")
+    not_above = np.searchsorted(ranked, genuine, side="right")
+    # 2 * below + equal = cum[below] + cum[not_above]
+    twice = (genuine_counts * (cum[:, below] + cum[:, not_above])).sum(axis=1)
+    drawn = genuine_counts.sum(axis=1) * impostor_counts.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(twice / (2 * drawn), np.float64)
+
+
+def bootstrap_roc_auc(
+    genuine: Array, impostor: Array, picks_g: npt.NDArray[np.intp], picks_i: npt.NDArray[np.intp]
+) -> npt.NDArray[np.float64]:
+    """`roc_auc` of every bootstrap sample (rows of `picks_g`, `picks_i`) at once."""
+    g, i = np.asarray(genuine), np.asarray(impostor)
+    return _auc_counts(g, i, _counts(picks_g, len(g)), _counts(picks_i, len(i)))
+
+
+def bootstrap_tar_at(
+    genuine: Array, picks_g: npt.NDArray[np.intp], thresholds: npt.ArrayLike
+) -> npt.NDArray[np.float64]:
+    """`tar_at` of every bootstrap sample, each at its own threshold (or one for all)."""
+    drawn = np.asarray(genuine)[picks_g]
+    limit = np.broadcast_to(np.asarray(thresholds, np.float64), (len(picks_g),))
+    return np.asarray((drawn >= limit[:, None]).mean(axis=1), np.float64)
+
+
+def bootstrap_tar_at_far(
+    genuine: Array,
+    impostor: Array,
+    picks_g: npt.NDArray[np.intp],
+    picks_i: npt.NDArray[np.intp],
+    far: float,
+) -> npt.NDArray[np.float64]:
+    """`tar_at_far` of every bootstrap sample at once: each sample's threshold is the same
+    order statistic `threshold_at_far` takes, read from cumulative draw counts."""
+    n = picks_i.shape[1]
+    if not n:
+        return bootstrap_tar_at(genuine, picks_g, 1.0)
+    order = np.argsort(impostor, kind="stable")
+    ranked = np.asarray(impostor, np.float64)[order]
+    cum = np.cumsum(_counts(picks_i, len(ranked))[:, order], axis=1)
+    kth = n - 1 - int(np.floor(far * n))
+    at = np.array([np.searchsorted(row, kth, side="right") for row in cum])
+    return bootstrap_tar_at(genuine, picks_g, np.nextafter(ranked[at], np.inf))
 
 
 def verification(genuine: Array, impostor: Array) -> Verification:

@@ -13,7 +13,7 @@ from hailoc.cache import StageCache
 from hailoc.errors import HailocError
 from hailoc.eval.drivers import BuildSide, Step
 from hailoc.faces import Faces, batched
-from hailoc.inference.session import Embedder, open_session
+from hailoc.inference.session import SplitEmbedder
 from hailoc.manifest import LoadedManifest, ModelConfig
 from hailoc.records import read_record
 from hailoc.records.layout import artifact_name, optimize_key, output_dir, record_path
@@ -43,7 +43,7 @@ def build_side(
             where="--precision",
             fix=f"run `hailoc build {cfg.name} -p {precision} -b onnxruntime` first",
         )
-    embed = batched(Embedder(open_session(qdq), cfg, cfg.embedding_output))
+    embed = batched(SplitEmbedder(qdq, cfg))
     return BuildSide(folder, embed, f"{qdq.name} (ONNX Runtime QDQ emulation)")
 
 

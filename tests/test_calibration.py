@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -113,8 +114,11 @@ def test_rebuild_is_byte_identical_and_verify_names_changes(project: Path, cli: 
     args = ("calib", "build", "fr_demo", "--images", str(project / "photos"), "--seed", "7")
     assert cli("-m", m, *args).code == 0
     first = sha256_file(project / "calibration" / "fr_demo" / "calib.npy")
-    assert cli("-m", m, *args, "--workers", "2").code == 0
+    res = cli("-m", m, *args, "--workers", "2")
+    assert res.code == 0
     assert sha256_file(project / "calibration" / "fr_demo" / "calib.npy") == first
+    assert re.search(r"fr_demo: [0-9.]+ faces/s, [0-9.]+ images/s in [0-9.]+ s \(2 workers\)",
+                     " ".join(res.err.split())), res.err  # fmt: skip
     assert _set(project, "fr_demo")["version"] == 1
     assert cli("-m", m, "calib", "verify", "fr_demo").code == 0
 
@@ -227,3 +231,14 @@ def test_bad_arguments_are_one_line(
     assert res.code == 2
     assert where in res.err and "Traceback" not in res.err
     assert not (project / "calibration" / "x").exists()
+
+
+def test_pool_size_default_is_one_per_core_for_large_folders() -> None:
+    """0 = automatic: one process below 32 images (starting a second costs more than it
+    saves), one per usable core from there; an explicit count never exceeds the images."""
+    from hailoc.calibration.builder import POOL_FROM_IMAGES, pool_size
+    from hailoc.execution import usable_cores
+
+    assert pool_size(0, POOL_FROM_IMAGES - 1) == 1
+    assert pool_size(0, POOL_FROM_IMAGES) == usable_cores()
+    assert pool_size(4, 2) == 2 and pool_size(3, 100) == 3 and pool_size(1, 0) == 1

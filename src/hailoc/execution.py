@@ -6,6 +6,7 @@ the emulated builds share the same options without an import cycle.
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from typing import Any
 
@@ -40,3 +41,8 @@ def session_options(threads: int = 0, execution: Execution = Execution.PORTABLE)
         options.add_session_config_entry("session.disable_quant_qdq", "1")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     return options
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1

@@ -28,8 +28,9 @@ from hailoc.backends.onnxruntime.quantize import (
 )
 from hailoc.cache import StageCache, cache_key
 from hailoc.calibration.face_size import batch_at_distance
+from hailoc.execution import usable_cores
 from hailoc.inference.preprocess import to_input
-from hailoc.inference.session import embed_split, open_session, static_batch, usable_cores
+from hailoc.inference.session import embed_split, open_session, static_batch
 from hailoc.inputs import BuildInputs
 from hailoc.manifest.schema import AutoSearch
 from hailoc.plan import PrecisionPlan

@@ -23,6 +23,7 @@ from hailoc.calibration.face_size import at_distance
 from hailoc.calibration.images import ImageRejected, decode_rgb, list_images, read_source
 from hailoc.calibration.template import ARCFACE_TEMPLATE, SIZE
 from hailoc.errors import HailocError
+from hailoc.execution import usable_cores
 from hailoc.locks import exclusive
 from hailoc.manifest.schema import DetectorSpec, is_safe_name
 from hailoc.owned_files import atomic_write_text, remove_staging, sha256_file
@@ -147,9 +148,23 @@ def _run_in_process(job: _Job) -> _Outcome:
     return _PROCESS_WORKER[0](job)
 
 
+# Below this many images a second process costs more to start (interpreter, imports,
+# detector sessions: ~1 s) than it saves.
+POOL_FROM_IMAGES = 32
+
+
+def pool_size(workers: int, images: int) -> int:
+    """Worker processes for `images` images: `workers` when given (never more than the
+    images), else one per usable core once the folder is large enough to pay for them."""
+    if workers > 0:
+        return max(1, min(workers, images))
+    return usable_cores() if images >= POOL_FROM_IMAGES else 1
+
+
 def _outcomes(
     jobs: list[_Job], spec: DetectorSpec, project_root: Path, align: AlignParams, workers: int
 ) -> Iterator[_Outcome]:
+    workers = pool_size(workers, len(jobs))
     if workers <= 1:
         worker = _Worker(spec, project_root, align)
         yield from map(worker, jobs)
@@ -175,11 +190,12 @@ def build_set(
     project_root: Path,
     calib_root: Path,
     detector: DetectorSpec,
-    workers: int = 1,
+    workers: int = 0,
     progress: BuildProgress | None = None,
     locks: Path | None = None,
 ) -> store.CalibSet:
-    """Build calibration/<name> from params.images; the old set stays until the new one is whole."""
+    """Build calibration/<name> from params.images; the old set stays until the new one is whole.
+    `workers` 0 picks the pool's size (`pool_size`)."""
     params.check()
     if not is_safe_name(name):
         raise HailocError(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
 
 from hailoc.calibration import CalibParams, build_set
+from hailoc.calibration.builder import pool_size
 from hailoc.calibration.usage import recorded_rebuild
 from hailoc.cli.progress_bars import ImagesBar, images_progress
 from hailoc.cli.state import CliState, state
@@ -47,7 +49,13 @@ def build(
     max_eye_error: float = typer.Option(
         3.0, "--max-eye-error", help="Skip faces whose aligned eyes miss the template by more (px)."
     ),
-    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Parallel worker processes."),
+    workers: int = typer.Option(
+        0,
+        "--workers",
+        "-w",
+        min=0,
+        help="Worker processes detecting and aligning faces (0: one per core from 32 images).",
+    ),
 ) -> None:
     """Detect faces, align them to the ArcFace 112x112 template and write a versioned set.
 
@@ -98,6 +106,7 @@ def build(
 
 def _build_one(st: CliState, name: str, params: CalibParams, workers: int) -> None:
     manifest = st.manifest()
+    started = time.perf_counter()
     with images_progress(st.err) as progress:
         result = build_set(
             name,
@@ -116,4 +125,10 @@ def _build_one(st: CliState, name: str, params: CalibParams, workers: int) -> No
         f"{counts['calib_entries']} calibration entries"
         + (f", {counts['eval_faces']} eval faces" if counts["eval_faces"] else "")
         + f"; {counts['skipped']} skipped (see {result.path / 'manifest.json'})"
+    )
+    seconds = max(time.perf_counter() - started, 1e-9)
+    used = pool_size(workers, counts["images"])
+    st.err.print(
+        f"{name}: {counts['faces'] / seconds:.1f} faces/s, {counts['images'] / seconds:.1f} "
+        f"images/s in {seconds:.1f} s ({used} worker{'s' if used > 1 else ''})"
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hailoc.errors import OnnxError
-from hailoc.execution import Execution, session_options
+from hailoc.execution import Execution, session_options, usable_cores
 from hailoc.faces import BySize, embed_sizes
 from hailoc.inference.preprocess import to_input
 from hailoc.manifest import ModelConfig
@@ -74,11 +73,6 @@ class Embedder:
         if not out:
             return np.zeros((0, 0), dtype=np.float32)
         return np.concatenate(out).astype(np.float32)
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its affinity, not the machine's count)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
 
 class SplitEmbedder:

@@ -190,12 +190,13 @@ def build_set(
     project_root: Path,
     calib_root: Path,
     detector: DetectorSpec,
-    workers: int = 0,
+    workers: int = 1,
     progress: BuildProgress | None = None,
     locks: Path | None = None,
 ) -> store.CalibSet:
     """Build calibration/<name> from params.images; the old set stays until the new one is whole.
-    `workers` 0 picks the pool's size (`pool_size`)."""
+    `workers` 0 picks the pool's size (`pool_size`); a pool needs the calling script's
+    `if __name__ == "__main__"` guard (processes are spawned), so 1 is the default here."""
     params.check()
     if not is_safe_name(name):
         raise HailocError(

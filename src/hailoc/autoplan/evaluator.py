@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import onnx
 
-from hailoc.autoplan.objective import Measure, measure
+from hailoc.autoplan.objective import Measure, bound_if_unreachable, measure
 from hailoc.autoplan.toggle import Toggle
 from hailoc.backends.onnxruntime.backend import QDQ
 from hailoc.backends.onnxruntime.qdq_plan import QdqPlan, render_qdq
@@ -28,14 +29,19 @@ from hailoc.backends.onnxruntime.quantize import (
 )
 from hailoc.cache import StageCache, cache_key
 from hailoc.calibration.face_size import batch_at_distance
+from hailoc.eval.metrics import cosine_rows
 from hailoc.execution import usable_cores
 from hailoc.inference.preprocess import to_input
-from hailoc.inference.session import embed_split, open_session, static_batch
+from hailoc.inference.session import SplitEmbedder, open_session, static_batch
 from hailoc.inputs import BuildInputs
 from hailoc.manifest.schema import AutoSearch
 from hailoc.plan import PrecisionPlan
 from hailoc.reference import References
 
+# A plan's evaluation checks after each of about this many chunks of faces (each at least
+# EARLY_CHUNK faces) whether it can still reach the target.
+EARLY_CHECKS = 4
+EARLY_CHUNK = 16
 # Calibration faces used for the one-pass noise ranking.
 RANKING_FACES = 16
 
@@ -70,7 +76,7 @@ class Evaluator:
         self.reused = 0
         self._toggle: Toggle | None = None
         self._probes: Any = None  # eval faces as seen at the target size, simulated once
-        # One single-threaded session per core this process may use (see embed_split).
+        # One single-threaded session per core this process may use (see SplitEmbedder).
         self.workers = usable_cores()
 
     # -- the two quantized models ----------------------------------------------------------
@@ -117,33 +123,67 @@ class Evaluator:
         return []
 
     # -- scores -------------------------------------------------------------------------------
-    def score(self, layers: tuple[str, ...]) -> Measure:
-        """The objective with `layers` in 16-bit and every other layer in 8-bit."""
-        key = cache_key("evaluation", {"layers": sorted(layers)})
-        if key not in self.memo:
-            found = self.stage_cache.read_bytes(f"{self.kind}/eval", key, "measure.json")
-            if found is not None:
-                self.memo[key] = json.loads(found)
-        if key in self.memo:
-            self.reused += 1
-            return Measure.from_dict(self.memo[key])
-        size = self.spec.face_size
-        if self._probes is None:
-            self._probes = batch_at_distance(self.inputs.eval_faces, size)
-        embedded = embed_split(self.toggle().model(layers), self.cfg, self._probes, self.workers)
-        reference = self.references.get(self.inputs, (size,))
-        result = measure(
-            reference,
-            {size: embedded},
-            metric=self.spec.metric,
-            face_size=size,
-            confidence=self.spec.confidence,
-        )
+    def score(self, layers: tuple[str, ...], complete: bool = False) -> Measure:
+        """The objective with `layers` in 16-bit and every other layer in 8-bit (see
+        `Scorer.score` for `complete`)."""
+        whole = cache_key("evaluation", {"layers": sorted(layers)})
+        bound = cache_key("evaluation-bound", {"layers": sorted(layers)})
+        for key in (whole,) if complete else (whole, bound):
+            known = self._recall(key)
+            # A stopped evaluation decides only targets above its bound (the search key
+            # leaves the target out, so a later search may ask for a lower one).
+            if known is not None and (known.stopped_at is None or known.low < self.spec.target):
+                self.reused += 1
+                return known
+        result = self._measure(layers, early=not complete)
+        key = whole if result.stopped_at is None else bound
         self.memo[key] = result.as_dict()
         self.computed += 1
         data = json.dumps(self.memo[key], sort_keys=True).encode()
         self.stage_cache.store(f"{self.kind}/eval", key, {"measure.json": data})
         return result
+
+    def _recall(self, key: str) -> Measure | None:
+        if key not in self.memo:
+            found = self.stage_cache.read_bytes(f"{self.kind}/eval", key, "measure.json")
+            if found is None:
+                return None
+            self.memo[key] = json.loads(found)
+        return Measure.from_dict(self.memo[key])
+
+    def _measure(self, layers: tuple[str, ...], early: bool) -> Measure:
+        """Embed the eval faces in chunks, stopping as soon as the plan provably cannot reach
+        the target (`bound_if_unreachable`); a plan that can is measured on every face."""
+        size = self.spec.face_size
+        if self._probes is None:
+            self._probes = batch_at_distance(self.inputs.eval_faces, size)
+        reference = self.references.get(self.inputs, (size,))
+        embed = SplitEmbedder(self.toggle().model(layers), self.cfg, self.workers)
+        total = len(self._probes)
+        step = max(EARLY_CHUNK, -(-total // EARLY_CHECKS))
+        parts: list[npt.NDArray[np.float32]] = []
+        for start in range(0, total, step):
+            parts.append(embed(self._probes[start : start + step]))
+            done = start + len(parts[-1])
+            if early and done < total:
+                known = cosine_rows(reference[size][:done], np.concatenate(parts))
+                bound = bound_if_unreachable(
+                    known,
+                    total,
+                    metric=self.spec.metric,
+                    face_size=size,
+                    confidence=self.spec.confidence,
+                    target=self.spec.target,
+                )
+                if bound is not None:
+                    return bound
+        return measure(
+            reference,
+            {size: np.concatenate(parts)},
+            metric=self.spec.metric,
+            face_size=size,
+            confidence=self.spec.confidence,
+        )
 
     def _session(self, model: onnx.ModelProto, names: list[str]) -> Any:
         """A session of `model` that also returns the `names` tensors."""

@@ -24,6 +24,9 @@ class Measure:
     high: float
     mean_all_sizes: float
     per_size: dict[int, float]  # mean agreement per face size
+    # Faces embedded when the evaluation stopped early because the plan could no longer
+    # reach the target (value and interval are then upper bounds); None: every face.
+    stopped_at: int | None = None
 
     def reaches(self, target: float) -> bool:
         """True when the whole interval clears the target."""
@@ -41,6 +44,7 @@ class Measure:
             float(interval[1]),
             float(data["mean_all_sizes"]),  # type: ignore[arg-type]
             {int(k): float(v) for k, v in per_size.items()},
+            int(data["stopped_at"]) if data.get("stopped_at") is not None else None,  # type: ignore[call-overload]
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -50,6 +54,7 @@ class Measure:
             "interval": [self.low, self.high],
             "mean_all_sizes": self.mean_all_sizes,
             "per_size": {str(k): v for k, v in self.per_size.items()},
+            **({"stopped_at": self.stopped_at} if self.stopped_at is not None else {}),
         }
 
 
@@ -83,3 +88,29 @@ def measure(
         float(everything.mean()),
         per_size,
     )
+
+
+def bound_if_unreachable(
+    known: npt.NDArray[np.float64],
+    total: int,
+    *,
+    metric: str,
+    face_size: int,
+    confidence: float,
+    target: float,
+) -> Measure | None:
+    """With the agreements of the first faces known, the plan's best possible measure when it
+    can no longer reach `target` (every face not yet embedded taken as agreeing perfectly,
+    cosine 1), else None. Exact, not a guess: the statistic, and so each bootstrap sample's
+    value and the interval's low end, never falls when a face's agreement rises, and the
+    draws are the full evaluation's; so the full evaluation's low end is below the target
+    too."""
+    best = np.ones(total, np.float64)
+    best[: len(known)] = known
+    (picks,) = resample((total,), BOOTSTRAP_SAMPLES, SEED)
+    low, high = interval(_statistic(best[picks], metric), confidence)
+    if low >= target:
+        return None
+    value = float(_statistic(best, metric))
+    mean = float(best.mean())
+    return Measure(value, float(low), float(high), mean, {face_size: mean}, len(known))

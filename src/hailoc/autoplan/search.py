@@ -68,8 +68,10 @@ class Scorer(Protocol):
     def ranking(self) -> list[tuple[str, float]]:
         """(layer, value), most harmful first."""
 
-    def score(self, layers: tuple[str, ...]) -> Measure:
-        """The objective with `layers` in 16-bit and every other layer in 8-bit."""
+    def score(self, layers: tuple[str, ...], complete: bool = False) -> Measure:
+        """The objective with `layers` in 16-bit and every other layer in 8-bit; unless
+        `complete`, a plan that cannot reach the target may be measured on part of the
+        faces (`Measure.stopped_at`: then it is a bound that still decides `reaches`)."""
 
     def materialize(self, layers: tuple[str, ...]) -> None:
         """Leave the chosen plan where the build that follows will look for it."""
@@ -275,11 +277,13 @@ class _Scores:
         self.progress = progress
         self.evaluated: dict[tuple[str, ...], Measure] = {}
 
-    def __call__(self, layers: list[str]) -> Measure:
+    def __call__(self, layers: list[str], complete: bool = False) -> Measure:
         chosen = tuple(sorted(layers, key=self.candidates.index))
-        if chosen not in self.evaluated:
-            self.evaluated[chosen] = self.scorer.score(chosen)
-            self.progress.advance()
+        known = self.evaluated.get(chosen)
+        if known is None or (complete and known.stopped_at is not None):
+            self.evaluated[chosen] = self.scorer.score(chosen, complete)
+            if known is None:
+                self.progress.advance()
         return self.evaluated[chosen]
 
 
@@ -328,9 +332,11 @@ def search_plan(
     ranking = [(layer, value) for layer, value in evaluator.ranking() if layer in candidates]
     order = _order(ranking, candidates, weights, spec.max_weight_share)
     score = _Scores(evaluator, candidates, progress)
-    baseline = score([])
+    # Both ends of the curve are reported (int8's score, the most 16-bit can do): measured
+    # on every face.
+    baseline = score([], complete=True)
     limit = min(max_layers, len(order))
-    full = score(order[:limit])
+    full = score(order[:limit], complete=True)
     chosen = _bisect(score, order, limit, spec.target, evaluator.polish, baseline, full)
     progress.finish()
     final = score(chosen)

@@ -112,13 +112,6 @@ class SplitEmbedder:
             return np.concatenate(list(out))
 
 
-def embed_split(
-    model: bytes, cfg: ModelConfig, faces: npt.NDArray[np.uint8], workers: int
-) -> npt.NDArray[np.float32]:
-    """Embed `faces` once with `workers` single-threaded sessions (see `SplitEmbedder`)."""
-    return SplitEmbedder(model, cfg, workers)(faces)
-
-
 def embed_at_sizes(
     model: Path | bytes, cfg: ModelConfig, faces: npt.NDArray[np.uint8], sizes: tuple[int, ...]
 ) -> BySize:

@@ -128,8 +128,9 @@ class BackendScorer:
             )
         return sorted(snr.items(), key=lambda item: (item[1], item[0]))
 
-    def score(self, layers: tuple[str, ...]) -> Measure:
-        """Optimize with `layers` in 16-bit; the SDK_QUANTIZED embeddings against fp32."""
+    def score(self, layers: tuple[str, ...], complete: bool = False) -> Measure:
+        """Optimize with `layers` in 16-bit; the SDK_QUANTIZED embeddings against fp32 (every
+        face, always: the emulation embeds them in one stage)."""
         if layers in self._memo:
             return self._memo[layers]
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,7 @@ class Evaluator:
         self.computed = 0
         self.reused = 0
         self._toggle: Toggle | None = None
+        self._fp32: onnx.ModelProto | None = None
         self._probes: Any = None  # eval faces as seen at the target size, simulated once
         # One single-threaded session per core this process may use (see SplitEmbedder).
         self.workers = usable_cores()
@@ -91,7 +93,7 @@ class Evaluator:
         if entry is None:
             with tempfile.TemporaryDirectory(prefix="hailoc-auto-", dir=self.workdir) as tmp:
                 path = Path(tmp) / QDQ
-                quantize_inputs(self.inputs, qplan, path)
+                quantize_inputs(self.inputs, qplan, path, self.stage_cache, self.fp32())
                 entry = self.stage_cache.store("quantize", key, {QDQ: path}, {"stage": "quantize"})
         return entry / QDQ
 
@@ -106,6 +108,13 @@ class Evaluator:
             path.write_bytes(self.toggle().model(layers))
             self.stage_cache.store("quantize", key, {QDQ: path}, {"stage": "quantize"})
 
+    def fp32(self) -> onnx.ModelProto:
+        """The model at the quantizer's opset, converted once per search (~1 s for a
+        ResNet-50; the quantizer, the toggle and the ranking each need it). Never mutated."""
+        if self._fp32 is None:
+            self._fp32 = upgrade_opset(self.inputs.onnx_proto, OPSET)
+        return self._fp32
+
     def toggle(self) -> Toggle:
         """The int8 / all-16-bit mixer (built on first use)."""
         if self._toggle is None:
@@ -114,7 +123,7 @@ class Evaluator:
                 onnx.load(str(self.quantized(()))),
                 onnx.load(str(self.quantized(tuple(self.candidates)))),
                 tensors,
-                upgrade_opset(self.inputs.onnx_proto, OPSET),
+                self.fp32(),
             )
         return self._toggle
 
@@ -186,14 +195,15 @@ class Evaluator:
         )
 
     def _session(self, model: onnx.ModelProto, names: list[str]) -> Any:
-        """A session of `model` that also returns the `names` tensors."""
+        """A session of a copy of `model` that also returns the `names` tensors."""
+        model = onnx.ModelProto.FromString(model.SerializeToString())
         have = {o.name for o in model.graph.output}
         for name in names:
             if name not in have:
                 model.graph.output.append(
                     onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
                 )
-        return open_session(model.SerializeToString())
+        return open_session(model.SerializeToString(), threads=1 if self.workers > 1 else 0)
 
     def ranking(self) -> list[tuple[str, float]]:
         """(layer, noise added) from one pass of the fp32 and the int8 model, most harmful
@@ -208,7 +218,7 @@ class Evaluator:
         return ranked
 
     def _rank(self) -> list[tuple[str, float]]:
-        reference = upgrade_opset(self.inputs.onnx_proto, OPSET)
+        reference = self.fp32()
         nodes = {n.name: n for n in reference.graph.node}
         edges = {
             layer: (nodes[layer].input[0], nodes[layer].output[0])
@@ -219,25 +229,36 @@ class Evaluator:
         fp32 = self._session(reference, names)
         int8 = self._session(onnx.load(str(self.quantized(()))), names)
         # Sums per tensor, accumulated chunk by chunk: holding every activation of a
-        # ResNet-100 for all ranking faces would take gigabytes.
+        # ResNet-100 for all ranking faces would take gigabytes. Each worker holds one chunk.
         signal = dict.fromkeys(names, 0.0)
         noise = dict.fromkeys(names, 0.0)
         x = to_input(np.asarray(self.inputs.calib[:RANKING_FACES]), self.cfg)
         batch = static_batch(fp32) or len(x)
-        for start in range(0, len(x), batch):
+
+        def sums(start: int) -> list[tuple[float, float]]:
             chunk = x[start : start + batch]
             real = len(chunk)
             if real < batch:  # a static batch: pad with the last face
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - real, 0)])
             feed = {self.cfg.input.name: chunk}
-            pairs = zip(names, fp32.run(names, feed), int8.run(names, feed), strict=True)
-            for name, ref_value, q_value in pairs:
+            found = []
+            for ref_value, q_value in zip(
+                fp32.run(names, feed), int8.run(names, feed), strict=True
+            ):
                 # float32 dot products over flat views: exact enough to rank, and far
                 # cheaper than float64 copies of every activation.
                 ref = np.asarray(ref_value, np.float32)[:real].ravel()
                 diff = ref - np.asarray(q_value, np.float32)[:real].ravel()
-                signal[name] += float(np.dot(ref, ref))
-                noise[name] += float(np.dot(diff, diff))
+                found.append((float(np.dot(ref, ref)), float(np.dot(diff, diff))))
+            return found
+
+        # Chunks run on one thread per core (ONNX Runtime's run is thread-safe; each session
+        # runs single-threaded); their sums are added in chunk order, as one thread would.
+        with ThreadPoolExecutor(self.workers) as pool:
+            for found in pool.map(sums, range(0, len(x), batch)):
+                for name, (ref_part, noise_part) in zip(names, found, strict=True):
+                    signal[name] += ref_part
+                    noise[name] += noise_part
 
         def nsr(tensor: str) -> float:
             return noise[tensor] / signal[tensor] if signal[tensor] else 0.0

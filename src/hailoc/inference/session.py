@@ -115,5 +115,6 @@ class SplitEmbedder:
 def embed_at_sizes(
     model: Path | bytes, cfg: ModelConfig, faces: npt.NDArray[np.uint8], sizes: tuple[int, ...]
 ) -> BySize:
-    """Embeddings of `faces` at each simulated size under `model` (fp32 ONNX or a QDQ build)."""
-    return embed_sizes(Embedder(open_session(model), cfg, cfg.embedding_output), faces, sizes)
+    """Embeddings of `faces` at each simulated size under `model` (fp32 ONNX or a QDQ build),
+    one single-threaded session per core (`SplitEmbedder`)."""
+    return embed_sizes(SplitEmbedder(model, cfg), faces, sizes)

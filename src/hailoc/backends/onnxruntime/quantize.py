@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hailoc.backends.onnxruntime.qdq_plan import QdqPlan
-from hailoc.cache import cache_key
+from hailoc.cache import StageCache, cache_key
 from hailoc.errors import OnnxError
 from hailoc.inference.preprocess import to_input
 from hailoc.inputs import BuildInputs
@@ -137,17 +137,45 @@ def quantize(
     return {"opset": OPSET, "calibration_faces": len(chosen), "a16_tensors": list(plan.tensors)}
 
 
-def quantize_inputs(inputs: BuildInputs, plan: QdqPlan, out: Path) -> dict[str, int | list[str]]:
-    """Quantize a model's checked inputs with `plan`: exactly what `quantize_key` describes."""
+RANGES_KIND = "ort-ranges"
+RANGES = "ranges.json"
+
+
+def quantize_inputs(
+    inputs: BuildInputs,
+    plan: QdqPlan,
+    out: Path,
+    cache: StageCache | None = None,
+    upgraded: Any = None,
+) -> dict[str, int | list[str]]:
+    """Quantize a model's checked inputs with `plan`: exactly what `quantize_key` describes.
+
+    With `cache`, the calibration's activation ranges (what every plan of this model and
+    calibration set shares: the fp32 model's min/max per tensor) are kept in it and read
+    back by the next plan, so one search calibrates once (the QDQ bytes are the same).
+    `upgraded`: the model already at OPSET (a search converts it once, not per plan).
+    """
     cfg = inputs.config
-    return quantize(
-        inputs.onnx_proto,
-        inputs.calib,
-        cfg,
-        plan,
-        out,
-        calibset_size=cfg.optimization.calibset_size,
-    )
+    ranges = out.parent / f".{out.name}.{RANGES}"
+    key = cache_key(RANGES_KIND, inputs.quantization_identity() | {"opset": OPSET})
+    known = cache.read_bytes(RANGES_KIND, key, RANGES) if cache is not None else None
+    if known is not None:
+        ranges.write_bytes(known)
+    try:
+        facts = quantize(
+            upgraded if upgraded is not None else inputs.onnx_proto,
+            inputs.calib,
+            cfg,
+            plan,
+            out,
+            calibset_size=cfg.optimization.calibset_size,
+            ranges_cache=ranges if cache is not None else None,
+        )
+        if cache is not None and known is None and ranges.is_file():
+            cache.store(RANGES_KIND, key, {RANGES: ranges})
+    finally:
+        ranges.unlink(missing_ok=True)
+    return facts
 
 
 def _supports_ranges_cache(function: Any) -> bool:

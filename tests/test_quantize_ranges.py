@@ -1,0 +1,34 @@
+"""One calibration per model and calibration set: the activation ranges kept in the cache
+give the same QDQ bytes as calibrating again, for any plan."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from hailoc.backends.onnxruntime.qdq_plan import render_qdq
+from hailoc.backends.onnxruntime.quantize import RANGES_KIND, quantize_inputs
+from hailoc.cache import StageCache
+from hailoc.inputs import gather
+from hailoc.manifest import load_manifest
+from hailoc.plan import PrecisionPlan
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_cached_ranges_give_the_same_qdq_bytes(calibrated_project: Path, tmp_path: Path) -> None:
+    manifest = load_manifest(calibrated_project / "models.yaml")
+    inputs = gather(manifest, "fr_feature")
+    layers = tuple(n.name for n in inputs.graph.nodes if n.op_type == "Conv")[:5]
+    cache = StageCache(tmp_path / "cache")
+    for name, chosen in (("int8", ()), ("some16", layers)):
+        qplan = render_qdq(PrecisionPlan("fr_feature", "auto", chosen), inputs.onnx_proto)
+        plain, cached = tmp_path / f"{name}.onnx", tmp_path / f"{name}.cached.onnx"
+        quantize_inputs(inputs, qplan, plain)
+        quantize_inputs(inputs, qplan, cached, cache)
+        assert _sha(plain) == _sha(cached), name
+    # The first cached call kept the ranges; the second plan read them (one entry).
+    assert len([p for p in (tmp_path / "cache" / RANGES_KIND).iterdir() if p.is_dir()]) == 1
+    assert not list(tmp_path.glob(".*ranges*"))  # the working copy is removed

@@ -180,6 +180,7 @@ def test_bootstrap_statistics_equal_the_per_sample_loop(
     from sklearn.metrics import roc_auc_score
 
     from hailoc.eval.metrics import (
+        ImpostorDraws,
         bootstrap_roc_auc,
         bootstrap_tar_at,
         bootstrap_tar_at_far,
@@ -189,9 +190,10 @@ def test_bootstrap_statistics_equal_the_per_sample_loop(
 
     g, i = np.array(genuine), np.array(impostor)
     picks_g, picks_i = resample((len(g), len(i)), 12, seed)
-    tars = bootstrap_tar_at_far(g, i, picks_g, picks_i, far)
+    impostors = ImpostorDraws.of(i, picks_i)
+    tars = bootstrap_tar_at_far(g, picks_g, impostors, far)
     fixed = bootstrap_tar_at(g, picks_g, 0.25)
-    aucs = bootstrap_roc_auc(g, i, picks_g, picks_i)
+    aucs = bootstrap_roc_auc(g, picks_g, impostors)
     for k in range(12):
         dg, di = g[picks_g[k]], i[picks_i[k]]
         assert tars[k] == tar_at_far(dg, di, far)

@@ -23,6 +23,7 @@ from hailoc.calibration.images import IMAGE_SUFFIXES
 from hailoc.errors import HailocError
 from hailoc.eval.aligned import AlignedImages
 from hailoc.eval.metrics import (
+    ImpostorDraws,
     bootstrap_roc_auc,
     bootstrap_tar_at,
     bootstrap_tar_at_far,
@@ -153,10 +154,11 @@ def side_numbers(
     draws: Draws,
 ) -> IdentitySide:
     """Every number of one side (fp32 or the build) at one face size."""
-    picks_g, picks_i = draws.genuine, draws.impostor
+    picks_g = draws.genuine
+    impostors = ImpostorDraws.of(impostor, draws.impostor)
 
     def at_far(far: float) -> IntervalNumbers:
-        samples = bootstrap_tar_at_far(genuine, impostor, picks_g, picks_i, far)
+        samples = bootstrap_tar_at_far(genuine, picks_g, impostors, far)
         return _numbers(tar_at_far(genuine, impostor, far), samples)
 
     def tar_fixed(threshold: float) -> IntervalNumbers:
@@ -170,7 +172,7 @@ def side_numbers(
         tar_at_far_1e2_fp32_threshold=tar_fixed(fp32_thresholds[0]) if fp32_thresholds else None,
         tar_at_far_1e3_fp32_threshold=tar_fixed(fp32_thresholds[1]) if fp32_thresholds else None,
         roc_auc=_numbers(
-            roc_auc(genuine, impostor), bootstrap_roc_auc(genuine, impostor, picks_g, picks_i)
+            roc_auc(genuine, impostor), bootstrap_roc_auc(genuine, picks_g, impostors)
         ),
         genuine_mean=float(genuine.mean()),
         impostor_mean=float(impostor.mean()),

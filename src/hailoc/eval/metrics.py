@@ -195,9 +195,9 @@ def interval(values: npt.ArrayLike, confidence: float) -> tuple[float, float]:
 
 def roc_auc(genuine: Array, impostor: Array) -> float:
     """Probability a genuine score beats an impostor score (ties count half)."""
-    one_g = np.ones((1, len(genuine)), np.intp)
-    one_i = np.ones((1, len(impostor)), np.intp)
-    return float(_auc_counts(np.asarray(genuine), np.asarray(impostor), one_g, one_i)[0])
+    once = ImpostorDraws.of(impostor, np.arange(len(impostor), dtype=np.intp)[None, :])
+    picks = np.arange(len(genuine), dtype=np.intp)[None, :]
+    return float(bootstrap_roc_auc(genuine, picks, once)[0])
 
 
 def _counts(picks: npt.NDArray[np.intp], n: int) -> npt.NDArray[np.int64]:
@@ -206,33 +206,38 @@ def _counts(picks: npt.NDArray[np.intp], n: int) -> npt.NDArray[np.int64]:
     return np.bincount((rows + picks).ravel(), minlength=len(picks) * n).reshape(len(picks), n)
 
 
-def _auc_counts(
-    genuine: Array,
-    impostor: Array,
-    genuine_counts: npt.NDArray[np.intp],
-    impostor_counts: npt.NDArray[np.intp],
-) -> npt.NDArray[np.float64]:
-    """AUC per row of draw counts, in integers until the one division: per genuine score,
-    the weighted count of impostors below it plus half of those equal to it."""
-    order = np.argsort(impostor, kind="stable")
-    ranked = np.asarray(impostor, np.float64)[order]
-    cum = np.zeros((len(impostor_counts), len(ranked) + 1), np.int64)
-    np.cumsum(impostor_counts[:, order], axis=1, out=cum[:, 1:])
-    below = np.searchsorted(ranked, genuine, side="left")
-    not_above = np.searchsorted(ranked, genuine, side="right")
-    # 2 * below + equal = cum[below] + cum[not_above]
-    twice = (genuine_counts * (cum[:, below] + cum[:, not_above])).sum(axis=1)
-    drawn = genuine_counts.sum(axis=1) * impostor_counts.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray(twice / (2 * drawn), np.float64)
+@dataclass(frozen=True)
+class ImpostorDraws:
+    """Bootstrap samples of impostor scores as cumulative draw counts over the sorted scores:
+    what every bootstrap statistic of one side at one size reads, counted once."""
+
+    ranked: npt.NDArray[np.float64]  # the impostor scores, ascending
+    cum: npt.NDArray[np.int64]  # (samples, n + 1): draws among the k lowest, k = 0..n
+    drawn: int  # draws per sample
+
+    @classmethod
+    def of(cls, impostor: Array, picks_i: npt.NDArray[np.intp]) -> ImpostorDraws:
+        """Count the draws `picks_i` (one row per sample) of `impostor`."""
+        order = np.argsort(impostor, kind="stable")
+        ranked = np.asarray(impostor, np.float64)[order]
+        cum = np.zeros((len(picks_i), len(ranked) + 1), np.int64)
+        np.cumsum(_counts(picks_i, len(ranked))[:, order], axis=1, out=cum[:, 1:])
+        return cls(ranked, cum, picks_i.shape[1])
 
 
 def bootstrap_roc_auc(
-    genuine: Array, impostor: Array, picks_g: npt.NDArray[np.intp], picks_i: npt.NDArray[np.intp]
+    genuine: Array, picks_g: npt.NDArray[np.intp], impostors: ImpostorDraws
 ) -> npt.NDArray[np.float64]:
-    """`roc_auc` of every bootstrap sample (rows of `picks_g`, `picks_i`) at once."""
-    g, i = np.asarray(genuine), np.asarray(impostor)
-    return _auc_counts(g, i, _counts(picks_g, len(g)), _counts(picks_i, len(i)))
+    """`roc_auc` of every bootstrap sample at once, in integers until the one division: per
+    drawn genuine score, the drawn impostors below it plus half of those equal to it."""
+    g = np.asarray(genuine, np.float64)
+    below = np.searchsorted(impostors.ranked, g, side="left")
+    not_above = np.searchsorted(impostors.ranked, g, side="right")
+    cum = impostors.cum
+    # 2 * below + equal = cum[below] + cum[not_above]
+    twice = (_counts(picks_g, len(g)) * (cum[:, below] + cum[:, not_above])).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(twice / (2 * picks_g.shape[1] * impostors.drawn), np.float64)
 
 
 def bootstrap_tar_at(
@@ -245,23 +250,18 @@ def bootstrap_tar_at(
 
 
 def bootstrap_tar_at_far(
-    genuine: Array,
-    impostor: Array,
-    picks_g: npt.NDArray[np.intp],
-    picks_i: npt.NDArray[np.intp],
-    far: float,
+    genuine: Array, picks_g: npt.NDArray[np.intp], impostors: ImpostorDraws, far: float
 ) -> npt.NDArray[np.float64]:
     """`tar_at_far` of every bootstrap sample at once: each sample's threshold is the same
-    order statistic `threshold_at_far` takes, read from cumulative draw counts."""
-    n = picks_i.shape[1]
+    order statistic `threshold_at_far` takes, read from the cumulative draw counts."""
+    n = impostors.drawn
     if not n:
         return bootstrap_tar_at(genuine, picks_g, 1.0)
-    order = np.argsort(impostor, kind="stable")
-    ranked = np.asarray(impostor, np.float64)[order]
-    cum = np.cumsum(_counts(picks_i, len(ranked))[:, order], axis=1)
     kth = n - 1 - int(np.floor(far * n))
-    at = np.array([np.searchsorted(row, kth, side="right") for row in cum])
-    return bootstrap_tar_at(genuine, picks_g, np.nextafter(ranked[at], np.inf))
+    # The kth lowest drawn score is the first ranked score with more than kth draws at or
+    # below it (rows of cum never fall).
+    at = (impostors.cum[:, 1:] <= kth).sum(axis=1)
+    return bootstrap_tar_at(genuine, picks_g, np.nextafter(impostors.ranked[at], np.inf))
 
 
 def verification(genuine: Array, impostor: Array) -> Verification:

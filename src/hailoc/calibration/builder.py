@@ -84,15 +84,15 @@ class CalibParams:
 class BuildProgress(Protocol):
     """Receives progress while a set is built (a rich bar in the CLI)."""
 
-    def start(self, images: int) -> None:
-        """Called once the number of candidate images is known."""
+    def start(self, images: int, workers: int) -> None:
+        """Called once the number of candidate images, and so of worker processes, is known."""
 
     def advance(self, faces: int) -> None:
         """Called after each image with the number of faces it gave."""
 
 
 class _Silent:
-    def start(self, images: int) -> None:
+    def start(self, images: int, workers: int) -> None:
         pass
 
     def advance(self, faces: int) -> None:
@@ -164,7 +164,6 @@ def pool_size(workers: int, images: int) -> int:
 def _outcomes(
     jobs: list[_Job], spec: DetectorSpec, project_root: Path, align: AlignParams, workers: int
 ) -> Iterator[_Outcome]:
-    workers = pool_size(workers, len(jobs))
     if workers <= 1:
         worker = _Worker(spec, project_root, align)
         yield from map(worker, jobs)
@@ -220,7 +219,8 @@ def build_set(
             fix="point --images at a folder of photos",
         )
     align = AlignParams(params.min_face_px, params.max_eye_error_px)
-    progress.start(len(listing.files))
+    workers = pool_size(workers, len(listing.files))
+    progress.start(len(listing.files), workers)
     calib_root.mkdir(parents=True, exist_ok=True)
     # One build of a set at a time: two would otherwise race on its staging and history.
     # The lock lives in the project's .hailoc/locks/ (by default beside calib_root), never in

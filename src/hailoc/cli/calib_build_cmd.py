@@ -8,7 +8,6 @@ from pathlib import Path
 import typer
 
 from hailoc.calibration import CalibParams, build_set
-from hailoc.calibration.builder import pool_size
 from hailoc.calibration.usage import recorded_rebuild
 from hailoc.cli.progress_bars import ImagesBar, images_progress
 from hailoc.cli.state import CliState, state
@@ -108,6 +107,7 @@ def _build_one(st: CliState, name: str, params: CalibParams, workers: int) -> No
     manifest = st.manifest()
     started = time.perf_counter()
     with images_progress(st.err) as progress:
+        bar = ImagesBar(progress, name)
         result = build_set(
             name,
             params,
@@ -115,7 +115,7 @@ def _build_one(st: CliState, name: str, params: CalibParams, workers: int) -> No
             calib_root=manifest.calibration_dir,
             detector=manifest.data.defaults.detector,
             workers=workers,
-            progress=ImagesBar(progress, name),
+            progress=bar,
             locks=manifest.locks_dir,
         )
     counts = result.manifest["counts"]
@@ -127,7 +127,7 @@ def _build_one(st: CliState, name: str, params: CalibParams, workers: int) -> No
         + f"; {counts['skipped']} skipped (see {result.path / 'manifest.json'})"
     )
     seconds = max(time.perf_counter() - started, 1e-9)
-    used = pool_size(workers, counts["images"])
+    used = bar.workers
     st.err.print(
         f"{name}: {counts['faces'] / seconds:.1f} faces/s, {counts['images'] / seconds:.1f} "
         f"images/s in {seconds:.1f} s ({used} worker{'s' if used > 1 else ''})"

@@ -55,9 +55,11 @@ class ImagesBar:
     def __init__(self, progress: Progress, label: str) -> None:
         self.progress = progress
         self.task = progress.add_task(label, total=None, faces=0)
+        self.workers = 1
 
-    def start(self, images: int) -> None:
-        """The number of images is known."""
+    def start(self, images: int, workers: int) -> None:
+        """The number of images, and of the processes working on them, is known."""
+        self.workers = workers
         self.progress.update(self.task, total=images)
 
     def advance(self, faces: int) -> None:

@@ -7,6 +7,7 @@ evaluation; the real measure is any folder of real labelled photos."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,6 +83,18 @@ def test_identities_per_size_with_intervals_and_cache(
     assert second["reused_faces"] == second["faces"] + len(second["skipped_images"])
     assert opened == []
     assert [r["fp32"] for r in second["rows"]] == [r["fp32"] for r in section["rows"]]
+    # The build side started from the body int8's evaluation kept (shared_prefix.py), and
+    # gives exactly what running the whole int16-final model gives.
+    activations = project / ".hailoc" / "cache" / "activations"
+    assert any(activations.iterdir())
+    shutil.rmtree(activations)
+    res = cli("-m", m, "eval", "fr_feature", "-p", "int16-final", "--identities", people,
+              "--face-sizes", "112,40,24")  # fmt: skip
+    assert res.code == 0, res.err
+    whole = json.loads(
+        (project / "hef/fr_feature/onnxruntime/int16-final/identities.json").read_text()
+    )
+    assert whole["rows"] == second["rows"]
 
 
 def test_eval_needs_one_mode_and_valid_sizes(project: Path, cli: Cli) -> None:

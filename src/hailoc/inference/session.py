@@ -42,74 +42,130 @@ def static_batch(session: Any) -> int | None:
     return dim if isinstance(dim, int) and dim > 0 else None
 
 
-class Embedder:
-    """Callable: (N, H, W, 3) uint8 RGB faces -> (N, D) raw embeddings (pre-normalisation).
+class Runner:
+    """One session: runs an array of any length through the model's batch, any outputs.
 
-    Any N works whatever the model's batch: a static batch B takes chunks of exactly B, the
-    last one padded with copies of its final face and the padding dropped from the output.
+    A static batch B takes chunks of exactly B, the last one padded with copies of its final
+    row and the padding dropped from the outputs; a dynamic batch takes chunks of
+    DYNAMIC_BATCH. Each output comes back with one row per input row, in its own dtype.
     """
 
-    def __init__(self, session: Any, cfg: ModelConfig, output: str | None = None) -> None:
+    def __init__(self, session: Any, input_name: str | None = None) -> None:
         self.session = session
-        self.cfg = cfg
-        self.input = cfg.input.name
-        names = [o.name for o in session.get_outputs()]
-        self.output = output if output in names else names[0]
+        self.input = input_name or session.get_inputs()[0].name
         self.fixed = static_batch(session)
         self.batch = self.fixed or DYNAMIC_BATCH
 
-    def __call__(self, faces: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-        """Embed faces in chunks the model's batch size allows."""
-        x = to_input(faces, self.cfg)
-        out = []
+    def run(self, x: npt.NDArray[Any], outputs: list[str]) -> list[npt.NDArray[Any]]:
+        """`outputs` of the model for the rows of `x`."""
+        parts: list[list[npt.NDArray[Any]]] = [[] for _ in outputs]
         for start in range(0, len(x), self.batch):
             chunk = x[start : start + self.batch]
             real = len(chunk)
             if self.fixed is not None and real < self.fixed:
                 pad = np.repeat(chunk[-1:], self.fixed - real, axis=0)
                 chunk = np.concatenate([chunk, pad])
-            y = self.session.run([self.output], {self.input: chunk})[0]
-            out.append(np.asarray(y).reshape(len(chunk), -1)[:real])
-        if not out:
+            found = self.session.run(outputs, {self.input: chunk})
+            for part, y in zip(parts, found, strict=True):
+                y = np.asarray(y)
+                part.append(y.reshape(len(chunk), *y.shape[1:])[:real])
+        return [np.concatenate(part) if part else np.zeros((0,)) for part in parts]
+
+
+class Embedder:
+    """Callable: (N, H, W, 3) uint8 RGB faces -> (N, D) raw embeddings (pre-normalisation).
+
+    Any N works whatever the model's batch (see `Runner`).
+    """
+
+    def __init__(self, session: Any, cfg: ModelConfig, output: str | None = None) -> None:
+        self.session = session
+        self.cfg = cfg
+        names: list[str] = [o.name for o in session.get_outputs()]
+        self.output: str = output if output is not None and output in names else names[0]
+        self.runner = Runner(session, cfg.input.name)
+
+    def __call__(self, faces: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """Embed faces in chunks the model's batch size allows."""
+        if len(faces) == 0:
             return np.zeros((0, 0), dtype=np.float32)
-        return np.concatenate(out).astype(np.float32)
+        (y,) = self.runner.run(to_input(faces, self.cfg), [self.output])
+        return y.reshape(len(y), -1).astype(np.float32)
+
+
+class SplitRunner:
+    """`Runner` over one single-threaded session per worker, each running a contiguous share
+    of the rows.
+
+    Face recognition models at batch 1 keep ONNX Runtime's intra-op threads poorly busy:
+    one session per core over separate faces is ~1.3-1.6x faster on 2 cores. Each row's
+    outputs do not depend on how the rows are split (one row per run, or the model's own
+    batch, the same kernels). The sessions open together on the first call (ORT releases the
+    GIL while it builds one: two open in the time of one) and are reused for every later call.
+    """
+
+    def __init__(self, model: Path | bytes, workers: int = 0, input_name: str | None = None):
+        self.model = model
+        self.workers = max(1, workers or usable_cores())
+        self.input_name = input_name
+        self.parts: list[Runner] = []
+
+    def _open(self, count: int) -> list[Runner]:
+        missing = count - len(self.parts)
+        if missing > 0:
+            threads = 1 if self.workers > 1 else 0
+            if missing == 1:
+                sessions = [open_session(self.model, threads=threads)]
+            else:
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(missing) as pool:
+                    sessions = list(
+                        pool.map(
+                            lambda _: open_session(self.model, threads=threads), range(missing)
+                        )
+                    )
+            self.parts += [Runner(session, self.input_name) for session in sessions]
+        return self.parts[:count]
+
+    def output_names(self) -> list[str]:
+        """The model's outputs, in order."""
+        # Every worker's session opens now, together: the first run needs them all anyway.
+        return [o.name for o in self._open(self.workers)[0].session.get_outputs()]
+
+    def run(self, x: npt.NDArray[Any], outputs: list[str]) -> list[npt.NDArray[Any]]:
+        """`outputs` for the rows of `x`, split over the workers."""
+        count = max(1, min(self.workers, len(x)))
+        parts = self._open(count)
+        if count == 1:
+            return parts[0].run(x, outputs)
+        from concurrent.futures import ThreadPoolExecutor
+
+        shares = np.array_split(np.arange(len(x)), count)
+        with ThreadPoolExecutor(count) as pool:
+            found = list(pool.map(lambda part, share: part.run(x[share], outputs), parts, shares))
+        return [np.concatenate(column) for column in zip(*found, strict=True)]
 
 
 class SplitEmbedder:
-    """Callable like `Embedder`, over one single-threaded session per worker, each embedding
-    a contiguous share of the faces.
-
-    Face recognition models at batch 1 keep ONNX Runtime's intra-op threads poorly busy:
-    one session per core over separate faces is ~1.3-1.6x faster on 2 cores. Each face's
-    embedding does not depend on how the faces are split (one face per run, or the model's
-    own batch, the same kernels). The sessions open on the first call and are reused for
-    every later batch (each face size, each step).
-    """
+    """Callable like `Embedder`, over a `SplitRunner`."""
 
     def __init__(self, model: Path | bytes, cfg: ModelConfig, workers: int = 0) -> None:
-        self.model = model
         self.cfg = cfg
-        self.workers = max(1, workers or usable_cores())
-        self.parts: list[Embedder] = []
-
-    def _open(self, count: int) -> list[Embedder]:
-        while len(self.parts) < count:
-            session = open_session(self.model, threads=1 if self.workers > 1 else 0)
-            self.parts.append(Embedder(session, self.cfg, self.cfg.embedding_output))
-        return self.parts[:count]
+        self.runner = SplitRunner(model, workers, cfg.input.name)
+        self.workers = self.runner.workers
+        self._output: str | None = None
 
     def __call__(self, faces: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """Embed `faces`, split over the workers."""
-        count = max(1, min(self.workers, len(faces)))
-        parts = self._open(count)
-        if count == 1:
-            return parts[0](faces)
-        from concurrent.futures import ThreadPoolExecutor
-
-        shares = np.array_split(np.arange(len(faces)), count)
-        with ThreadPoolExecutor(count) as pool:
-            out = pool.map(lambda part, share: part(faces[share]), parts, shares)
-            return np.concatenate(list(out))
+        if len(faces) == 0:
+            return np.zeros((0, 0), dtype=np.float32)
+        if self._output is None:
+            names = self.runner.output_names()
+            wanted = self.cfg.embedding_output
+            self._output = wanted if wanted in names else names[0]
+        (y,) = self.runner.run(to_input(faces, self.cfg), [self._output])
+        return y.reshape(len(y), -1).astype(np.float32)
 
 
 def embed_at_sizes(

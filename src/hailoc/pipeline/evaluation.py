@@ -12,8 +12,9 @@ import numpy as np
 from hailoc.cache import StageCache
 from hailoc.errors import HailocError
 from hailoc.eval.drivers import BuildSide, Step
-from hailoc.faces import Faces, batched
-from hailoc.inference.session import SplitEmbedder
+from hailoc.faces import Faces
+from hailoc.inference.shared_prefix import SharedPrefixEmbedder
+from hailoc.inputs import toolchain_versions
 from hailoc.manifest import LoadedManifest, ModelConfig
 from hailoc.records import read_record
 from hailoc.records.layout import artifact_name, optimize_key, output_dir, record_path
@@ -43,7 +44,10 @@ def build_side(
             where="--precision",
             fix=f"run `hailoc build {cfg.name} -p {precision} -b onnxruntime` first",
         )
-    embed = batched(SplitEmbedder(qdq, cfg))
+    # A build of the same model evaluated before on these faces did most of this work: start
+    # from the deepest tensor it shares with this build (inference/shared_prefix.py).
+    cache = StageCache(manifest.cache_dir)
+    embed = SharedPrefixEmbedder(qdq, cfg, cache, toolchain_versions())
     return BuildSide(folder, embed, f"{qdq.name} (ONNX Runtime QDQ emulation)")
 
 

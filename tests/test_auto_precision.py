@@ -7,12 +7,15 @@ The larger eval set is made from the vendored photos mirrored, rotated and relit
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from hailoc.autoplan.evaluator import Evaluator
+from hailoc.autoplan.search import probe_bound
 from hailoc.calibration import CalibParams, build_set
 from hailoc.cli import run
 from hailoc.manifest.schema import DetectorSpec
@@ -72,8 +75,12 @@ def test_auto_reaches_its_target_with_fewer_layers_or_says_not_reached(project: 
     assert plan["ranking_source"] == "ort" and len(plan["sensitivity"]) == plan["candidates"]
     low, high = plan["score"]["interval"]
     assert low <= plan["score"]["value"] <= high
-    # O(log L) evaluations: bisection plus a short polish, not one per layer.
-    assert plan["evaluations"] <= 2 + 6 + 3 + 1
+    # O(log L) evaluations: the boundary search plus a short polish, not one per layer.
+    assert plan["evaluations"] <= 2 + probe_bound(plan["candidates"], Evaluator.reach_cost) + 3
+    assert (
+        probe_bound(plan["candidates"], Evaluator.reach_cost)
+        <= 1.5 * math.log2(plan["candidates"]) + 1
+    )
     assert (project / "hef" / "fr_feature" / "auto_curve.png").is_file()
     if code == 0:
         assert plan["reached"] and low >= plan["target"]

@@ -7,8 +7,12 @@ the emulated builds share the same options without an import cycle.
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
 
 
 class Execution(StrEnum):
@@ -46,3 +50,28 @@ def session_options(threads: int = 0, execution: Execution = Execution.PORTABLE)
 def usable_cores() -> int:
     """Cores this process may run on (its affinity, not the machine's count)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+
+
+class Background(Generic[T]):
+    """`work()` on a daemon thread, started now; `result()` waits and returns it, or raises
+    what it raised. Daemon: an interrupted command exits without waiting for it (nothing it
+    does is published half-way: cache entries appear whole or not at all)."""
+
+    def __init__(self, work: Callable[[], T]) -> None:
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(work,), daemon=True)
+        self._thread.start()
+
+    def _run(self, work: Callable[[], T]) -> None:
+        try:
+            self._value = work()
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self) -> T:
+        """The work's value, once it is done."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import numpy as np
@@ -36,3 +37,10 @@ def split_sizes(emb: Embeddings, sizes: tuple[int, ...]) -> BySize:
     """Inverse of `stack_sizes` applied to embeddings."""
     n = len(emb) // len(sizes)
     return {s: emb[i * n : (i + 1) * n] for i, s in enumerate(sizes)}
+
+
+def faces_sha256(faces: Faces) -> str:
+    """sha256 of a face array's shape, dtype and bytes."""
+    digest = hashlib.sha256(f"{faces.shape}{faces.dtype}".encode())
+    digest.update(np.ascontiguousarray(faces).tobytes())
+    return digest.hexdigest()

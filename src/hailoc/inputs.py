@@ -21,7 +21,7 @@ import onnx
 from hailoc import __version__
 from hailoc.calibration.store import CalibSet, open_set
 from hailoc.errors import HailocError
-from hailoc.faces import Faces
+from hailoc.faces import Faces, faces_sha256
 from hailoc.manifest import LoadedManifest, ModelConfig
 from hailoc.model_check import check_model
 from hailoc.onnxgraph import GraphInfo
@@ -49,13 +49,6 @@ def toolchain_versions() -> Versions:
         onnxruntime=version("onnxruntime"),
         pillow=version("pillow"),
     )
-
-
-def faces_sha256(faces: Faces) -> str:
-    """sha256 of a face array's shape, dtype and bytes."""
-    digest = hashlib.sha256(f"{faces.shape}{faces.dtype}".encode())
-    digest.update(np.ascontiguousarray(faces).tobytes())
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ import numpy as np
 
 from hailoc.cache import Damage, StageCache, cache_key
 from hailoc.calibration.face_size import batch_at_distance
-from hailoc.faces import BatchEmbed, BySize, Embeddings, Faces
+from hailoc.faces import BatchEmbed, BySize, Embeddings, Faces, faces_sha256
 from hailoc.inference.session import SplitEmbedder, embed_at_sizes
-from hailoc.inputs import BuildInputs, faces_sha256
+from hailoc.inputs import BuildInputs
 from hailoc.manifest import ModelConfig
 from hailoc.records import Versions
 

@@ -98,15 +98,16 @@ def bound_if_unreachable(
     face_size: int,
     confidence: float,
     target: float,
+    at: npt.NDArray[np.intp] | None = None,
 ) -> Measure | None:
-    """With the agreements of the first faces known, the plan's best possible measure when it
-    can no longer reach `target` (every face not yet embedded taken as agreeing perfectly,
-    cosine 1), else None. Exact, not a guess: the statistic, and so each bootstrap sample's
-    value and the interval's low end, never falls when a face's agreement rises, and the
-    draws are the full evaluation's; so the full evaluation's low end is below the target
-    too."""
+    """With the agreements of some faces known (the faces `at`, default the first ones), the
+    plan's best possible measure when it can no longer reach `target` (every face not yet
+    embedded taken as agreeing perfectly, cosine 1), else None. Exact, not a guess: the
+    statistic, and so each bootstrap sample's value and the interval's low end, never falls
+    when a face's agreement rises, and the draws are the full evaluation's; so the full
+    evaluation's low end is below the target too."""
     best = np.ones(total, np.float64)
-    best[: len(known)] = known
+    best[np.arange(len(known)) if at is None else at] = known
     (picks,) = resample((total,), BOOTSTRAP_SAMPLES, SEED)
     low, high = interval(_statistic(best[picks], metric), confidence)
     if low >= target:

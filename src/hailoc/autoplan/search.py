@@ -9,7 +9,6 @@ layers in a model quantized once (no quantizer run), and is memoised.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -62,6 +61,9 @@ class Scorer(Protocol):
     source: str  # "ort" | "dfc": where the ranking and the scores come from
     unit: str  # what a ranking value is: "noise_added" (higher = worse) or "snr_db" (lower)
     polish: int  # chosen layers the search may try to drop again after bisection
+    # What measuring a plan that reaches the target costs, relative to one that cannot (1.0:
+    # the same, plain bisection; more: the search probes lower, `probe_table`).
+    reach_cost: float
     computed: int
     reused: int
 
@@ -238,30 +240,68 @@ def _order(
     return kept
 
 
+def probe_table(n: int, reach_cost: float) -> list[int]:
+    """Where to probe an open interval of each length 2..n (`table[length]`: the offset from
+    its low end), minimising the expected cost of the search when the boundary is equally
+    likely anywhere and a probe that reaches costs `reach_cost` times one that does not
+    (ties: nearest the middle). With equal costs it is plain bisection."""
+    table = [0] * (n + 1)
+    if reach_cost == 1.0:
+        for length in range(2, n + 1):
+            table[length] = length // 2
+        return table
+    expected = [0.0] * (n + 1)
+    for length in range(2, n + 1):
+        best: tuple[float, int] | None = None
+        for m in range(1, length):
+            # Reaches (p = m / length): the interval shrinks to m; else to length - m.
+            reach = m * (reach_cost + expected[m])
+            miss = (length - m) * (1 + expected[length - m])
+            key = (round((reach + miss) / length, 9), abs(2 * m - length))
+            if best is None or key < best:
+                best = key
+                table[length] = m
+                expected[length] = (reach + miss) / length
+    return table
+
+
+def probe_bound(n: int, reach_cost: float) -> int:
+    """The most probes `_bisect` makes on `n` layers."""
+    table = probe_table(n, reach_cost)
+    depth = [0] * (n + 1)
+    for length in range(2, n + 1):
+        m = table[length]
+        depth[length] = 1 + max(depth[m], depth[length - m])
+    return depth[n]
+
+
 def _bisect(
     score: Callable[[list[str]], Measure],
     order: list[str],
     limit: int,
     target: float,
-    polish: int,
+    scorer: Scorer,
     baseline: Measure,
     full: Measure,
 ) -> list[str]:
-    """The shortest prefix of `order` that reaches `target` (bisection: the agreement grows
-    with the prefix), then up to `polish` of its last layers dropped where it still does."""
+    """The shortest prefix of `order` that reaches `target` (a search for the boundary: the
+    agreement grows with the prefix; where a plan that reaches costs more to measure than
+    one that does not, probes lean low, `probe_table`), then up to the scorer's `polish` of
+    its last layers dropped where it still does."""
     if baseline.reaches(target):
         return []
     if not full.reaches(target):
         return order[:limit]
+    table = probe_table(limit, scorer.reach_cost)
     lo, hi = 0, limit  # top-lo does not reach, top-hi does
     while hi - lo > 1:
-        mid = (lo + hi) // 2
+        mid = lo + table[hi - lo]
         if score(order[:mid]).reaches(target):
             hi = mid
         else:
             lo = mid
     chosen = order[:hi]
-    for layer in list(reversed(chosen))[:polish]:
+    for layer in list(reversed(chosen))[: scorer.polish]:
         trial = [c for c in chosen if c != layer]
         if trial and score(trial).reaches(target):
             chosen = trial
@@ -328,7 +368,7 @@ def search_plan(
     weights = _weights(inputs.onnx_proto)
     max_layers = min(spec.max_layers or len(candidates), len(candidates))
 
-    progress.start(2 + math.ceil(math.log2(max_layers)) + evaluator.polish, "search")
+    progress.start(2 + probe_bound(max_layers, evaluator.reach_cost) + evaluator.polish, "search")
     ranking = [(layer, value) for layer, value in evaluator.ranking() if layer in candidates]
     order = _order(ranking, candidates, weights, spec.max_weight_share)
     score = _Scores(evaluator, candidates, progress)
@@ -337,7 +377,7 @@ def search_plan(
     baseline = score([], complete=True)
     limit = min(max_layers, len(order))
     full = score(order[:limit], complete=True)
-    chosen = _bisect(score, order, limit, spec.target, evaluator.polish, baseline, full)
+    chosen = _bisect(score, order, limit, spec.target, evaluator, baseline, full)
     progress.finish()
     final = score(chosen)
     reached = final.reaches(spec.target)

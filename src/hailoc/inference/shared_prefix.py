@@ -29,10 +29,9 @@ import onnx
 from onnx import numpy_helper
 
 from hailoc.cache import StageCache, cache_key
-from hailoc.faces import Embeddings, Faces
+from hailoc.faces import Embeddings, Faces, faces_sha256
 from hailoc.inference.preprocess import to_input
 from hailoc.inference.session import SplitRunner
-from hailoc.inputs import faces_sha256
 from hailoc.manifest import ModelConfig
 from hailoc.records import Versions
 

@@ -69,6 +69,7 @@ class BackendScorer:
     source = "dfc"
     unit = "snr_db"
     polish = 1
+    reach_cost = 1.0  # every plan is one optimize stage, whatever its outcome
 
     def __init__(
         self,

@@ -262,7 +262,10 @@ class SharedPrefixEmbedder:
             runner = self._suffix_runner(model, cut, output)
             if runner is None:
                 continue
-            values = np.load(io.BytesIO(stored), allow_pickle=False)
+            try:
+                values = np.load(io.BytesIO(stored), allow_pickle=False)
+            except (ValueError, OSError):  # verified bytes that are not an array: pass over
+                continue
             if len(values) != len(faces):
                 continue
             self.reused.append(cut.tensor)

@@ -106,10 +106,7 @@ def quantize(
     with tempfile.TemporaryDirectory(prefix="hailoc-ort-", dir=out.parent) as tmp:
         src = Path(tmp) / "fp32.onnx"
         onnx.save(upgraded, str(src))
-        # ORT logs advice about pre-processing at WARNING on every call; it is not actionable.
-        root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)
+        _quiet_quantizer()
         cache_option: dict[str, str] = {}
         if ranges_cache is not None and _supports_ranges_cache(quantize_static):
             cache_option["calibration_cache_path"] = str(ranges_cache)
@@ -132,9 +129,23 @@ def quantize(
                 where=str(cfg.onnx),
                 fix="check the model loads in onnxruntime and the plan's layers",
             ) from None
-        finally:
-            root.setLevel(level)
     return {"opset": OPSET, "calibration_faces": len(chosen), "a16_tensors": list(plan.tensors)}
+
+
+class _QuietQuantizer(logging.Filter):
+    """Drops what ORT's quantizer logs below ERROR: advice about pre-processing on every call,
+    not actionable. It logs through the root logger itself, so a filter there sees only
+    such direct records (hailoc's own propagate past it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or "onnxruntime" not in record.pathname
+
+
+def _quiet_quantizer() -> None:
+    # A filter, not the root level: a search quantizes on one thread while another logs.
+    root = logging.getLogger()
+    if not any(isinstance(f, _QuietQuantizer) for f in root.filters):
+        root.addFilter(_QuietQuantizer())
 
 
 RANGES_KIND = "ort-ranges"

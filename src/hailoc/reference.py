@@ -1,8 +1,9 @@
 """fp32 reference embeddings: what every candidate is compared with, computed once per inputs.
 
-Kept beside the stage cache (keyed by the ONNX and eval-face hashes, the preprocessing and
-the toolchain versions), so a batch of precisions, the gate of either backend and the auto
-search all read the same numbers.
+Kept in the stage cache, keyed by the ONNX bytes, the faces' content (as simulated at each
+size), the preprocessing and the toolchain versions: a batch of precisions, the gate of
+either backend, the auto search and `hailoc eval` all read the same entries (insightface's
+family keeps its own, computed by insightface's get_feat).
 """
 
 from __future__ import annotations
@@ -68,11 +69,12 @@ class References:
         `on_damage` and computed again.
         """
         cache = StageCache(self.cache_root, on_damage)
+        kind = KIND if inputs.config.family == "insightface" else FACES_KIND
         with self._lock:
-            keys = {size: reference_key(inputs, size) for size in sizes}
+            keys = {size: self._key(inputs, size) for size in sizes}
             for key in keys.values():
                 if key not in self._memo:
-                    found = cache.read_bytes(KIND, key, FILE)
+                    found = cache.read_bytes(kind, key, FILE)
                     if found is not None:
                         self._memo[key] = np.asarray(
                             np.load(io.BytesIO(found), allow_pickle=False), np.float32
@@ -83,8 +85,18 @@ class References:
                     self._memo[keys[size]] = emb
                     buffer = io.BytesIO()
                     np.save(buffer, emb, allow_pickle=False)
-                    cache.store(KIND, keys[size], {FILE: buffer.getvalue()})
+                    cache.store(kind, keys[size], {FILE: buffer.getvalue()})
             return {size: self._memo[keys[size]] for size in sizes}
+
+    @staticmethod
+    def _key(inputs: BuildInputs, size: int) -> str:
+        # insightface's own get_feat computes that family's numbers: its own entries. Every
+        # other family's are hailoc's session on the faces as simulated at `size`: the very
+        # entries `cached_fp32` (eval --pairs / --identities) reads and writes.
+        if inputs.config.family == "insightface":
+            return reference_key(inputs, size)
+        faces = batch_at_distance(inputs.eval_faces, size)
+        return faces_key(inputs.onnx_sha256, inputs.config, faces, inputs.versions)
 
     def _compute(self, inputs: BuildInputs, sizes: tuple[int, ...]) -> BySize:
         cfg = inputs.config

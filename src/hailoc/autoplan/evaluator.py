@@ -252,7 +252,9 @@ class Evaluator:
 
     def _session(self, model: onnx.ModelProto, names: list[str]) -> Any:
         """A session of a copy of `model` that also returns the `names` tensors."""
-        model = onnx.ModelProto.FromString(model.SerializeToString())
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)  # in memory: ~20 ms for a ResNet-50, a round trip ~300 ms
+        model = copy
         have = {o.name for o in model.graph.output}
         for name in names:
             if name not in have:

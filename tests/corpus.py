@@ -342,6 +342,17 @@ def write_project(root: Path, templates: Path, gate_sizes: list[int] | None = No
     return root / "models.yaml"
 
 
+def calibrated_corpus(
+    root: Path, templates: Path, faces: int, eval_faces: int, gate_sizes: list[int] | None = None
+) -> Path:
+    """`write_project` plus its synthetic calibration set `tiny`; the project root."""
+    from tests.synthetic import synthetic_set
+
+    write_project(root, templates, gate_sizes)
+    synthetic_set(root / "calibration", "tiny", faces=faces, eval_faces=eval_faces)
+    return root
+
+
 def main(out: Path) -> None:
     """Write every corpus variant as OUT/<name>.onnx."""
     out.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,7 @@ import yaml
 from hailoc.onnxgraph import inspect_model
 from hailoc.records import read_record
 from tests.conftest import REPO, CliResult
-from tests.corpus import CORPUS, NAMED, Variant, build, write_project
-from tests.synthetic import synthetic_set
+from tests.corpus import CORPUS, NAMED, Variant, build, calibrated_corpus
 from tests.test_ort_backend import _sixteen_bit_tensors
 
 Cli = Callable[..., CliResult]
@@ -24,10 +23,10 @@ Cli = Callable[..., CliResult]
 @pytest.fixture(scope="module")
 def corpus_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("corpus")
-    write_project(root, REPO / "alls_templates", gate_sizes=[112, 40, 24])
     # 7 eval faces: an odd count against a static batch of 2.
-    synthetic_set(root / "calibration", "tiny", faces=24, eval_faces=7)
-    return root
+    return calibrated_corpus(
+        root, REPO / "alls_templates", faces=24, eval_faces=7, gate_sizes=[112, 40, 24]
+    )
 
 
 @pytest.mark.parametrize("variant", CORPUS, ids=[v.name for v in CORPUS])

@@ -20,16 +20,14 @@ from hailoc.onnxgraph.canonical import SHAPE_ONLY
 from hailoc.plan import build_plan, hn_from_dict, resolve_plan
 from hailoc.plan.islands import components, of_graph, plan_nodes
 from tests.conftest import REPO
-from tests.corpus import CORPUS, write_project
+from tests.corpus import CORPUS, calibrated_corpus
 from tests.synthetic import synthetic_set
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("islands")
-    write_project(root, REPO / "alls_templates")
-    synthetic_set(root / "calibration", "tiny", faces=32, eval_faces=12)
-    return root
+    return calibrated_corpus(root, REPO / "alls_templates", faces=32, eval_faces=12)
 
 
 def _agreement_at_24(inputs: object, model: Path | bytes) -> float:

@@ -19,16 +19,13 @@ from hailoc.inputs import gather
 from hailoc.manifest import load_manifest
 from hailoc.plan import build_plan
 from tests.conftest import REPO
-from tests.corpus import CORPUS, write_project
-from tests.synthetic import synthetic_set
+from tests.corpus import CORPUS, calibrated_corpus
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("prefix")
-    write_project(root, REPO / "alls_templates")
-    synthetic_set(root / "calibration", "tiny", faces=16, eval_faces=6)
-    return root
+    return calibrated_corpus(root, REPO / "alls_templates", faces=16, eval_faces=6)
 
 
 @pytest.mark.parametrize("variant", CORPUS, ids=[v.name for v in CORPUS])

@@ -19,7 +19,8 @@ import numpy as np
 
 from hailoc.cache import Damage, StageCache, cache_key
 from hailoc.calibration.face_size import batch_at_distance
-from hailoc.faces import BatchEmbed, BySize, Embeddings, Faces, faces_sha256
+from hailoc.faces import BatchEmbed, BySize, Embeddings, Faces
+from hailoc.inference.preprocess import input_identity
 from hailoc.inference.session import SplitEmbedder, embed_at_sizes
 from hailoc.inputs import BuildInputs
 from hailoc.manifest import ModelConfig
@@ -123,17 +124,8 @@ FACES_KIND = "reference/faces"
 def faces_key(model_sha256: str, cfg: ModelConfig, faces: Faces, versions: Versions) -> str:
     """Cache key of fp32 embeddings of one batch of faces (aligned by a detector, simulated at
     a size: both are in the faces' bytes) under hailoc's session of a model."""
-    return cache_key(
-        "reference-faces",
-        {
-            "onnx_sha256": model_sha256,
-            "faces_sha256": faces_sha256(faces),
-            "input": cfg.input.model_dump(mode="json"),
-            "normalization": cfg.normalization.model_dump(mode="json"),
-            "embedding_output": cfg.embedding_output,
-            "versions": versions.model_dump(),
-        },
-    )
+    model = {"onnx_sha256": model_sha256, "embedding_output": cfg.embedding_output}
+    return cache_key("reference-faces", model | input_identity(faces, cfg, versions))
 
 
 def cached_fp32(cache_root: Path, cfg: ModelConfig, versions: Versions) -> BatchEmbed:

@@ -29,8 +29,8 @@ import onnx
 from onnx import numpy_helper
 
 from hailoc.cache import StageCache, cache_key
-from hailoc.faces import Embeddings, Faces, faces_sha256
-from hailoc.inference.preprocess import to_input
+from hailoc.faces import Embeddings, Faces
+from hailoc.inference.preprocess import input_identity, to_input
 from hailoc.inference.session import SplitRunner
 from hailoc.manifest import ModelConfig
 from hailoc.records import Versions
@@ -144,14 +144,7 @@ def activation_key(digest: str, faces: Faces, cfg: ModelConfig, versions: Versio
     """Cache key of one tensor's values for one batch of faces (the preprocessing turns the
     faces into the graph input the digest names)."""
     return cache_key(
-        "activations",
-        {
-            "tensor_digest": digest,
-            "faces_sha256": faces_sha256(faces),
-            "input": cfg.input.model_dump(mode="json"),
-            "normalization": cfg.normalization.model_dump(mode="json"),
-            "versions": versions.model_dump(),
-        },
+        "activations", {"tensor_digest": digest} | input_identity(faces, cfg, versions)
     )
 
 

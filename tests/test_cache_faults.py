@@ -17,6 +17,7 @@ import pytest
 
 from hailoc.cache import Damage, StageCache
 from hailoc.owned_files import MARKER
+from hailoc.reference import FACES_KIND
 from tests.conftest import CliResult
 
 Cli = Callable[..., CliResult]
@@ -57,7 +58,8 @@ def test_a_damaged_entry_is_moved_aside_and_built_again(
     project = calibrated_project
     assert cli("-m", _m(project), "build", "fr_feature", "-p", "int8").code == 0
     (quantize,) = _entries(project, "quantize")
-    references = _entries(project, "reference")
+    # fp32 references of a non-insightface model: the content-keyed entries eval shares.
+    references = _entries(project, FACES_KIND)
     assert references
     damage(quantize / "model.qdq.onnx")
     damage(references[0] / "embeddings.npy")
@@ -68,7 +70,7 @@ def test_a_damaged_entry_is_moved_aside_and_built_again(
     assert record["status"] == "ok"
     named = {(d["kind"], d["key"]) for d in record["cache_damaged"]}
     assert ("quantize", quantize.name) in named
-    assert ("reference", references[0].name) in named
+    assert (FACES_KIND, references[0].name) in named
     damaged = project / ".hailoc" / "cache" / "damaged"
     assert any(p.name.startswith(quantize.name) for p in (damaged / "quantize").iterdir())
     assert StageCache(project / ".hailoc" / "cache").verify(quantize, full=True) is None
@@ -198,6 +200,7 @@ def test_an_entry_without_checksums_is_not_trusted(tmp_path: Path) -> None:
 KINDS = [
     *("parse", "optimize", "noise", "compile", "emulate", "quantize", "reference"),
     *("aligned/0123456789abcdef", "probe", "canonical", "auto/k/eval", "walls/compile"),
+    *("reference/faces", "activations", "ort-ranges"),
 ]
 
 

@@ -77,3 +77,31 @@ def test_a_damaged_or_foreign_entry_is_not_used(project: Path, tmp_path: Path) -
     again = SharedPrefixEmbedder(model, cfg, cache, inputs.versions)
     assert np.array_equal(again([faces])[0], first)
     assert again.reused == [""]
+
+
+def test_a_graph_with_subgraphs_is_never_cut() -> None:
+    """An If's branches may read tensors from outside: the digests do not see those reads,
+    so such a graph is run whole."""
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    scale = helper.make_tensor("s", TensorProto.FLOAT, [], [0.1])
+    zero = helper.make_tensor("z", TensorProto.UINT8, [], [128])
+    branch = helper.make_graph([helper.make_node("Identity", ["d"], ["b"])], "branch", [], [y])
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+        helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"]),
+        helper.make_node(
+            "Constant", [], ["c"], value=helper.make_tensor("v", TensorProto.BOOL, [], [True])
+        ),
+        helper.make_node("If", ["c"], ["y"], then_branch=branch, else_branch=branch),
+    ]
+    graph = helper.make_graph(nodes, "g", [x], [y], [scale, zero])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    plain = onnx.ModelProto()
+    plain.CopyFrom(model)
+    del plain.graph.node[2:]
+    plain.graph.output[0].name = "d"
+    assert [c.tensor for c in cuts(plain)] == ["q"]
+    assert cuts(model) == []

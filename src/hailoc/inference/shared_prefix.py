@@ -43,6 +43,7 @@ FILE = "values.npy"
 # final block's output and its activation's) fit, so a plan that changes only the final
 # layers' inputs finds the first of them; ~20 MB per 390 faces and size.
 CUT_BUDGET = 64 * 1024
+SUBGRAPHS = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
 
 
 def tensor_digests(model: onnx.ModelProto) -> dict[str, str]:
@@ -83,6 +84,8 @@ def cuts(model: onnx.ModelProto) -> list[Cut]:
     """The graph's single-tensor cuts at QuantizeLinear outputs, in graph order, with a known
     size per face. Nodes that read only initializers (weight dequantization) are not data."""
     graph = model.graph
+    if any(a.type in SUBGRAPHS for node in graph.node for a in node.attribute):
+        return []  # a subgraph may read outer tensors its digest does not see: never cut
     initializers = {i.name for i in graph.initializer}
     outputs = {o.name for o in graph.output}
     data = {i.name for i in graph.input if i.name not in initializers}

@@ -27,3 +27,24 @@ def demo_project(root: Path) -> LoadedManifest:
         detector=manifest.data.defaults.detector,
     )
     return manifest
+
+
+def machine_probe(runs: int = 60) -> str:
+    """One fixed workload (the vendored fr_feature, fp32, batch 1, one thread, portable
+    execution), timed: this VM's speed drifts by up to ~1.5x within a day, so absolute
+    seconds from two runs compare only next to this line."""
+    import time
+
+    import numpy as np
+
+    from hailoc.inference.session import open_session
+
+    session = open_session(REPO / "models" / "fr_feature.onnx", threads=1)
+    name = session.get_inputs()[0].name
+    x = np.zeros((1, 3, 112, 112), np.float32)
+    session.run(None, {name: x})
+    started = time.perf_counter()
+    for _ in range(runs):
+        session.run(None, {name: x})
+    per_face = (time.perf_counter() - started) / runs * 1000
+    return f"machine probe: {per_face:.1f} ms per fr_feature face (fp32, 1 thread)"

@@ -32,6 +32,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._project import machine_probe  # noqa: E402
 from hailoc.autoplan import search_plan  # noqa: E402
 from hailoc.autoplan.evaluator import Evaluator  # noqa: E402
 from hailoc.autoplan.objective import Measure  # noqa: E402
@@ -107,6 +108,7 @@ def main() -> None:
             calib_root=manifest.calibration_dir,
             detector=manifest.data.defaults.detector,
         )
+        print(machine_probe())
         for model in data["models"]:
             inputs = gather(manifest, model)
             spec = inputs.config.auto

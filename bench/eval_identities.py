@@ -32,6 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._project import machine_probe  # noqa: E402
 from hailoc.cli import run  # noqa: E402
 from tests.photos import identity_folders, lfw_sized_identities  # noqa: E402
 
@@ -68,6 +69,7 @@ def main() -> None:
         else:
             people, sizes = lfw_sized_identities(root / "people"), []
         images = sum(1 for _ in people.rglob("*.jpg"))
+        print(machine_probe())
         seconds = []
         for precision in ("int8", "int16-final"):
             command = ["-m", m, "eval", "fr_feature", "-p", precision]

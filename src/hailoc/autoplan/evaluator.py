@@ -188,7 +188,7 @@ class Evaluator:
             model = Path(tmp) / QDQ
             model.write_bytes(self.toggle().model(layers))
             embed = SplitEmbedder(model, self.cfg, self.workers)
-            embed.runner.output_names()  # opens the sessions while the file exists
+            embed.runner.open()  # while the file exists
         return self._embed_measure(layers, early, embed, reference)
 
     def _embed_measure(

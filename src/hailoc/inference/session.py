@@ -42,6 +42,16 @@ def static_batch(session: Any) -> int | None:
     return dim if isinstance(dim, int) and dim > 0 else None
 
 
+def pick_output(names: list[str], wanted: str | None) -> str:
+    """The manifest's embedding output when the graph has it, else the graph's first output."""
+    return wanted if wanted is not None and wanted in names else names[0]
+
+
+def as_embeddings(y: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+    """One flat float32 row per face, whatever the output's own shape."""
+    return y.reshape(len(y), -1).astype(np.float32)
+
+
 class Runner:
     """One session: runs an array of any length through the model's batch, any outputs.
 
@@ -81,8 +91,7 @@ class Embedder:
     def __init__(self, session: Any, cfg: ModelConfig, output: str | None = None) -> None:
         self.session = session
         self.cfg = cfg
-        names: list[str] = [o.name for o in session.get_outputs()]
-        self.output: str = output if output is not None and output in names else names[0]
+        self.output = pick_output([o.name for o in session.get_outputs()], output)
         self.runner = Runner(session, cfg.input.name)
 
     def __call__(self, faces: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
@@ -90,7 +99,7 @@ class Embedder:
         if len(faces) == 0:
             return np.zeros((0, 0), dtype=np.float32)
         (y,) = self.runner.run(to_input(faces, self.cfg), [self.output])
-        return y.reshape(len(y), -1).astype(np.float32)
+        return as_embeddings(y)
 
 
 class SplitRunner:
@@ -100,8 +109,9 @@ class SplitRunner:
     Face recognition models at batch 1 keep ONNX Runtime's intra-op threads poorly busy:
     one session per core over separate faces is ~1.3-1.6x faster on 2 cores. Each row's
     outputs do not depend on how the rows are split (one row per run, or the model's own
-    batch, the same kernels). The sessions open together on the first call (ORT releases the
-    GIL while it builds one: two open in the time of one) and are reused for every later call.
+    batch, the same kernels). The sessions open together on the first call and are reused for
+    every later call (from a file ORT builds them in parallel, two in the time of one; from
+    bytes it copies and parses them holding the GIL, one after the other).
     """
 
     def __init__(self, model: Path | bytes, workers: int = 0, input_name: str | None = None):
@@ -128,10 +138,15 @@ class SplitRunner:
             self.parts += [Runner(session, self.input_name) for session in sessions]
         return self.parts[:count]
 
+    def open(self) -> None:
+        """Open every worker's session now, together (the first run needs them all anyway):
+        e.g. while the model's file still exists."""
+        self._open(self.workers)
+
     def output_names(self) -> list[str]:
-        """The model's outputs, in order."""
-        # Every worker's session opens now, together: the first run needs them all anyway.
-        return [o.name for o in self._open(self.workers)[0].session.get_outputs()]
+        """The model's outputs, in order (opens the sessions)."""
+        self.open()
+        return [o.name for o in self.parts[0].session.get_outputs()]
 
     def run(self, x: npt.NDArray[Any], outputs: list[str]) -> list[npt.NDArray[Any]]:
         """`outputs` for the rows of `x`, split over the workers."""
@@ -161,11 +176,9 @@ class SplitEmbedder:
         if len(faces) == 0:
             return np.zeros((0, 0), dtype=np.float32)
         if self._output is None:
-            names = self.runner.output_names()
-            wanted = self.cfg.embedding_output
-            self._output = wanted if wanted in names else names[0]
+            self._output = pick_output(self.runner.output_names(), self.cfg.embedding_output)
         (y,) = self.runner.run(to_input(faces, self.cfg), [self._output])
-        return y.reshape(len(y), -1).astype(np.float32)
+        return as_embeddings(y)
 
 
 def embed_at_sizes(

@@ -21,7 +21,7 @@ import hashlib
 import io
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ from onnx import numpy_helper
 from hailoc.cache import StageCache, cache_key
 from hailoc.faces import Embeddings, Faces
 from hailoc.inference.preprocess import input_identity, to_input
-from hailoc.inference.session import SplitRunner
+from hailoc.inference.session import SplitRunner, as_embeddings, pick_output
 from hailoc.manifest import ModelConfig
 from hailoc.records import Versions
 
@@ -78,6 +78,8 @@ class Cut:
     tensor: str
     digest: str
     bytes_per_face: int
+    # Its inferred type and shape: the input of the graph that runs from it.
+    value: onnx.ValueInfoProto = field(compare=False, repr=False)
 
 
 def cuts(model: onnx.ModelProto) -> list[Cut]:
@@ -109,25 +111,21 @@ def cuts(model: onnx.ModelProto) -> list[Cut]:
         return []
     shapes = _shapes(model)
     digests = tensor_digests(model)
-    result = []
-    for name in found:
-        size = shapes.get(name)
-        if size is not None:
-            result.append(Cut(name, digests[name], size))
-    return result
+    return [Cut(name, digests[name], *shapes[name]) for name in found if name in shapes]
 
 
-def _shapes(model: onnx.ModelProto) -> dict[str, int]:
-    """Bytes per face of every tensor whose shape (after the batch axis) is known."""
+def _shapes(model: onnx.ModelProto) -> dict[str, tuple[int, onnx.ValueInfoProto]]:
+    """Bytes per face and inferred type of every tensor whose shape (after the batch axis)
+    is known."""
     inferred = onnx.shape_inference.infer_shapes(model)
-    found: dict[str, int] = {}
+    found: dict[str, tuple[int, onnx.ValueInfoProto]] = {}
     for value in [*inferred.graph.value_info, *inferred.graph.output]:
         kind = value.type.tensor_type
         dims = [d.dim_value if d.HasField("dim_value") else 0 for d in kind.shape.dim]
         if len(dims) < 2 or min(dims[1:]) <= 0 or not kind.elem_type:
             continue
         itemsize = onnx.helper.tensor_dtype_to_np_dtype(kind.elem_type).itemsize
-        found[value.name] = int(np.prod(dims[1:])) * itemsize
+        found[value.name] = (int(np.prod(dims[1:])) * itemsize, value)
     return found
 
 
@@ -162,7 +160,7 @@ def _with_outputs(model: onnx.ModelProto, names: list[str]) -> bytes:
     return data
 
 
-def _suffix(model: onnx.ModelProto, cut: str, output: str) -> bytes | None:
+def _suffix(model: onnx.ModelProto, cut: Cut, output: str) -> bytes | None:
     """The part of the graph from `cut` to `output` (every node `output` needs that is not
     upstream of `cut`, with its initializers), or None when `output` needs the graph input
     other than through `cut`."""
@@ -172,7 +170,7 @@ def _suffix(model: onnx.ModelProto, cut: str, output: str) -> bytes | None:
     needed: dict[int, onnx.NodeProto] = {}
     used_inits: dict[str, onnx.TensorProto] = {}
     stack = [output]
-    seen = {cut}
+    seen = {cut.tensor}
     while stack:
         name = stack.pop()
         if name in seen or not name:
@@ -186,16 +184,10 @@ def _suffix(model: onnx.ModelProto, cut: str, output: str) -> bytes | None:
             stack.extend(node.input)
         else:
             return None  # the graph input itself, past the cut
-    cut_type = next(
-        (v for v in onnx.shape_inference.infer_shapes(model).graph.value_info if v.name == cut),
-        None,
-    )
-    if cut_type is None:
-        return None
     part = onnx.helper.make_graph(
         [node for node in graph.node if id(node) in needed],
         f"{graph.name}_from_cut",
-        [cut_type],
+        [cut.value],
         [o for o in graph.output if o.name == output],
         list(used_inits.values()),
     )
@@ -235,13 +227,8 @@ class SharedPrefixEmbedder:
             self._proto = onnx.load(str(self.path))
             self._cuts = cuts(self._proto)
         assert self._cuts is not None
-        names: list[str] = [o.name for o in self._proto.graph.output]
-        wanted = self.cfg.embedding_output
-        return (
-            self._proto,
-            self._cuts,
-            wanted if wanted is not None and wanted in names else names[0],
-        )
+        output = pick_output([o.name for o in self._proto.graph.output], self.cfg.embedding_output)
+        return self._proto, self._cuts, output
 
     def __call__(self, batches: list[Faces]) -> list[Embeddings]:
         return [self._embed(batch) for batch in batches]
@@ -266,7 +253,7 @@ class SharedPrefixEmbedder:
                 continue
             self.reused.append(cut.tensor)
             (y,) = runner.run(values, [output])
-            return y.reshape(len(y), -1).astype(np.float32)
+            return as_embeddings(y)
         self.reused.append("")
         keep = kept(found)
         if self._full is None:
@@ -279,11 +266,11 @@ class SharedPrefixEmbedder:
             buffer = io.BytesIO()
             np.save(buffer, np.ascontiguousarray(value), allow_pickle=False)
             self.cache.store(KIND, key, {FILE: buffer.getvalue()})
-        return y.reshape(len(y), -1).astype(np.float32)
+        return as_embeddings(y)
 
     def _suffix_runner(self, model: onnx.ModelProto, cut: Cut, output: str) -> SplitRunner | None:
         if cut.tensor not in self._suffixes:
-            part = _suffix(model, cut.tensor, output)
+            part = _suffix(model, cut, output)
             self._suffixes[cut.tensor] = (
                 None if part is None else SplitRunner(part, self.workers, cut.tensor)
             )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import shutil
@@ -19,6 +20,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from hailoc.errors import HailocError
 from hailoc.failures import failure_class_of
@@ -168,6 +173,17 @@ class StageCache:
         """One file of a verified entry (None: no such entry, or it was damaged)."""
         path = self.lookup(kind, key)
         return (path / name).read_bytes() if path is not None else None
+
+    def read_array(self, kind: str, key: str, name: str) -> npt.NDArray[Any] | None:
+        """One .npy file of a verified entry as an array (None: no such entry, or damaged)."""
+        found = self.read_bytes(kind, key, name)
+        return None if found is None else np.load(io.BytesIO(found), allow_pickle=False)
+
+    def store_array(self, kind: str, key: str, name: str, array: npt.NDArray[Any]) -> Path:
+        """An entry holding one array as a .npy file (see `store`)."""
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+        return self.store(kind, key, {name: buffer.getvalue()})
 
     def store(
         self,

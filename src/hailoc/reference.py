@@ -9,7 +9,6 @@ family keeps its own, computed by insightface's get_feat).
 from __future__ import annotations
 
 import hashlib
-import io
 import tempfile
 import threading
 from collections.abc import Callable
@@ -75,18 +74,14 @@ class References:
             keys = {size: self._key(inputs, size) for size in sizes}
             for key in keys.values():
                 if key not in self._memo:
-                    found = cache.read_bytes(kind, key, FILE)
+                    found = cache.read_array(kind, key, FILE)
                     if found is not None:
-                        self._memo[key] = np.asarray(
-                            np.load(io.BytesIO(found), allow_pickle=False), np.float32
-                        )
+                        self._memo[key] = np.asarray(found, np.float32)
             missing = tuple(size for size, key in keys.items() if key not in self._memo)
             if missing:
                 for size, emb in self._compute(inputs, missing).items():
                     self._memo[keys[size]] = emb
-                    buffer = io.BytesIO()
-                    np.save(buffer, emb, allow_pickle=False)
-                    cache.store(kind, keys[size], {FILE: buffer.getvalue()})
+                    cache.store_array(kind, keys[size], FILE, emb)
             return {size: self._memo[keys[size]] for size in sizes}
 
     @staticmethod
@@ -141,14 +136,12 @@ def cached_fp32(cache_root: Path, cfg: ModelConfig, versions: Versions) -> Batch
         out = []
         for batch in batches:
             key = faces_key(model_sha256, cfg, batch, versions)
-            found = cache.read_bytes(FACES_KIND, key, FILE)
+            found = cache.read_array(FACES_KIND, key, FILE)
             if found is not None:
-                out.append(np.asarray(np.load(io.BytesIO(found), allow_pickle=False), np.float32))
+                out.append(np.asarray(found, np.float32))
                 continue
             emb = session(batch)
-            buffer = io.BytesIO()
-            np.save(buffer, emb, allow_pickle=False)
-            cache.store(FACES_KIND, key, {FILE: buffer.getvalue()})
+            cache.store_array(FACES_KIND, key, FILE, emb)
             out.append(emb)
         return out
 

@@ -18,7 +18,6 @@ a fraction of the work.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -239,20 +238,17 @@ class SharedPrefixEmbedder:
         model, found, output = self._graph()
         for cut in reversed(found):
             key = activation_key(cut.digest, faces, self.cfg, self.versions)
-            stored = self.cache.read_bytes(KIND, key, FILE)
+            try:
+                stored = self.cache.read_array(KIND, key, FILE)
+            except (ValueError, OSError):  # verified bytes that are not an array: pass over
+                continue
             if stored is None:
                 continue
             runner = self._suffix_runner(model, cut, output)
-            if runner is None:
-                continue
-            try:
-                values = np.load(io.BytesIO(stored), allow_pickle=False)
-            except (ValueError, OSError):  # verified bytes that are not an array: pass over
-                continue
-            if len(values) != len(faces):
+            if runner is None or len(stored) != len(faces):
                 continue
             self.reused.append(cut.tensor)
-            (y,) = runner.run(values, [output])
+            (y,) = runner.run(stored, [output])
             return as_embeddings(y)
         self.reused.append("")
         keep = kept(found)
@@ -263,9 +259,7 @@ class SharedPrefixEmbedder:
         y, *values = self._full.run(to_input(faces, self.cfg), [output, *(c.tensor for c in keep)])
         for cut, value in zip(keep, values, strict=True):
             key = activation_key(cut.digest, faces, self.cfg, self.versions)
-            buffer = io.BytesIO()
-            np.save(buffer, np.ascontiguousarray(value), allow_pickle=False)
-            self.cache.store(KIND, key, {FILE: buffer.getvalue()})
+            self.cache.store_array(KIND, key, FILE, value)
         return as_embeddings(y)
 
     def _suffix_runner(self, model: onnx.ModelProto, cut: Cut, output: str) -> SplitRunner | None:

@@ -18,11 +18,6 @@ BatchEmbed = Callable[[list[Faces]], list[Embeddings]]
 BySize = dict[int, Embeddings]  # face size in px -> embeddings of the same faces
 
 
-def batched(embed: Embedder) -> BatchEmbed:
-    """A per-array embedder as a BatchEmbed."""
-    return lambda batches: [embed(batch) for batch in batches]
-
-
 def embed_sizes(embed: Embedder, faces: Faces, sizes: tuple[int, ...]) -> BySize:
     """Embeddings of the faces as seen at each simulated size (112 = as aligned)."""
     return {size: np.asarray(embed(batch_at_distance(faces, size))) for size in sizes}

@@ -1,17 +1,16 @@
-"""A plan's evaluation stops early only when the full evaluation could not reach the target:
-the bound decides `reaches` exactly as measuring every face would."""
+"""A plan measured on part of the faces gives an upper bound: it stops early only when the
+full evaluation could not reach the target, and a search that glances at plans (their hardest
+faces only) still returns a plan that reaches, where the prefix one shorter cannot."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hailoc.autoplan.objective import Measure, bound_if_unreachable, measure
-from hailoc.autoplan.search import probe_bound, probe_table
+from hailoc.autoplan.objective import Depth, Measure, measure, upper_bound
+from hailoc.autoplan.search import _bisect, bisection_probes
 from hailoc.execution import Background
 
 
@@ -23,7 +22,7 @@ from hailoc.execution import Background
     st.floats(0.8, 0.999),
     st.integers(0, 2**16),
 )
-def test_a_stopped_evaluation_never_changes_the_decision(
+def test_a_partial_evaluation_is_an_upper_bound_that_never_changes_the_decision(
     agreements: list[float], share: float, metric: str, target: float, seed: int
 ) -> None:
     """Whichever faces were embedded first (the search takes the hardest first)."""
@@ -35,63 +34,90 @@ def test_a_stopped_evaluation_never_changes_the_decision(
     reference = {24: np.stack([np.ones_like(angle), np.zeros_like(angle)], 1)}
     candidate = {24: np.stack([np.cos(angle), np.sin(angle)], 1)}
     full = measure(reference, candidate, metric=metric, face_size=24, confidence=0.95)
-    bound = bound_if_unreachable(
-        values[at],
-        len(values),
-        metric=metric,
-        face_size=24,
-        confidence=0.95,
-        target=target,
-        at=at,
+    bound = upper_bound(
+        values[at], len(values), metric=metric, face_size=24, confidence=0.95, at=at
     )
-    if bound is not None:
-        assert not full.reaches(target) and not bound.reaches(target)
-        assert bound.low >= full.low - 1e-9 and bound.value >= full.value - 1e-9
-        assert bound.stopped_at == known
-        again = Measure.from_dict(bound.as_dict())
-        assert again == bound
+    assert bound.low >= full.low - 1e-9 and bound.value >= full.value - 1e-9
+    assert bound.high >= full.high - 1e-9
+    assert bound.stopped_at == known and not bound.reaches(target)  # a bound never reaches
+    if not bound.may_reach(target):
+        assert not full.reaches(target)
+    assert Measure.from_dict(bound.as_dict()) == bound
     if known == len(values):  # nothing left unknown: the bound is the decision itself
-        assert (bound is None) == full.reaches(target)
+        assert bound.may_reach(target) == full.reaches(target)
 
 
-@settings(max_examples=80, deadline=None)
-@given(st.integers(2, 120), st.data(), st.sampled_from([1.0, 2.0, 3.0, 5.0]))
-def test_the_boundary_search_finds_the_boundary_whatever_the_probe_costs(
-    n: int, data: st.DataObject, reach_cost: float
+class _Plans:
+    """A scorer over `n` ranked layers: a plan reaches when it spans the first `k` (holds one
+    of rank >= k - 1) and holds every layer of `needed` it spans; a glance at a plan of a
+    size in `misjudged` cannot tell (its hardest faces look fine, others do not). Counts
+    what the search asked for."""
+
+    def __init__(self, n: int, k: int, needed: set[int], misjudged: set[int]) -> None:
+        self.order = [f"L{i}" for i in range(n)]
+        self.k, self.needed, self.misjudged = k, needed, misjudged
+        self.asked: list[tuple[int, Depth]] = []
+
+    def reaches(self, layers: list[str]) -> bool:
+        held = {self.order.index(layer) for layer in layers}
+        span = max(held) + 1 if held else 0
+        return span >= self.k and self.needed & set(range(span)) <= held
+
+    def __call__(self, layers: list[str], depth: Depth = Depth.DECIDED) -> Measure:
+        self.asked.append((len(layers), depth))
+        if self.reaches(layers):
+            return Measure(0.99, 0.99, 0.99, 0.99, {})
+        if depth is Depth.GLANCE and len(layers) in self.misjudged:
+            return Measure(1.0, 0.99, 1.0, 1.0, {}, stopped_at=8)  # a bound that may reach
+        return Measure(0.5, 0.5, 0.5, 0.5, {}, stopped_at=8)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.integers(2, 120), st.data())
+def test_the_search_returns_a_plan_that_reaches_even_when_glances_misjudge(
+    n: int, data: st.DataObject
 ) -> None:
-    """Where plans reach from the k-th prefix on, the search returns exactly k, within
-    `probe_bound` probes; at equal costs it probes the middle (plain bisection)."""
+    """Whatever glances say, the plan returned reaches, and the prefix its polish started from
+    is the shortest that reaches; with glances that never misjudge, the bisection probes at
+    most ceil(log2 L) plans and only the plan returned is measured on every face."""
     k = data.draw(st.integers(1, n))
-    table = probe_table(n, reach_cost)
-    lo, hi, probes = 0, n, []
-    while hi - lo > 1:
-        mid = lo + table[hi - lo]
-        assert lo < mid < hi
-        probes.append(mid)
-        if mid >= k:
-            hi = mid
-        else:
-            lo = mid
-    assert hi == k or (k == 1 and hi == 1)
-    assert len(probes) <= probe_bound(n, reach_cost)
-    if reach_cost == 1.0:
-        assert all(table[length] == length // 2 for length in range(2, n + 1))
+    misjudged = set(data.draw(st.lists(st.integers(1, n), max_size=4)))
+    needed = set(data.draw(st.lists(st.integers(0, n - 1), max_size=2)))
+    plans = _Plans(n, k, needed, misjudged)
+    whole = Measure(0.99, 0.99, 0.99, 0.99, {})
+    below = Measure(0.5, 0.5, 0.5, 0.5, {})
+    chosen = _bisect(plans, plans.order, n, 0.9, 3, below, whole)
+    assert plans.reaches(chosen)
+    start = max(plans.order.index(layer) for layer in chosen) + 1  # the prefix polished
+    assert start == k
+    dropped = set(range(max(0, k - 3), k - 1)) - needed  # the polish's trials that reach
+    assert len(chosen) == k - len(dropped)
+    if not misjudged & set(range(1, k)):
+        glances = [size for size, depth in plans.asked if depth is Depth.GLANCE]
+        assert len(glances) <= bisection_probes(n)
+        decided = [size for size, depth in plans.asked if depth is Depth.DECIDED]
+        assert len(decided) <= 3 + 1
 
 
-def test_probes_lean_low_when_reaching_costs_more() -> None:
-    """R50-shaped (54 layers, boundary at 32): plain bisection measures 3 plans that reach
-    in full; at reach_cost 3 the search measures one, and stays within 1.5 log2 L probes."""
-
-    def outcome(reach_cost: float) -> list[bool]:
-        table, lo, hi, found = probe_table(54, reach_cost), 0, 54, []
-        while hi - lo > 1:
-            mid = lo + table[hi - lo]
-            found.append(mid >= 32)
-            hi, lo = (mid, lo) if mid >= 32 else (hi, mid)
-        return found
-
-    assert sum(outcome(1.0)) == 3 and sum(outcome(3.0)) == 1
-    assert probe_bound(54, 3.0) <= 1.5 * math.log2(54) + 1
+def test_a_search_measures_every_face_only_of_the_plan_it_returns() -> None:
+    """As the R50-shaped search runs (54 layers, the boundary at 32, the polish dropping the
+    third-last layer): six glances, and only the polished plan measured on every face (a
+    search that measured each probe in full also measured the 32 layers and one more)."""
+    plans = _Plans(54, 32, {30}, set())
+    whole = Measure(0.99, 0.99, 0.99, 0.99, {})
+    below = Measure(0.5, 0.5, 0.5, 0.5, {})
+    chosen = _bisect(plans, plans.order, 54, 0.9, 3, below, whole)
+    assert chosen == plans.order[:29] + plans.order[30:32]
+    glances = [size for size, depth in plans.asked if depth is Depth.GLANCE]
+    assert len(glances) == bisection_probes(54) == 6
+    decided = [size for size, depth in plans.asked if depth is Depth.DECIDED]
+    # The polish: the 31-prefix (the lower end: in a search, already known), a trial that
+    # cannot reach, one that does.
+    assert decided == [31, 31, 31]
+    assert [plans.reaches(p) for p in (plans.order[:30] + plans.order[31:32], chosen)] == [
+        False,
+        True,
+    ]
 
 
 def test_background_work_hands_back_its_value_or_its_error() -> None:

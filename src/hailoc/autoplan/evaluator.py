@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import onnx
 
-from hailoc.autoplan.objective import Measure, bound_if_unreachable, measure
+from hailoc.autoplan.objective import Depth, Measure, measure, upper_bound
 from hailoc.autoplan.toggle import Toggle
 from hailoc.backends.onnxruntime.backend import QDQ
 from hailoc.backends.onnxruntime.qdq_plan import QdqPlan, render_qdq
@@ -41,8 +41,11 @@ from hailoc.plan import PrecisionPlan
 from hailoc.reference import References
 
 # A plan's evaluation checks whether it can still reach the target after the first
-# EARLY_FIRST faces, then after chunks twice as large each time.
+# EARLY_FIRST faces (all a glance embeds), then after chunks twice as large each time.
 EARLY_FIRST = 8
+# A plan's measure is kept under one of these steps: on every face, stopped because it cannot
+# reach, or seen at a glance (a bound that left it able to reach).
+EVALUATION_STEPS = ("evaluation", "evaluation-bound", "evaluation-glance")
 # Where the eval faces' hardest-first order is kept (one per search key).
 ORDER_KEY = cache_key("face-order", {})
 # Calibration faces used for the one-pass noise ranking.
@@ -55,10 +58,6 @@ class Evaluator:
     source = "ort"
     unit = "noise_added"
     polish = 3
-    # A plan that reaches is measured on every face; one that cannot usually stops after the
-    # EARLY_FIRST hardest (R50-shaped: 6.5 s against 1.3 s). Taken as 3x, not 5x, so the
-    # search stays within ~1.5 log2(L) probes.
-    reach_cost = 3.0
 
     def __init__(
         self,
@@ -85,6 +84,9 @@ class Evaluator:
         self._fp32: onnx.ModelProto | None = None
         self._probes: Any = None  # eval faces as seen at the target size, simulated once
         self._order: npt.NDArray[np.intp] | None = None
+        # Embeddings of the faces a glance saw (hardest first), per plan: deciding it later
+        # goes on from there.
+        self._glanced: dict[tuple[str, ...], list[npt.NDArray[np.float32]]] = {}
         # Work a cold search starts early, on another thread (see `ranking`).
         self._reference: Background[BySize] | None = None
         self._all16: Background[Path] | None = None
@@ -146,22 +148,26 @@ class Evaluator:
         return []
 
     # -- scores -------------------------------------------------------------------------------
-    def score(self, layers: tuple[str, ...], complete: bool = False) -> Measure:
-        """The objective with `layers` in 16-bit and every other layer in 8-bit (see
-        `Scorer.score` for `complete`)."""
-        whole = cache_key("evaluation", {"layers": sorted(layers)})
-        bound = cache_key("evaluation-bound", {"layers": sorted(layers)})
-        for key in (whole,) if complete else (whole, bound):
+    def score(self, layers: tuple[str, ...], depth: Depth = Depth.DECIDED) -> Measure:
+        """The objective with `layers` in 16-bit and every other layer in 8-bit, measured as
+        far as `depth` asks (see `Scorer.score`)."""
+        target = self.spec.target
+        keys = [cache_key(step, {"layers": sorted(layers)}) for step in EVALUATION_STEPS]
+        for key in keys[:1] if depth is Depth.EVERY_FACE else keys:
             known = self._recall(key)
-            # A stopped evaluation decides only targets above its bound (the search key
-            # leaves the target out, so a later search may ask for a lower one).
-            if known is not None and (known.stopped_at is None or known.low < self.spec.target):
+            # A partial measure is a bound: the search key leaves the target out, so one
+            # stored by an earlier search may not decide this search's target.
+            if known is not None and known.enough(depth, target):
                 self.reused += 1
                 return known
-        result = self._measure(layers, early=not complete)
-        key = whole if result.stopped_at is None else bound
+        if layers not in self._glanced:
+            self.computed += 1
+        result = self._measure(layers, depth)
+        if result.stopped_at is None:
+            key = keys[0]
+        else:
+            key = keys[1] if not result.may_reach(target) else keys[2]
         self.memo[key] = result.as_dict()
-        self.computed += 1
         data = json.dumps(self.memo[key], sort_keys=True).encode()
         self.stage_cache.store(f"{self.kind}/eval", key, {"measure.json": data})
         return result
@@ -174,7 +180,7 @@ class Evaluator:
             self.memo[key] = json.loads(found)
         return Measure.from_dict(self.memo[key])
 
-    def _measure(self, layers: tuple[str, ...], early: bool) -> Measure:
+    def _measure(self, layers: tuple[str, ...], depth: Depth) -> Measure:
         """The plan's model, its sessions opened, measured by `_embed_measure`."""
         size = self.spec.face_size
         if self._probes is None:
@@ -189,39 +195,42 @@ class Evaluator:
             model.write_bytes(self.toggle().model(layers))
             embed = SplitEmbedder(model, self.cfg, self.workers)
             embed.runner.open()  # while the file exists
-        return self._embed_measure(layers, early, embed, reference)
+        return self._embed_measure(layers, depth, embed, reference)
 
     def _embed_measure(
-        self, layers: tuple[str, ...], early: bool, embed: SplitEmbedder, reference: BySize
+        self, layers: tuple[str, ...], depth: Depth, embed: SplitEmbedder, reference: BySize
     ) -> Measure:
         """Embed the eval faces in growing chunks, hardest first (`face_order`), stopping as
-        soon as the plan provably cannot reach the target (`bound_if_unreachable`); a plan
-        that can is measured on every face. The faces go back to their own places before
-        measuring, so the order changes when a plan stops, never its numbers."""
+        soon as the plan provably cannot reach the target (its `upper_bound` is below it), or
+        after the first chunk for a glance; a plan that can reach is measured on every face.
+        The faces go back to their own places before measuring, so the order changes when
+        the numbers are computed, never the numbers."""
         size = self.spec.face_size
         total = len(self._probes)
-        order = self.face_order() if early else None
+        parts = self._glanced.pop(layers, [])
+        order = self.face_order() if depth is not Depth.EVERY_FACE or parts else None
         if order is None:
             order = np.arange(total)
-        parts: list[npt.NDArray[np.float32]] = []
-        start, step = 0, EARLY_FIRST
+        start = sum(len(part) for part in parts)
+        step = EARLY_FIRST * 2 ** len(parts)
         while start < total:
             share = order[start : start + step]
             parts.append(embed(self._probes[share]))
             start += len(share)
             step *= 2
-            if early and start < total:
-                known = cosine_rows(reference[size][order[:start]], np.concatenate(parts))
-                bound = bound_if_unreachable(
-                    known,
+            if depth is not Depth.EVERY_FACE and start < total:
+                bound = upper_bound(
+                    cosine_rows(reference[size][order[:start]], np.concatenate(parts)),
                     total,
                     metric=self.spec.metric,
                     face_size=size,
                     confidence=self.spec.confidence,
-                    target=self.spec.target,
                     at=order[:start],
                 )
-                if bound is not None:
+                if not bound.may_reach(self.spec.target):
+                    return bound
+                if depth is Depth.GLANCE:
+                    self._glanced[layers] = parts
                     return bound
         embedded = np.empty_like(parts[0], shape=(total, parts[0].shape[1]))
         embedded[order] = np.concatenate(parts)

@@ -4,6 +4,7 @@ interval; a plan reaches the target only when the interval's lower end does."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +16,17 @@ BOOTSTRAP_SAMPLES = 1000
 SEED = 0  # the interval is part of the result: it must not change between runs
 
 
+class Depth(StrEnum):
+    """How far to measure a plan: what the search needs to know about it."""
+
+    # Every face: the curve's two ends, which are reported.
+    EVERY_FACE = "every-face"
+    # Until it provably cannot reach the target, else every face: whether it reaches.
+    DECIDED = "decided"
+    # The hardest faces only, unless they already prove it cannot reach: whether it may.
+    GLANCE = "glance"
+
+
 @dataclass(frozen=True)
 class Measure:
     """The statistic at the target size, its interval, and the overall mean agreement."""
@@ -24,13 +36,25 @@ class Measure:
     high: float
     mean_all_sizes: float
     per_size: dict[int, float]  # mean agreement per face size
-    # Faces embedded when the evaluation stopped early because the plan could no longer
-    # reach the target (value and interval are then upper bounds); None: every face.
+    # Faces embedded when the evaluation stopped early (value and interval are then upper
+    # bounds: every face not embedded taken as agreeing perfectly); None: every face.
     stopped_at: int | None = None
 
     def reaches(self, target: float) -> bool:
-        """True when the whole interval clears the target."""
+        """True when the whole interval, measured on every face, clears the target."""
+        return self.stopped_at is None and self.low >= target
+
+    def may_reach(self, target: float) -> bool:
+        """False when the plan provably cannot reach `target` (its bound is below it)."""
         return self.low >= target
+
+    def enough(self, depth: Depth, target: float) -> bool:
+        """Whether this measure answers what `depth` asks (at `target`)."""
+        if depth is Depth.EVERY_FACE:
+            return self.stopped_at is None
+        if depth is Depth.DECIDED:
+            return self.stopped_at is None or self.low < target
+        return True
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Measure:
@@ -90,28 +114,24 @@ def measure(
     )
 
 
-def bound_if_unreachable(
+def upper_bound(
     known: npt.NDArray[np.float64],
     total: int,
     *,
     metric: str,
     face_size: int,
     confidence: float,
-    target: float,
     at: npt.NDArray[np.intp] | None = None,
-) -> Measure | None:
+) -> Measure:
     """With the agreements of some faces known (the faces `at`, default the first ones), the
-    plan's best possible measure when it can no longer reach `target` (every face not yet
-    embedded taken as agreeing perfectly, cosine 1), else None. Exact, not a guess: the
-    statistic, and so each bootstrap sample's value and the interval's low end, never falls
-    when a face's agreement rises, and the draws are the full evaluation's; so the full
-    evaluation's low end is below the target too."""
+    plan's best possible measure: every face not yet embedded taken as agreeing perfectly
+    (cosine 1). Exact, not a guess: the statistic, and so each bootstrap sample's value and
+    the interval's ends, never falls when a face's agreement rises, and the draws are the
+    full evaluation's; so the full evaluation's interval lies at or below this one."""
     best = np.ones(total, np.float64)
     best[np.arange(len(known)) if at is None else at] = known
     (picks,) = resample((total,), BOOTSTRAP_SAMPLES, SEED)
     low, high = interval(_statistic(best[picks], metric), confidence)
-    if low >= target:
-        return None
     value = float(_statistic(best, metric))
     mean = float(best.mean())
     return Measure(value, float(low), float(high), mean, {face_size: mean}, len(known))

@@ -3,12 +3,15 @@
 Layers are ranked once by the noise each adds in the int8 model (fp32 vs int8 activations);
 the search bisects on k (the k noisiest layers in 16-bit) and then tries to drop a few of the
 chosen layers again: O(log L) evaluations instead of one per layer. Every evaluation toggles
-layers in a model quantized once (no quantizer run), and is memoised.
+layers in a model quantized once (no quantizer run), and is memoised. The bisection glances
+at plans (their hardest faces only): measuring a plan that reaches on every face costs ~8x a
+glance, and only the plan returned needs it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -20,7 +23,7 @@ import numpy as np
 from hailoc import __version__
 from hailoc.autoplan.cost import plan_cost, tensor_elements
 from hailoc.autoplan.evaluator import Evaluator
-from hailoc.autoplan.objective import Measure
+from hailoc.autoplan.objective import Depth, Measure
 from hailoc.backends.onnxruntime.qdq_plan import render_qdq
 from hailoc.backends.onnxruntime.quantize import quantize_key
 from hailoc.cache import cache_key
@@ -61,19 +64,16 @@ class Scorer(Protocol):
     source: str  # "ort" | "dfc": where the ranking and the scores come from
     unit: str  # what a ranking value is: "noise_added" (higher = worse) or "snr_db" (lower)
     polish: int  # chosen layers the search may try to drop again after bisection
-    # What measuring a plan that reaches the target costs, relative to one that cannot (1.0:
-    # the same, plain bisection; more: the search probes lower, `probe_table`).
-    reach_cost: float
     computed: int
     reused: int
 
     def ranking(self) -> list[tuple[str, float]]:
         """(layer, value), most harmful first."""
 
-    def score(self, layers: tuple[str, ...], complete: bool = False) -> Measure:
-        """The objective with `layers` in 16-bit and every other layer in 8-bit; unless
-        `complete`, a plan that cannot reach the target may be measured on part of the
-        faces (`Measure.stopped_at`: then it is a bound that still decides `reaches`)."""
+    def score(self, layers: tuple[str, ...], depth: Depth = Depth.DECIDED) -> Measure:
+        """The objective with `layers` in 16-bit and every other layer in 8-bit, measured at
+        least as far as `depth` asks: a scorer may measure every face whatever it asks. A
+        measure of part of the faces (`Measure.stopped_at`) is an upper bound."""
 
     def materialize(self, layers: tuple[str, ...]) -> None:
         """Leave the chosen plan where the build that follows will look for it."""
@@ -240,88 +240,70 @@ def _order(
     return kept
 
 
-def probe_table(n: int, reach_cost: float) -> list[int]:
-    """Where to probe an open interval of each length 2..n (`table[length]`: the offset from
-    its low end), minimising the expected cost of the search when the boundary is equally
-    likely anywhere and a probe that reaches costs `reach_cost` times one that does not
-    (ties: nearest the middle). With equal costs it is plain bisection."""
-    table = [0] * (n + 1)
-    if reach_cost == 1.0:
-        for length in range(2, n + 1):
-            table[length] = length // 2
-        return table
-    expected = [0.0] * (n + 1)
-    for length in range(2, n + 1):
-        best: tuple[float, int] | None = None
-        for m in range(1, length):
-            # Reaches (p = m / length): the interval shrinks to m; else to length - m.
-            reach = m * (reach_cost + expected[m])
-            miss = (length - m) * (1 + expected[length - m])
-            key = (round((reach + miss) / length, 9), abs(2 * m - length))
-            if best is None or key < best:
-                best = key
-                table[length] = m
-                expected[length] = (reach + miss) / length
-    return table
-
-
-def probe_bound(n: int, reach_cost: float) -> int:
-    """The most probes `_bisect` makes on `n` layers."""
-    table = probe_table(n, reach_cost)
-    depth = [0] * (n + 1)
-    for length in range(2, n + 1):
-        m = table[length]
-        depth[length] = 1 + max(depth[m], depth[length - m])
-    return depth[n]
+def bisection_probes(n: int) -> int:
+    """The most plans one round of the boundary search probes on `n` layers."""
+    return math.ceil(math.log2(n)) if n > 1 else 0
 
 
 def _bisect(
-    score: Callable[[list[str]], Measure],
+    score: Callable[[list[str], Depth], Measure],
     order: list[str],
     limit: int,
     target: float,
-    scorer: Scorer,
+    polish: int,
     baseline: Measure,
     full: Measure,
 ) -> list[str]:
-    """The shortest prefix of `order` that reaches `target` (a search for the boundary: the
-    agreement grows with the prefix; where a plan that reaches costs more to measure than
-    one that does not, probes lean low, `probe_table`), then up to the scorer's `polish` of
-    its last layers dropped where it still does."""
+    """The shortest prefix of `order` that reaches `target`, then up to `polish` of its last
+    layers dropped where it still does.
+
+    Agreement grows with the prefix, so the search bisects for the boundary, glancing at each
+    probe (`Depth.GLANCE`): one that provably cannot reach moves the lower end, one that may
+    the upper. Only the plan returned is measured on every face. Should the upper end's plan
+    turn out not to reach after all (its hardest faces looked fine, others do not), the
+    search goes on above it: the returned plan always reaches, where the prefix one shorter
+    provably cannot."""
     if baseline.reaches(target):
         return []
     if not full.reaches(target):
         return order[:limit]
-    table = probe_table(limit, scorer.reach_cost)
-    lo, hi = 0, limit  # top-lo does not reach, top-hi does
-    while hi - lo > 1:
-        mid = lo + table[hi - lo]
-        if score(order[:mid]).reaches(target):
-            hi = mid
-        else:
-            lo = mid
-    chosen = order[:hi]
-    for layer in list(reversed(chosen))[: scorer.polish]:
-        trial = [c for c in chosen if c != layer]
-        if trial and score(trial).reaches(target):
-            chosen = trial
-    return chosen
+    lo, may = 0, [limit]  # order[:lo] cannot reach; each prefix length in `may` may
+    while True:
+        hi = may[-1]
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if score(order[:mid], Depth.GLANCE).may_reach(target):
+                may.append(mid)
+                hi = mid
+            else:
+                lo = mid
+        chosen = order[:hi]
+        for layer in list(reversed(order[:hi]))[:polish]:
+            trial = [c for c in chosen if c != layer]
+            if trial and score(trial, Depth.DECIDED).reaches(target):
+                chosen = trial
+        if len(chosen) < hi or score(chosen, Depth.DECIDED).reaches(target):
+            return chosen
+        lo = may.pop()
 
 
 class _Scores:
     """Each plan measured once (in candidate order), the progress told of each new one."""
 
-    def __init__(self, scorer: Scorer, candidates: list[str], progress: SearchProgress) -> None:
+    def __init__(
+        self, scorer: Scorer, candidates: list[str], target: float, progress: SearchProgress
+    ) -> None:
         self.scorer = scorer
         self.candidates = candidates
+        self.target = target
         self.progress = progress
         self.evaluated: dict[tuple[str, ...], Measure] = {}
 
-    def __call__(self, layers: list[str], complete: bool = False) -> Measure:
+    def __call__(self, layers: list[str], depth: Depth = Depth.DECIDED) -> Measure:
         chosen = tuple(sorted(layers, key=self.candidates.index))
         known = self.evaluated.get(chosen)
-        if known is None or (complete and known.stopped_at is not None):
-            self.evaluated[chosen] = self.scorer.score(chosen, complete)
+        if known is None or not known.enough(depth, self.target):
+            self.evaluated[chosen] = self.scorer.score(chosen, depth)
             if known is None:
                 self.progress.advance()
         return self.evaluated[chosen]
@@ -351,7 +333,7 @@ def search_plan(
 
     Without `scorer`, plans are measured on the ONNX Runtime emulation (toggling one
     quantized model); a backend scorer spends one quantization per plan, so the search
-    stays within 2 + ceil(log2 L) + its polish.
+    stays within 2 + ceil(log2 L) + its polish (`_bisect`).
     """
     started = time.monotonic()
     progress = progress or _Silent()
@@ -368,16 +350,17 @@ def search_plan(
     weights = _weights(inputs.onnx_proto)
     max_layers = min(spec.max_layers or len(candidates), len(candidates))
 
-    progress.start(2 + probe_bound(max_layers, evaluator.reach_cost) + evaluator.polish, "search")
+    # The ends, one round of bisection, the polish and measuring the plan chosen in full.
+    progress.start(2 + bisection_probes(max_layers) + evaluator.polish + 1, "search")
     ranking = [(layer, value) for layer, value in evaluator.ranking() if layer in candidates]
     order = _order(ranking, candidates, weights, spec.max_weight_share)
-    score = _Scores(evaluator, candidates, progress)
+    score = _Scores(evaluator, candidates, spec.target, progress)
     # Both ends of the curve are reported (int8's score, the most 16-bit can do): measured
     # on every face.
-    baseline = score([], complete=True)
+    baseline = score([], Depth.EVERY_FACE)
     limit = min(max_layers, len(order))
-    full = score(order[:limit], complete=True)
-    chosen = _bisect(score, order, limit, spec.target, evaluator, baseline, full)
+    full = score(order[:limit], Depth.EVERY_FACE)
+    chosen = _bisect(score, order, limit, spec.target, evaluator.polish, baseline, full)
     progress.finish()
     final = score(chosen)
     reached = final.reaches(spec.target)

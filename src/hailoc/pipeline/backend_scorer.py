@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hailoc.autoplan.objective import Measure, measure
+from hailoc.autoplan.objective import Depth, Measure, measure
 from hailoc.backends.protocol import Backend, Candidate, Job, StageFailure, StageOutput, Stages
 from hailoc.cache import Damage
 from hailoc.errors import PlanError
@@ -69,7 +69,6 @@ class BackendScorer:
     source = "dfc"
     unit = "snr_db"
     polish = 1
-    reach_cost = 1.0  # every plan is one optimize stage, whatever its outcome
 
     def __init__(
         self,
@@ -129,7 +128,7 @@ class BackendScorer:
             )
         return sorted(snr.items(), key=lambda item: (item[1], item[0]))
 
-    def score(self, layers: tuple[str, ...], complete: bool = False) -> Measure:
+    def score(self, layers: tuple[str, ...], depth: Depth = Depth.DECIDED) -> Measure:
         """Optimize with `layers` in 16-bit; the SDK_QUANTIZED embeddings against fp32 (every
         face, always: the emulation embeds them in one stage)."""
         if layers in self._memo:

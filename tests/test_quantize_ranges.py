@@ -1,20 +1,31 @@
 """One calibration per model and calibration set: the activation ranges kept in the cache
-give the same QDQ bytes as calibrating again, for any plan."""
+give the same QDQ bytes as calibrating again, for any plan; collected on every core, they are
+ONNX Runtime's own."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from pathlib import Path
 
 import pytest
 
 from hailoc.backends.onnxruntime.qdq_plan import render_qdq
-from hailoc.backends.onnxruntime.quantize import RANGES_KIND, quantize_inputs
+from hailoc.backends.onnxruntime.quantize import (
+    OPSET,
+    RANGES_KIND,
+    _Reader,
+    collect_ranges,
+    quantize_inputs,
+    upgrade_opset,
+)
 from hailoc.cache import StageCache
 from hailoc.inputs import gather
 from hailoc.manifest import load_manifest
 from hailoc.plan import PrecisionPlan
+from tests.conftest import REPO
+from tests.corpus import CORPUS, calibrated_corpus
 
 
 def _sha(path: Path) -> str:
@@ -56,3 +67,43 @@ def test_the_quantizers_advice_is_dropped_and_nothing_else(
         "still heard",
         "a direct root warning from elsewhere",
     ]
+
+
+@pytest.fixture(scope="module")
+def corpus_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("ranges")
+    return calibrated_corpus(root, REPO / "alls_templates", faces=40, eval_faces=6)
+
+
+@pytest.mark.parametrize("variant", CORPUS, ids=[v.name for v in CORPUS])
+def test_ranges_collected_on_every_core_are_onnxruntimes_own(
+    corpus_project: Path, tmp_path: Path, variant: object
+) -> None:
+    """hailoc collects the calibration ranges on one single-threaded session per core; they
+    must be exactly what ONNX Runtime's calibrator computes (one session, its own threads),
+    for every export shape users bring: a build and the auto search quantize with them."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, quantize_static
+
+    inputs = gather(load_manifest(corpus_project / "models.yaml"), variant.name)  # type: ignore[attr-defined]
+    cfg = inputs.config
+    model = tmp_path / "fp32.onnx"
+    onnx.save(upgrade_opset(inputs.onnx_proto, OPSET), str(model))
+    batch = onnx.load(str(model)).graph.input[0].type.tensor_type.shape.dim[0].dim_value
+
+    class Reader(_Reader, CalibrationDataReader):  # type: ignore[misc]
+        pass
+
+    reader = Reader(inputs.calib[:40], cfg, batch)
+    assert len(reader) > 2, "more feeds than cores: each core runs a share"
+    theirs, ours = tmp_path / "theirs.json", tmp_path / "ours.json"
+    quantize_static(
+        str(model),
+        str(tmp_path / "qdq.onnx"),
+        reader,
+        calibrate_method=CalibrationMethod.MinMax,
+        calibration_cache_path=str(theirs),
+    )
+    assert collect_ranges(model, Reader(inputs.calib[:40], cfg, batch), ours, tmp_path, 2)
+    assert json.loads(ours.read_text()) == json.loads(theirs.read_text())
+    assert not (tmp_path / "augmented.onnx").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy.typing as npt
 from hailoc.backends.onnxruntime.qdq_plan import QdqPlan
 from hailoc.cache import StageCache, cache_key
 from hailoc.errors import OnnxError
+from hailoc.execution import usable_cores
 from hailoc.inference.preprocess import to_input
 from hailoc.inputs import BuildInputs
 from hailoc.manifest import ModelConfig
@@ -58,18 +60,89 @@ class _Reader:
         self.step = batch if batch > 0 else 16
         self.pos = 0
 
-    def get_next(self) -> dict[str, npt.NDArray[np.float32]] | None:
-        if self.pos >= len(self.faces):
-            return None
-        chunk = np.asarray(self.faces[self.pos : self.pos + self.step])
-        self.pos += self.step
+    def __len__(self) -> int:
+        return -(-len(self.faces) // self.step)
+
+    def chunk(self, index: int) -> dict[str, npt.NDArray[np.float32]]:
+        """The `index`-th feed."""
+        chunk = np.asarray(self.faces[index * self.step : (index + 1) * self.step])
         if self.static and len(chunk) < self.batch:
             # Repeating the last face leaves min/max ranges unchanged.
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch - len(chunk), 0)])
         return {self.cfg.input.name: to_input(chunk, self.cfg)}
 
+    def get_next(self) -> dict[str, npt.NDArray[np.float32]] | None:
+        if self.pos >= len(self):
+            return None
+        self.pos += 1
+        return self.chunk(self.pos - 1)
+
     def rewind(self) -> None:
         self.pos = 0
+
+
+def collect_ranges(
+    model: Path, reader: _Reader, out: Path, scratch: Path, workers: int = 0
+) -> bool:
+    """ONNX Runtime's MinMax calibration of `model` (the ranges `quantize_static` computes
+    with the same arguments), written to `out` in its calibration-cache format; the feeds
+    run on one single-threaded session per core instead of one session.
+
+    ORT's calibrator runs a copy of the model with ReduceMin/ReduceMax after every tensor it
+    calibrates, one feed at a time, and takes the min and max over the feeds: the same feeds
+    and the same sessions' options but the thread count give the same ranges (a test holds
+    this on every corpus export), ~1.3x sooner. False when this onnxruntime lacks the pieces
+    (then `quantize_static` calibrates itself). `scratch`: a folder for the augmented copy.
+    """
+    import onnxruntime as ort
+
+    try:
+        from onnxruntime.quantization import calibrate
+        from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+    except ImportError:
+        return False
+    if not (hasattr(calibrate, "MinMaxCalibrater") and hasattr(calibrate, "save_tensors_data")):
+        return False
+    # As quantize_static calls create_calibrator for MinMax with no extra options, without
+    # the session it opens (ours replace it).
+    calibrator = calibrate.MinMaxCalibrater(
+        model,
+        list(set(QLinearOpsRegistry) | set(QDQRegistry)),
+        augmented_model_path=str(scratch / "augmented.onnx"),
+    )
+    try:
+        calibrator.augment_graph()
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.intra_op_num_threads = 1
+        count = max(1, min(workers or usable_cores(), len(reader)))
+
+        def session(_: int) -> Any:
+            return ort.InferenceSession(
+                calibrator.augmented_model_path, options, providers=["CPUExecutionProvider"]
+            )
+
+        with ThreadPoolExecutor(count) as pool:
+            sessions = list(pool.map(session, range(count)))
+            names = [o.name for o in sessions[0].get_outputs()]
+            keep = [name not in calibrator.model_original_outputs for name in names]
+
+            def run(session: Any, share: npt.NDArray[np.intp]) -> list[list[Any]]:
+                found = []
+                for index in share:
+                    values = session.run(None, reader.chunk(int(index)))
+                    found.append([v if k else None for v, k in zip(values, keep, strict=True)])
+                return found
+
+            shares = np.array_split(np.arange(len(reader)), count)
+            outputs = [row for part in pool.map(run, sessions, shares) for row in part]
+        calibrator.infer_session = sessions[0]
+        calibrator.intermediate_outputs = outputs
+        calibrate.save_tensors_data(calibrator.compute_data(), out)
+    finally:
+        Path(calibrator.augmented_model_path).unlink(missing_ok=True)
+    return True
 
 
 def quantize(
@@ -86,6 +159,7 @@ def quantize(
 
     With `ranges_cache` (and an onnxruntime that supports it), activation ranges are
     collected once and reused: a plan search quantizes the same model dozens of times.
+    Either way they are collected on every core (`collect_ranges`).
     """
     import onnx
     from onnxruntime.quantization import (
@@ -108,9 +182,14 @@ def quantize(
         onnx.save(upgraded, str(src))
         _quiet_quantizer()
         cache_option: dict[str, str] = {}
-        if ranges_cache is not None and _supports_ranges_cache(quantize_static):
-            cache_option["calibration_cache_path"] = str(ranges_cache)
+        ranges = ranges_cache or Path(tmp) / "ranges.json"
+        if _supports_ranges_cache(quantize_static):
+            # Read when present; else written by whichever calibrates: hailoc's per-core
+            # collection (the same ranges, sooner) or, without its pieces, quantize_static.
+            cache_option["calibration_cache_path"] = str(ranges)
         try:
+            if cache_option and not ranges.is_file():
+                collect_ranges(src, Reader(chosen, cfg, batch), ranges, Path(tmp))
             quantize_static(
                 str(src),
                 str(out),

@@ -1,4 +1,4 @@
-"""`--precision auto` cost: search time and full evaluations, cold and cached.
+"""`--precision auto` cost: search time and plans measured, cold and cached.
 
 Models:
 - fr_feature (the vendored MobileFaceNet, 50 candidate layers). Target (issue #17): cold
@@ -51,9 +51,11 @@ BEFORE_COLD_S = {"fr_feature": 13.3, "r50": 108.1}  # c73a23e, the 2-core dev ma
 
 def _line(label: str, seconds: float, result: AutoResult) -> str:
     low, high = result.score["interval"]
+    every_face = sum(1 for point in result.curve if point.get("stopped_at") is None)
     return (
-        f"{label:13s}: {seconds:6.1f} s, {result.evaluations} full evaluations "
-        f"({result.reused_evaluations} reused), {len(result.layers)}/{result.candidates} "
+        f"{label:13s}: {seconds:6.1f} s, {result.evaluations} plans measured "
+        f"({every_face} on every face, {result.reused_evaluations} reused), "
+        f"{len(result.layers)}/{result.candidates} "
         f"layers in 16-bit, {result.objective}: {result.score['value']:.4f} "
         f"[{low:.4f}, {high:.4f}] (int8 {result.baseline['value']:.4f}), "
         f"target {result.target}, reached={result.reached}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +220,30 @@ def test_curve_shows_both_sources_side_by_side(tmp_path: Path) -> None:
     (tmp_path / "auto_plan.dfc.json").write_text(json.dumps(plan))
     both = draw_curves(tmp_path)
     assert both is not None and Image.open(both).size[0] == 2 * single
+
+
+def test_the_plan_table_never_calls_a_glanced_plan_reaching(tmp_path: Path) -> None:
+    """A plan measured on its 8 hardest faces has upper bounds: above the target they leave
+    it open, they do not show it reaching; below it they rule it out."""
+    from rich.console import Console
+
+    from hailoc.autoplan.search import AutoResult, draw_curves
+    from hailoc.cli.plan_tables import print_auto
+
+    def point(layers: int, low: float, stopped: int | None) -> dict[str, Any]:
+        found = {"layers": layers, "plan": [], "value": low + 0.001, "interval": [low, 0.999]}
+        return found | ({"stopped_at": stopped} if stopped is not None else {})
+
+    curve = [point(0, 0.95, None), point(2, 0.97, 8), point(3, 0.985, 8), point(4, 0.982, None)]
+    result = AutoResult(
+        "m", 0.98, "p5", 24, 0.95, True, ["a"], curve[3], curve[0], curve[3], [], curve, [],
+        4, {}, 70,
+    )  # fmt: skip
+    out = Console(record=True, width=200)
+    print_auto(out, result)
+    rows = [line for line in out.export_text().splitlines() if "[" in line and "0." in line]
+    assert ["open (8 faces)" in r for r in rows] == [False, False, True, False]
+    assert ["yes" in r for r in rows] == [False, False, False, True]
+    assert [r.count("<= ") for r in rows] == [0, 2, 2, 0]  # value and interval: bounds
+    (tmp_path / "auto_plan.json").write_text(json.dumps(asdict(result)))
+    assert draw_curves(tmp_path) is not None  # hollow markers for the two bounds

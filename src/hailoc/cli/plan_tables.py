@@ -63,12 +63,20 @@ def print_auto(out: Console, result: AutoResult) -> None:
         table.add_column(column, justify="right")
     for point in result.curve:
         low, high = point["interval"]
+        faces = point.get("stopped_at")
+        # A plan measured on part of the faces has upper bounds: below the target they rule
+        # it out; above it, a glance left it open.
+        bound = "<= " if faces is not None else ""
+        if low < result.target:
+            verdict = "no"
+        else:
+            verdict = "yes" if faces is None else f"open ({faces} faces)"
         table.add_row(
             str(point["layers"]),
             f"{point.get('cost_bytes', 0):,}",
-            f"{point['value']:.4f}",
-            f"[{low:.4f}, {high:.4f}]",
-            "yes" if low >= result.target else "no",
+            f"{bound}{point['value']:.4f}",
+            f"{bound}[{low:.4f}, {high:.4f}]",
+            verdict,
         )
     out.print(table)
     colour = "green" if result.reached else "red"

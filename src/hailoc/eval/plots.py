@@ -142,22 +142,28 @@ def auto_curves(panels: list[AutoPanel], path: Path) -> None:
     one panel per source, side by side."""
     fig, axes = _figure(len(panels))
     for ax, panel in zip(axes[0], panels, strict=False):
-        n = [p["layers"] for p in panel.curve]
-        values = [p["value"] for p in panel.curve]
-        low = [p["interval"][0] for p in panel.curve]
-        high = [p["interval"][1] for p in panel.curve]
-        ax.errorbar(
-            n,
-            values,
-            yerr=[
-                [v - lo for v, lo in zip(values, low, strict=True)],
-                [hi - v for v, hi in zip(values, high, strict=True)],
-            ],
-            fmt="o",
-            color=CAND,
-            capsize=3,
-            label=f"{panel.label} (interval)",
-        )
+        # Plans measured on part of the faces (stopped, or glanced at) give upper bounds:
+        # drawn hollow, apart from the plans measured on every face.
+        for partial in (False, True):
+            points = [p for p in panel.curve if (p.get("stopped_at") is not None) == partial]
+            if not points:
+                continue
+            values = [p["value"] for p in points]
+            ax.errorbar(
+                [p["layers"] for p in points],
+                values,
+                yerr=[
+                    [v - p["interval"][0] for v, p in zip(values, points, strict=True)],
+                    [p["interval"][1] - v for v, p in zip(values, points, strict=True)],
+                ],
+                fmt="o",
+                color=CAND,
+                mfc="none" if partial else CAND,
+                capsize=3,
+                label=f"{panel.label} (interval)"
+                if not partial
+                else "part of the faces (upper bounds)",
+            )
         ax.axhline(panel.target, color="black", linestyle=":", label=f"target {panel.target}")
         ax.set(
             xlabel="16-bit layers",

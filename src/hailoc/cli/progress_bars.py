@@ -80,7 +80,11 @@ class StepsBar:
         self.progress.update(self.task, total=total, completed=0, description=what)
 
     def advance(self) -> None:
-        """One step done."""
+        """One step done. The total is what the phase expects: a search whose glance misjudged
+        a plan takes more steps, and the bar grows rather than overflowing."""
+        task = self.progress.tasks[self.task]
+        if task.total is not None and task.completed >= task.total:
+            self.progress.update(self.task, total=task.completed + 1)
         self.progress.advance(self.task)
 
     def finish(self) -> None:

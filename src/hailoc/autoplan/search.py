@@ -350,8 +350,7 @@ def search_plan(
     weights = _weights(inputs.onnx_proto)
     max_layers = min(spec.max_layers or len(candidates), len(candidates))
 
-    # The ends, one round of bisection, the polish and measuring the plan chosen in full.
-    progress.start(2 + bisection_probes(max_layers) + evaluator.polish + 1, "search")
+    progress.start(2 + bisection_probes(max_layers) + evaluator.polish, "search")
     ranking = [(layer, value) for layer, value in evaluator.ranking() if layer in candidates]
     order = _order(ranking, candidates, weights, spec.max_weight_share)
     score = _Scores(evaluator, candidates, spec.target, progress)

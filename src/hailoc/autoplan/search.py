@@ -262,13 +262,12 @@ def _bisect(
     the upper. Only the plan returned is measured on every face. Should the upper end's plan
     turn out not to reach after all (its hardest faces looked fine, others do not), the
     search goes on above it: the returned plan always reaches, where the prefix one shorter
-    provably cannot."""
+    provably cannot. `full`: a glance at every candidate in 16-bit; when even that cannot
+    reach, the search returns it."""
     if baseline.reaches(target):
         return []
-    if not full.reaches(target):
-        return order[:limit]
     lo, may = 0, [limit]  # order[:lo] cannot reach; each prefix length in `may` may
-    while True:
+    while may and full.may_reach(target):
         hi = may[-1]
         while hi - lo > 1:
             mid = (lo + hi) // 2
@@ -285,6 +284,7 @@ def _bisect(
         if len(chosen) < hi or score(chosen, Depth.DECIDED).reaches(target):
             return chosen
         lo = may.pop()
+    return order[:limit]
 
 
 class _Scores:
@@ -354,14 +354,14 @@ def search_plan(
     ranking = [(layer, value) for layer, value in evaluator.ranking() if layer in candidates]
     order = _order(ranking, candidates, weights, spec.max_weight_share)
     score = _Scores(evaluator, candidates, spec.target, progress)
-    # Both ends of the curve are reported (int8's score, the most 16-bit can do): measured
-    # on every face.
+    # int8 on every face (it orders the faces); all candidates glanced at, like any probe.
     baseline = score([], Depth.EVERY_FACE)
     limit = min(max_layers, len(order))
-    full = score(order[:limit], Depth.EVERY_FACE)
+    full = score(order[:limit], Depth.GLANCE)
     chosen = _bisect(score, order, limit, spec.target, evaluator.polish, baseline, full)
     progress.finish()
-    final = score(chosen)
+    final = score(chosen, Depth.EVERY_FACE)  # a plan that cannot reach: the best numbers
+    full = score(order[:limit], Depth.GLANCE)  # as far as the search measured it
     reached = final.reaches(spec.target)
     sizes = tensor_elements(inputs)
 

@@ -203,8 +203,8 @@ class Evaluator:
         """Embed the eval faces in growing chunks, hardest first (`face_order`), stopping as
         soon as the plan provably cannot reach the target (its `upper_bound` is below it), or
         after the first chunk for a glance; a plan that can reach is measured on every face.
-        The faces go back to their own places before measuring, so the order changes when
-        the numbers are computed, never the numbers."""
+        The faces go back to their own places before measuring: the order decides only when
+        a plan stops, never its numbers."""
         size = self.spec.face_size
         total = len(self._probes)
         parts = self._glanced.pop(layers, [])

@@ -103,6 +103,16 @@ def demo_calibration(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def corpus_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every corpus export in one project, with the synthetic calibration set `tiny` (40
+    faces, 6 eval faces). Shared: tests write their own outputs under their tmp_path."""
+    from tests.corpus import calibrated_corpus
+
+    root = tmp_path_factory.mktemp("corpus")
+    return calibrated_corpus(root, REPO / "alls_templates", faces=40, eval_faces=6)
+
+
 @pytest.fixture
 def calibrated_project(tmp_path: Path, demo_calibration: Path) -> Path:
     """`project` with the shared fr_demo calibration set in place."""

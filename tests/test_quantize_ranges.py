@@ -24,8 +24,7 @@ from hailoc.cache import StageCache
 from hailoc.inputs import gather
 from hailoc.manifest import load_manifest
 from hailoc.plan import PrecisionPlan
-from tests.conftest import REPO
-from tests.corpus import CORPUS, calibrated_corpus
+from tests.corpus import CORPUS
 
 
 def _sha(path: Path) -> str:
@@ -67,12 +66,6 @@ def test_the_quantizers_advice_is_dropped_and_nothing_else(
         "still heard",
         "a direct root warning from elsewhere",
     ]
-
-
-@pytest.fixture(scope="module")
-def corpus_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("ranges")
-    return calibrated_corpus(root, REPO / "alls_templates", faces=40, eval_faces=6)
 
 
 @pytest.mark.parametrize("variant", CORPUS, ids=[v.name for v in CORPUS])

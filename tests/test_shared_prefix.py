@@ -18,22 +18,15 @@ from hailoc.inference.shared_prefix import KIND, SharedPrefixEmbedder, cuts, kep
 from hailoc.inputs import gather
 from hailoc.manifest import load_manifest
 from hailoc.plan import build_plan
-from tests.conftest import REPO
-from tests.corpus import CORPUS, calibrated_corpus
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("prefix")
-    return calibrated_corpus(root, REPO / "alls_templates", faces=16, eval_faces=6)
+from tests.corpus import CORPUS
 
 
 @pytest.mark.parametrize("variant", CORPUS, ids=[v.name for v in CORPUS])
 def test_a_second_build_from_the_shared_cut_embeds_exactly_as_the_whole_build(
-    project: Path, tmp_path: Path, variant: object
+    corpus_project: Path, tmp_path: Path, variant: object
 ) -> None:
     name = variant.name  # type: ignore[attr-defined]
-    inputs = gather(load_manifest(project / "models.yaml"), name)
+    inputs = gather(load_manifest(corpus_project / "models.yaml"), name)
     cfg = inputs.config
     models = {}
     for precision in ("int8", "int16-final"):
@@ -60,10 +53,10 @@ def test_a_second_build_from_the_shared_cut_embeds_exactly_as_the_whole_build(
     assert any((tmp_path / "cache" / KIND).iterdir())
 
 
-def test_a_damaged_or_foreign_entry_is_not_used(project: Path, tmp_path: Path) -> None:
+def test_a_damaged_or_foreign_entry_is_not_used(corpus_project: Path, tmp_path: Path) -> None:
     """An entry of another length (or one the cache rejects as damaged) is passed over: the
     build runs whole and still gives its own embeddings."""
-    inputs = gather(load_manifest(project / "models.yaml"), CORPUS[1].name)
+    inputs = gather(load_manifest(corpus_project / "models.yaml"), CORPUS[1].name)
     cfg = inputs.config
     plan = render_qdq(build_plan(cfg, inputs.graph, "int8"), inputs.onnx_proto)
     model = tmp_path / "int8.onnx"

@@ -6,7 +6,9 @@ import json
 import logging
 import math
 import multiprocessing
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -154,25 +156,53 @@ POOL_FROM_IMAGES = 32
 
 
 def pool_size(workers: int, images: int) -> int:
-    """Worker processes for `images` images: `workers` when given (never more than the
-    images), else one per usable core once the folder is large enough to pay for them."""
+    """Processes detecting faces in `images` images (the calling one and its helpers,
+    `_outcomes`): `workers` when given (never more than the images), else one per usable
+    core once the folder is large enough to pay for them."""
     if workers > 0:
         return max(1, min(workers, images))
     return usable_cores() if images >= POOL_FROM_IMAGES else 1
 
 
+# Images queued per helper process: enough that it never waits for the calling process to
+# finish an image of its own before it gets the next.
+HELPER_QUEUE = 4
+
+
 def _outcomes(
     jobs: list[_Job], spec: DetectorSpec, project_root: Path, align: AlignParams, workers: int
 ) -> Iterator[_Outcome]:
+    """Each job's outcome, in job order. The calling process is one of the `workers`: it
+    detects faces itself beside `workers - 1` helper processes, from the first image on.
+    A spawned helper needs ~1 s (interpreter, imports, detector sessions) before its first
+    image; a pool of helpers only would leave that second idle on every core."""
+    worker = _Worker(spec, project_root, align)  # fails here, once, with a clear error
     if workers <= 1:
-        worker = _Worker(spec, project_root, align)
         yield from map(worker, jobs)
         return
-    make_detector(spec, project_root)  # fail here, once, with a clear error
+    helpers = workers - 1
     # spawn: the CLI runs a progress thread, and forking a threaded process can deadlock.
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init, initargs=(spec, project_root, align)) as pool:
-        yield from pool.imap(_run_in_process, jobs, chunksize=1)
+    with ProcessPoolExecutor(
+        helpers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init,
+        initargs=(spec, project_root, align),
+    ) as pool:
+        pending: deque[Future[_Outcome] | _Outcome] = deque()
+        for job in jobs:
+            queued = sum(1 for p in pending if isinstance(p, Future) and not p.done())
+            if queued < HELPER_QUEUE * helpers:
+                pending.append(pool.submit(_run_in_process, job))
+            else:
+                pending.append(worker(job))
+            while pending and (not isinstance(pending[0], Future) or pending[0].done()):
+                yield _result(pending.popleft())
+        while pending:
+            yield _result(pending.popleft())
+
+
+def _result(item: Future[_Outcome] | _Outcome) -> _Outcome:
+    return item.result() if isinstance(item, Future) else item
 
 
 def _display_path(path: Path, project_root: Path) -> str:

@@ -53,7 +53,8 @@ def build(
         "--workers",
         "-w",
         min=0,
-        help="Worker processes detecting and aligning faces (0: one per core from 32 images).",
+        help="Processes detecting and aligning faces, this one included "
+        "(0: one per core from 32 images).",
     ),
 ) -> None:
     """Detect faces, align them to the ArcFace 112x112 template and write a versioned set.

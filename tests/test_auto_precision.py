@@ -231,7 +231,14 @@ def test_the_plan_table_never_calls_a_glanced_plan_reaching(tmp_path: Path) -> N
     from hailoc.cli.plan_tables import print_auto
 
     def point(layers: int, low: float, stopped: int | None) -> dict[str, Any]:
-        found = {"layers": layers, "plan": [], "value": low + 0.001, "interval": [low, 0.999]}
+        found = {
+            "layers": layers,
+            "plan": [],
+            "value": low + 0.001,
+            "interval": [low, 0.999],
+            "mean_all_sizes": low + 0.001,
+            "per_size": {},
+        }
         return found | ({"stopped_at": stopped} if stopped is not None else {})
 
     curve = [point(0, 0.95, None), point(2, 0.97, 8), point(3, 0.985, 8), point(4, 0.982, None)]

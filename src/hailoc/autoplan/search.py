@@ -266,8 +266,10 @@ def _bisect(
     reach, the search returns it."""
     if baseline.reaches(target):
         return []
+    if not full.may_reach(target):
+        return order[:limit]
     lo, may = 0, [limit]  # order[:lo] cannot reach; each prefix length in `may` may
-    while may and full.may_reach(target):
+    while may:
         hi = may[-1]
         while hi - lo > 1:
             mid = (lo + hi) // 2

@@ -7,6 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hailoc.autoplan import AutoResult
+from hailoc.autoplan.objective import Measure
 from hailoc.onnxgraph import GraphInfo
 from hailoc.onnxgraph.canonical import FUSED_AFTER_WEIGHTS, SHAPE_ONLY, WEIGHT_OPS
 from hailoc.plan import PrecisionPlan, ResolvedPlan
@@ -62,20 +63,19 @@ def print_auto(out: Console, result: AutoResult) -> None:
     for column in ("16-bit layers", "16-bit bytes", result.metric, "interval", "reaches"):
         table.add_column(column, justify="right")
     for point in result.curve:
-        low, high = point["interval"]
-        faces = point.get("stopped_at")
+        found = Measure.from_dict(point)
         # A plan measured on part of the faces has upper bounds: below the target they rule
         # it out; above it, a glance left it open.
-        bound = "<= " if faces is not None else ""
-        if low < result.target:
-            verdict = "no"
+        bound = "<= " if found.stopped_at is not None else ""
+        if found.reaches(result.target):
+            verdict = "yes"
         else:
-            verdict = "yes" if faces is None else f"open ({faces} faces)"
+            verdict = f"open ({found.stopped_at} faces)" if found.may_reach(result.target) else "no"
         table.add_row(
             str(point["layers"]),
             f"{point.get('cost_bytes', 0):,}",
-            f"{bound}{point['value']:.4f}",
-            f"{bound}[{low:.4f}, {high:.4f}]",
+            f"{bound}{found.value:.4f}",
+            f"{bound}[{found.low:.4f}, {found.high:.4f}]",
             verdict,
         )
     out.print(table)
